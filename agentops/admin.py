@@ -1,0 +1,92 @@
+from django.contrib import admin, messages
+
+from agentops import services
+from agentops.models import ApiToken, AuditEvent, Membership, Sequence, Tenant
+
+
+class UnscopedAdminMixin:
+    """Admins work across tenants; the admin reads tenant-owned tables explicitly unscoped."""
+
+    def get_queryset(self, request):
+        return self.model.objects.unscoped("django admin").select_related("tenant")
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "tier", "is_active", "created_at"]
+    list_filter = ["tier", "is_active"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "tenant", "role", "created_at"]
+    list_filter = ["role", "tenant"]
+    search_fields = ["user__username", "user__email", "tenant__slug"]
+    autocomplete_fields = ["user", "tenant"]
+
+    def save_model(self, request, obj, form, change):
+        # Through the service: keeps role groups in sync and writes the audit event.
+        services.membership_set(tenant=obj.tenant, user=obj.user, role=obj.role, actor=request.user)
+
+
+@admin.register(Sequence)
+class SequenceAdmin(UnscopedAdminMixin, admin.ModelAdmin):
+    list_display = ["tenant", "name", "value"]
+    list_filter = ["tenant"]
+    search_fields = ["name"]
+    readonly_fields = ["tenant", "name", "value"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(UnscopedAdminMixin, admin.ModelAdmin):
+    list_display = ["name", "prefix", "user", "tenant", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["tenant", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix", "user__username"]
+    readonly_fields = ["prefix", "token_hash", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return (
+            False  # tokens are created with `manage.py create_api_token` (the secret is shown once)
+        )
+
+    @admin.action(description="Revoke selected tokens")
+    def revoke(self, request, queryset):
+        for token in queryset.filter(revoked_at__isnull=True):
+            services.api_token_revoke(token=token, actor=request.user)
+        messages.success(request, "Revoked.")
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(UnscopedAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "tenant",
+        "actor_label",
+        "action",
+        "target_type",
+        "target_id",
+        "target_repr",
+    ]
+    list_filter = ["tenant", "action", "target_type"]
+    search_fields = ["actor_label", "action", "target_id", "target_repr"]
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in AuditEvent._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+class AgentopsConfig(AppConfig):
+    name = "agentops"
+    verbose_name = "AgentOps core"
+
+    def ready(self) -> None:
+        from agentops.roles import ensure_role_groups
+
+        post_migrate.connect(ensure_role_groups, sender=self)

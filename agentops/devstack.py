@@ -1,0 +1,202 @@
+"""The developer launcher behind `make run` and `make test`.
+
+    python -m agentops.devstack run     services, migrate, demo data, worker, beat, web server
+    python -m agentops.devstack test    services, lint, the whole test suite
+    python -m agentops.devstack bench   services, the benchmarks in tests/bench
+
+Embedded PostgreSQL / Redis are started only when DATABASE_URL / REDIS_URL are unset, and
+whatever this launcher started it stops again on exit (Ctrl-C included). Data stays in var/.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from agentops import localservices
+
+PY = sys.executable
+ROOT = str(localservices.BASE_DIR)
+
+
+def _say(text: str) -> None:
+    print(f"\033[1;34m==>\033[0m {text}", flush=True)
+
+
+def _run(args: list[str], **kwargs) -> int:
+    return subprocess.call(args, cwd=ROOT, **kwargs)
+
+
+def _services() -> dict[str, bool]:
+    try:
+        started = localservices.ensure_all()
+    except localservices.LocalServiceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from exc
+    where_pg = (
+        "DATABASE_URL"
+        if not localservices.uses_local_postgres()
+        else f"embedded, {localservices.PG_DATA}"
+    )
+    where_redis = (
+        "REDIS_URL"
+        if not localservices.uses_local_redis()
+        else f"embedded, {localservices.REDIS_SOCKET}"
+    )
+    _say(f"PostgreSQL + pgvector: {where_pg}")
+    _say(f"Redis: {where_redis}")
+    return started
+
+
+def run() -> int:
+    port = os.environ.get("PORT", "8000")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "agentops.settings", "PYTHONUNBUFFERED": "1"}
+    started = _services()
+    children: list[subprocess.Popen] = []
+    try:
+        _say("Migrating the database")
+        if _run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], env=env):
+            return 1
+        if _run([PY, "manage.py", "seed_demo"], env=env):
+            return 1
+        (localservices.VAR_DIR / "celery").mkdir(parents=True, exist_ok=True)
+        _say("Starting the Celery worker, Celery beat and the web server")
+        celery = [PY, "-m", "celery", "-A", "agentops"]
+        children.append(
+            subprocess.Popen(
+                [
+                    *celery,
+                    "worker",
+                    "--loglevel",
+                    "INFO",
+                    "--concurrency",
+                    "2",
+                    "--hostname",
+                    "worker@%h",
+                ],
+                cwd=ROOT,
+                env=env,
+            )
+        )
+        children.append(
+            subprocess.Popen(
+                [
+                    *celery,
+                    "beat",
+                    "--loglevel",
+                    "INFO",
+                    "--schedule",
+                    str(localservices.VAR_DIR / "celery" / "beat-schedule"),
+                ],
+                cwd=ROOT,
+                env=env,
+            )
+        )
+        children.append(
+            subprocess.Popen(
+                [PY, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"], cwd=ROOT, env=env
+            )
+        )
+        password = os.environ.get("DEMO_PASSWORD", "agentops-demo")
+        time.sleep(1.5)
+        print(
+            "\n"
+            f"  AgentOps console:  http://127.0.0.1:{port}/\n"
+            f"  Health:            http://127.0.0.1:{port}/healthz\n"
+            f"  Admin:             http://127.0.0.1:{port}/admin/\n"
+            f"  API (OpenAPI):     http://127.0.0.1:{port}/api/v1/docs\n\n"
+            f"  Demo logins (password: {password}):\n"
+            "    acme:   admin (tenant admin, Django admin, also in globex), agent, reviewer,\n"
+            "            requester, auditor\n"
+            "    globex: globex-admin, globex-agent, globex-requester\n\n"
+            "  Ctrl-C stops everything this command started.\n",
+            flush=True,
+        )
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        failed = [
+            c.args[2] if len(c.args) > 2 else c.args for c in children if c.poll() not in (None, 0)
+        ]
+        if failed:
+            print(f"error: a process stopped unexpectedly: {failed}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nStopping…", flush=True)
+        return 0
+    finally:
+        _stop_children(children)
+        localservices.stop_started(started)
+
+
+def _stop_children(children: list[subprocess.Popen]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def lint() -> int:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "agentops.settings"}
+    steps = [
+        ("ruff check", [PY, "-m", "ruff", "check", "."]),
+        ("ruff format --check", [PY, "-m", "ruff", "format", "--check", "."]),
+        ("manage.py check", [PY, "manage.py", "check", "--fail-level", "WARNING"]),
+        ("makemigrations --check", [PY, "manage.py", "makemigrations", "--check", "--dry-run"]),
+    ]
+    for name, args in steps:
+        _say(name)
+        if _run(args, env=env):
+            print(f"error: {name} failed", file=sys.stderr)
+            return 1
+    return 0
+
+
+def test(pytest_args: list[str]) -> int:
+    started = _services()
+    try:
+        if lint():
+            return 1
+        _say("pytest")
+        return _run([PY, "-m", "pytest", *pytest_args])
+    finally:
+        localservices.stop_started(started)
+
+
+def bench(pytest_args: list[str]) -> int:
+    started = _services()
+    try:
+        env = {**os.environ, "AGENTOPS_BENCH": "1"}
+        return _run([PY, "-m", "pytest", "tests/bench", "-s", *pytest_args], env=env)
+    finally:
+        localservices.stop_started(started)
+
+
+def main(argv: list[str]) -> int:
+    command = argv[1] if len(argv) > 1 else "run"
+    rest = argv[2:]
+    if command == "run":
+        return run()
+    if command == "test":
+        return test(rest)
+    if command == "lint":
+        started = _services()
+        try:
+            return lint()
+        finally:
+            localservices.stop_started(started)
+    if command == "bench":
+        return bench(rest)
+    print("usage: python -m agentops.devstack [run|test|lint|bench] [pytest args]", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv))

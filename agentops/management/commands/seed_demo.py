@@ -1,0 +1,99 @@
+"""Load the demo: two tenants, their people, and a few dozen realistic tickets. Idempotent."""
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from agentops.models import Role, Tenant
+from agentops.services import membership_set
+
+DEMO_USERS = [
+    # username, first, last, tenant slug, role, superuser
+    ("admin", "Ada", "Admin", "acme", Role.ADMIN, True),
+    ("agent", "Alex", "Agent", "acme", Role.AGENT, False),
+    ("reviewer", "Riley", "Reviewer", "acme", Role.REVIEWER, False),
+    ("requester", "Robin", "Requester", "acme", Role.REQUESTER, False),
+    ("auditor", "Audra", "Auditor", "acme", Role.AUDITOR, False),
+    ("globex-admin", "Gina", "Admin", "globex", Role.ADMIN, False),
+    ("globex-agent", "Gus", "Agent", "globex", Role.AGENT, False),
+    ("globex-requester", "Greta", "Requester", "globex", Role.REQUESTER, False),
+]
+
+
+class Command(BaseCommand):
+    help = "Load demo tenants (acme, globex), users and tickets on first run; a no-op afterwards."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--force", action="store_true", help="load even if demo data exists")
+
+    def handle(self, *args, force=False, **options):
+        if Tenant.objects.filter(slug="acme").exists() and not force:
+            self.stdout.write("Demo data already present; nothing to do.")
+            return
+        with transaction.atomic():
+            self._load()
+        self.stdout.write(self.style.SUCCESS("Demo data loaded."))
+
+    def _load(self):
+        from incidents import services
+        from incidents.testdata import generate_tickets
+
+        acme, _ = Tenant.objects.get_or_create(
+            slug="acme", defaults={"name": "Acme Corp", "tier": Tenant.Tier.ENTERPRISE}
+        )
+        globex, _ = Tenant.objects.get_or_create(
+            slug="globex", defaults={"name": "Globex Industries", "tier": Tenant.Tier.PROFESSIONAL}
+        )
+        tenants = {"acme": acme, "globex": globex}
+        User = get_user_model()
+        users = {}
+        for username, first, last, slug, role, superuser in DEMO_USERS:
+            user, created = User.objects.get_or_create(
+                username=username,
+                defaults={
+                    "first_name": first,
+                    "last_name": last,
+                    "email": f"{username}@{slug}.example",
+                },
+            )
+            if created or not user.has_usable_password():
+                user.set_password(settings.DEMO_PASSWORD)
+            user.is_staff = user.is_superuser = superuser
+            user.save()
+            membership_set(tenant=tenants[slug], user=user, role=role)
+            users[username] = user
+        # The admin also works in globex, so the tenant switcher has something to switch.
+        membership_set(tenant=globex, user=users["admin"], role=Role.ADMIN)
+
+        generate_tickets(
+            tenant=acme,
+            actor=users["agent"],
+            count=36,
+            seed=7,
+            requesters=[users["requester"]],
+            assignees=[users["agent"], users["admin"]],
+        )
+        generate_tickets(
+            tenant=globex,
+            actor=users["globex-agent"],
+            count=14,
+            seed=11,
+            requesters=[users["globex-requester"]],
+            assignees=[users["globex-agent"]],
+        )
+        # A little history on a few tickets, so the ticket page shows a conversation.
+        for tenant, agent in ((acme, users["agent"]), (globex, users["globex-agent"])):
+            from incidents.models import Ticket
+
+            for i, ticket in enumerate(Ticket.objects.for_tenant(tenant).order_by("id")[:6]):
+                services.ticket_comment(ticket=ticket, actor=agent, body="Looking into this now.")
+                if i % 2 == 0:
+                    services.ticket_transition(ticket=ticket, actor=agent, status="in_progress")
+                if i == 4:
+                    services.ticket_transition(
+                        ticket=ticket,
+                        actor=agent,
+                        status="resolved",
+                        note="Followed the runbook; the requester confirmed it works.",
+                    )

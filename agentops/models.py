@@ -1,0 +1,182 @@
+"""Core models: tenants, memberships (roles), per-tenant sequences, API tokens, audit trail."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from agentops.tenancy import TenantOwned
+
+
+def default_sla_hours() -> dict[str, int]:
+    return {"critical": 4, "high": 8, "medium": 24, "low": 72}
+
+
+class Tenant(models.Model):
+    """An organisation using AgentOps. Every piece of customer data belongs to exactly one."""
+
+    class Tier(models.TextChoices):
+        FREE = "free", "Free"
+        STARTER = "starter", "Starter"
+        PROFESSIONAL = "professional", "Professional"
+        ENTERPRISE = "enterprise", "Enterprise"
+
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=60, unique=True)
+    tier = models.CharField(max_length=20, choices=Tier.choices, default=Tier.FREE)
+    is_active = models.BooleanField(default=True)
+    sla_hours = models.JSONField(
+        default=default_sla_hours,
+        help_text="Hours from creation to SLA due, by priority (critical/high/medium/low).",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    REQUESTER = "requester", "Requester"
+    AGENT = "agent", "Service-desk agent"
+    REVIEWER = "reviewer", "Reviewer"
+    ADMIN = "admin", "Tenant admin"
+    AUDITOR = "auditor", "Auditor"
+
+
+# What each role may do inside its tenant. The access gates read this table; templates never do.
+ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
+    Role.REQUESTER: frozenset({"ticket.create", "ticket.comment"}),
+    Role.AGENT: frozenset(
+        {
+            "ticket.view_all",
+            "ticket.create",
+            "ticket.comment",
+            "ticket.internal_note",
+            "ticket.write",
+        }
+    ),
+    Role.REVIEWER: frozenset(
+        {"ticket.view_all", "ticket.create", "ticket.comment", "ticket.internal_note"}
+    ),
+    Role.ADMIN: frozenset(
+        {
+            "ticket.view_all",
+            "ticket.create",
+            "ticket.comment",
+            "ticket.internal_note",
+            "ticket.write",
+        }
+    ),
+    Role.AUDITOR: frozenset({"ticket.view_all", "audit.view"}),
+}
+
+
+class Membership(models.Model):
+    """A user's role in one tenant. A user may belong to several tenants and switch between them."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "tenant"], name="membership_unique_user_tenant")
+        ]
+        ordering = ["tenant__name"]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.tenant.slug} ({self.role})"
+
+    def can(self, capability: str) -> bool:
+        return capability in ROLE_CAPABILITIES.get(self.role, frozenset())
+
+
+class Sequence(TenantOwned):
+    """A per-tenant counter (ticket numbers). Incremented with a single atomic UPDATE."""
+
+    name = models.CharField(max_length=40)
+    value = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="sequence_unique_tenant_name")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}:{self.name}={self.value}"
+
+
+class ApiToken(TenantOwned):
+    """A bearer token for machines. Only a SHA-256 hash of the secret is stored."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100, default="api")
+    prefix = models.CharField(max_length=12, unique=True)
+    token_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @staticmethod
+    def hash_secret(raw: str) -> str:
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class AuditEvent(TenantOwned):
+    """One append-only line of the audit trail: who did what to which object, and what changed.
+
+    The database refuses UPDATE and DELETE on this table (trigger in the migration). The actor
+    is kept as id + label, not a foreign key, so deleting a user never rewrites history.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor_id = models.BigIntegerField(null=True, blank=True)
+    actor_label = models.CharField(max_length=150)
+    action = models.CharField(max_length=80)
+    target_type = models.CharField(max_length=60)
+    target_id = models.CharField(max_length=64)
+    target_repr = models.CharField(max_length=200, blank=True)
+    changes = models.JSONField(default=dict, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["tenant", "target_type", "target_id", "created_at"],
+                name="audit_target_idx",
+            ),
+            models.Index(fields=["tenant", "-created_at"], name="audit_tenant_time_idx"),
+        ]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.target_repr}"
+        )
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise RuntimeError("Audit events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise RuntimeError("Audit events are append-only")

@@ -1,0 +1,97 @@
+"""Core services: memberships, API tokens, per-tenant sequences. Keyword-only, atomic, audited."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.contrib.auth.models import Group
+from django.db import connection, transaction
+from django.utils import timezone
+
+from agentops import audit
+from agentops.models import ApiToken, Membership, Role, Sequence, Tenant
+
+
+def sequence_next(*, tenant: Tenant, name: str, step: int = 1) -> int:
+    """Advance a per-tenant counter by ``step`` and return its new value.
+
+    One race-free upsert, one round trip; ``step`` > 1 reserves a block ending at the value.
+    """
+    if step < 1:
+        raise ValueError("step must be positive")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Sequence._meta.db_table} (tenant_id, name, value) VALUES (%s, %s, %s) "  # noqa: S608
+            f"ON CONFLICT (tenant_id, name) DO UPDATE SET value = {Sequence._meta.db_table}.value + EXCLUDED.value "
+            "RETURNING value",
+            [tenant.pk, name, step],
+        )
+        return cursor.fetchone()[0]
+
+
+def sync_role_groups(user) -> None:
+    """Keep the user's Django groups equal to the roles they hold in any tenant."""
+    roles = set(Membership.objects.filter(user=user).values_list("role", flat=True))
+    role_groups = {g.name: g for g in Group.objects.filter(name__in=Role.values)}
+    for name, group in role_groups.items():
+        if name in roles:
+            user.groups.add(group)
+        else:
+            user.groups.remove(group)
+
+
+@transaction.atomic
+def membership_set(*, tenant: Tenant, user, role: str, actor=None) -> Membership:
+    if role not in Role.values:
+        raise ValueError(f"Unknown role {role!r}; choose one of {', '.join(Role.values)}")
+    membership, created = Membership.objects.update_or_create(
+        user=user, tenant=tenant, defaults={"role": role}
+    )
+    sync_role_groups(user)
+    audit.record(
+        tenant=tenant,
+        actor=actor,
+        action="membership.created" if created else "membership.changed",
+        target_type="user",
+        target_id=user.pk,
+        target_repr=user.get_username(),
+        changes={"role": role},
+    )
+    return membership
+
+
+@transaction.atomic
+def api_token_create(
+    *, tenant: Tenant, user, name: str = "api", actor=None
+) -> tuple[ApiToken, str]:
+    """Create a token; returns it and the raw secret, which is shown once and never stored."""
+    if not Membership.objects.filter(user=user, tenant=tenant).exists():
+        raise ValueError(f"{user.get_username()} is not a member of tenant {tenant.slug}")
+    prefix = secrets.token_hex(4)
+    raw = f"ao_{prefix}_{secrets.token_urlsafe(32)}"
+    token = ApiToken.objects.create(
+        tenant=tenant, user=user, name=name, prefix=prefix, token_hash=ApiToken.hash_secret(raw)
+    )
+    audit.record(
+        tenant=tenant,
+        actor=actor or user,
+        action="api_token.created",
+        target_type="api_token",
+        target_id=token.pk,
+        target_repr=str(token),
+    )
+    return token, raw
+
+
+@transaction.atomic
+def api_token_revoke(*, token: ApiToken, actor=None) -> None:
+    token.revoked_at = timezone.now()
+    token.save(update_fields=["revoked_at"])
+    audit.record(
+        tenant=token.tenant,
+        actor=actor,
+        action="api_token.revoked",
+        target_type="api_token",
+        target_id=token.pk,
+        target_repr=str(token),
+    )

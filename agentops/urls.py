@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from agentops import views
+from agentops.api import api
+from incidents.api import router as tickets_router
+
+api.add_router("/tickets", tickets_router)
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("workspace/switch", views.switch_tenant, name="switch-tenant"),
+    path("tickets/", include("incidents.urls")),
+    path("api/v1/", api.urls),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,1 @@
+"""The generic queue of human decisions (issue: approvals and governance)."""

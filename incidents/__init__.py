@@ -1,0 +1,1 @@
+"""Tickets and incidents: the service-desk domain."""

@@ -1,0 +1,147 @@
+"""Console forms. They validate input shape; the services validate and write."""
+
+from __future__ import annotations
+
+from django import forms
+
+from incidents.models import (
+    COMMENT_MAX,
+    DESCRIPTION_MAX,
+    TITLE_MAX,
+    Category,
+    Kind,
+    Priority,
+    Severity,
+    Status,
+)
+from incidents.selectors import SORTS
+
+BLANK = [("", "Any")]
+
+
+class QueueFilterForm(forms.Form):
+    q = forms.CharField(required=False, max_length=200)
+    status = forms.ChoiceField(
+        required=False, choices=[*BLANK, ("open", "Open (any)"), *Status.choices]
+    )
+    priority = forms.ChoiceField(required=False, choices=BLANK + Priority.choices)
+    kind = forms.ChoiceField(required=False, choices=BLANK + Kind.choices)
+    category = forms.ChoiceField(required=False, choices=BLANK + Category.choices)
+    assignee = forms.CharField(required=False, max_length=20)
+    sort = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("newest", "Newest first"),
+            ("oldest", "Oldest first"),
+            ("priority", "Priority"),
+            ("sla", "SLA due"),
+            ("updated", "Recently updated"),
+            ("number", "Number"),
+            ("relevance", "Relevance (search)"),
+        ],
+    )
+
+    def __init__(self, *args, staff_choices=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.staff_choices = [("", "Anyone"), ("me", "Me"), ("none", "Unassigned"), *staff_choices]
+
+    def clean_assignee(self):
+        value = self.cleaned_data["assignee"]
+        if value and value not in {c[0] for c in self.staff_choices}:
+            raise forms.ValidationError("Unknown assignee.")
+        return value
+
+    def clean_sort(self):
+        value = self.cleaned_data["sort"] or "newest"
+        if value != "relevance" and value not in SORTS:
+            return "newest"
+        return value
+
+
+class TicketForm(forms.Form):
+    """Create a ticket. Staff see every field; requesters see the self-service subset."""
+
+    STAFF_ONLY = (
+        "kind",
+        "severity",
+        "affected_services",
+        "detected_by",
+        "requester_email",
+        "assignee",
+    )
+
+    kind = forms.ChoiceField(choices=Kind.choices, initial=Kind.REQUEST)
+    title = forms.CharField(max_length=TITLE_MAX)
+    description = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 6}), max_length=DESCRIPTION_MAX, required=False
+    )
+    category = forms.ChoiceField(
+        choices=[("", "Let the service desk decide"), *Category.choices], required=False
+    )
+    priority = forms.ChoiceField(choices=Priority.choices, initial=Priority.MEDIUM)
+    severity = forms.ChoiceField(choices=[("", "—"), *Severity.choices], required=False)
+    affected_services = forms.CharField(
+        required=False, max_length=1000, help_text="Comma-separated, e.g. VPN, SSO"
+    )
+    detected_by = forms.CharField(required=False, max_length=100)
+    requester_email = forms.EmailField(
+        required=False, help_text="Leave empty to open it on your own behalf."
+    )
+    assignee = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
+
+    def __init__(self, *args, staff: bool, staff_choices=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.staff = staff
+        if staff:
+            self.fields["assignee"].choices = [("", "Unassigned"), *staff_choices]
+        else:
+            for name in self.STAFF_ONLY:
+                del self.fields[name]
+            self.fields["priority"].label = "Urgency"
+
+    def clean(self):
+        data = super().clean()
+        if self.staff and data.get("kind") == Kind.INCIDENT and not data.get("severity"):
+            self.add_error("severity", "An incident needs a severity.")
+        return data
+
+
+class CommentForm(forms.Form):
+    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=COMMENT_MAX)
+    is_internal = forms.BooleanField(required=False, label="Internal note (staff only)")
+
+
+class TransitionForm(forms.Form):
+    status = forms.ChoiceField(choices=Status.choices)
+    note = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=DESCRIPTION_MAX
+    )
+
+
+class AssignForm(forms.Form):
+    assignee = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
+
+    def __init__(self, *args, staff_choices=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["assignee"].choices = [("", "Unassigned"), *staff_choices]
+
+
+class BulkForm(forms.Form):
+    ACTIONS = [
+        ("assign_me", "Assign to me"),
+        ("unassign", "Unassign"),
+        ("in_progress", "Mark in progress"),
+        ("on_hold", "Put on hold"),
+        ("cancelled", "Cancel"),
+    ]
+    action = forms.ChoiceField(choices=ACTIONS)
+    numbers = forms.MultipleChoiceField(
+        choices=(), error_messages={"required": "Select at least one ticket."}
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Any submitted number passes shape validation; the gate decides which are real.
+        self.fields["numbers"].choices = (
+            [(n, n) for n in self.data.getlist("numbers")[:200]] if self.data else []
+        )

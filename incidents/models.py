@@ -1,0 +1,233 @@
+"""Tickets (service requests and incidents) and their comments."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
+from django.db import models
+from django.db.models import Case, Value, When
+from django.utils import timezone
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+
+from agentops.tenancy import TenantOwned
+
+TITLE_MAX = 200
+DESCRIPTION_MAX = 20_000
+COMMENT_MAX = 10_000
+
+
+class Kind(models.TextChoices):
+    REQUEST = "request", "Service request"
+    INCIDENT = "incident", "Incident"
+
+
+KIND_PREFIX = {Kind.REQUEST: "REQ", Kind.INCIDENT: "INC"}
+
+
+class Status(models.TextChoices):
+    NEW = "new", "New"
+    TRIAGED = "triaged", "Triaged"
+    IN_PROGRESS = "in_progress", "In progress"
+    ON_HOLD = "on_hold", "On hold"
+    ESCALATED = "escalated", "Escalated"
+    RESOLVED = "resolved", "Resolved"
+    CLOSED = "closed", "Closed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+# Allowed status transitions: the only way a status changes (incidents.services.ticket_transition).
+TRANSITIONS: dict[str, frozenset[str]] = {
+    Status.NEW: frozenset(
+        {
+            Status.TRIAGED,
+            Status.IN_PROGRESS,
+            Status.ON_HOLD,
+            Status.ESCALATED,
+            Status.RESOLVED,
+            Status.CANCELLED,
+        }
+    ),
+    Status.TRIAGED: frozenset(
+        {Status.IN_PROGRESS, Status.ON_HOLD, Status.ESCALATED, Status.RESOLVED, Status.CANCELLED}
+    ),
+    Status.IN_PROGRESS: frozenset(
+        {Status.ON_HOLD, Status.ESCALATED, Status.RESOLVED, Status.CANCELLED}
+    ),
+    Status.ON_HOLD: frozenset(
+        {Status.IN_PROGRESS, Status.ESCALATED, Status.RESOLVED, Status.CANCELLED}
+    ),
+    Status.ESCALATED: frozenset(
+        {Status.IN_PROGRESS, Status.ON_HOLD, Status.RESOLVED, Status.CANCELLED}
+    ),
+    Status.RESOLVED: frozenset({Status.CLOSED, Status.IN_PROGRESS}),
+    Status.CLOSED: frozenset(),
+    Status.CANCELLED: frozenset(),
+}
+OPEN_STATUSES = frozenset(
+    {Status.NEW, Status.TRIAGED, Status.IN_PROGRESS, Status.ON_HOLD, Status.ESCALATED}
+)
+
+
+class Priority(models.TextChoices):
+    CRITICAL = "critical", "Critical"
+    HIGH = "high", "High"
+    MEDIUM = "medium", "Medium"
+    LOW = "low", "Low"
+
+
+PRIORITY_RANK = {Priority.CRITICAL: 1, Priority.HIGH: 2, Priority.MEDIUM: 3, Priority.LOW: 4}
+
+
+class Severity(models.TextChoices):
+    SEV1 = "sev1", "SEV1 – critical outage"
+    SEV2 = "sev2", "SEV2 – major degradation"
+    SEV3 = "sev3", "SEV3 – minor impact"
+    SEV4 = "sev4", "SEV4 – cosmetic / no impact"
+
+
+class Category(models.TextChoices):
+    ACCESS = "access", "Access & accounts"
+    NETWORK = "network", "Network & VPN"
+    HARDWARE = "hardware", "Hardware"
+    SOFTWARE = "software", "Software"
+    EMAIL = "email", "E-mail & collaboration"
+    SECURITY = "security", "Security"
+    INFRASTRUCTURE = "infrastructure", "Infrastructure & cloud"
+    APPLICATION = "application", "Business applications"
+    OTHER = "other", "Other"
+
+
+class Source(models.TextChoices):
+    CONSOLE = "console", "Console"
+    PORTAL = "portal", "Self-service portal"
+    API = "api", "API"
+    WEBHOOK = "webhook", "Webhook"
+    CHAT = "chat", "Chat"
+    EMAIL = "email", "E-mail"
+    MONITORING = "monitoring", "Monitoring"
+
+
+class Ticket(TenantOwned):
+    """A service request or an incident, numbered per tenant (REQ0000123 / INC0000123)."""
+
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.REQUEST)
+    number = models.CharField(max_length=16)
+    title = models.CharField(max_length=TITLE_MAX)
+    description = models.TextField(max_length=DESCRIPTION_MAX, blank=True)
+    requester_email = models.EmailField()
+    requester = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="requested_tickets",
+    )
+    category = models.CharField(max_length=20, choices=Category.choices, blank=True)
+    priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.MEDIUM)
+    priority_rank = models.GeneratedField(
+        expression=Case(
+            *(When(priority=value, then=Value(rank)) for value, rank in PRIORITY_RANK.items()),
+            default=Value(9),
+        ),
+        output_field=models.SmallIntegerField(),
+        db_persist=True,
+    )
+    severity = models.CharField(max_length=10, choices=Severity.choices, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.NEW)
+    affected_services = ArrayField(models.CharField(max_length=100), default=list, blank=True)
+    detected_by = models.CharField(max_length=100, blank=True)
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.CONSOLE)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_tickets",
+    )
+    sla_due = models.DateTimeField(null=True, blank=True)
+    sla_breached = models.BooleanField(default=False)
+    resolution_notes = models.TextField(max_length=DESCRIPTION_MAX, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    # Maintained by a database trigger (see migration) from number, title and description.
+    search_vector = SearchVectorField(null=True, editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "number"], name="ticket_unique_number"),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at", "-id"], name="ticket_queue_idx"),
+            models.Index(fields=["tenant", "status", "-created_at"], name="ticket_status_idx"),
+            models.Index(fields=["tenant", "priority_rank", "-created_at"], name="ticket_prio_idx"),
+            models.Index(fields=["tenant", "sla_due"], name="ticket_sla_idx"),
+            models.Index(fields=["tenant", "assignee", "-created_at"], name="ticket_assignee_idx"),
+            models.Index(
+                fields=["tenant", "requester", "-created_at"], name="ticket_requester_idx"
+            ),
+            models.Index(fields=["tenant", "requester_email"], name="ticket_req_email_idx"),
+            models.Index(fields=["tenant", "category", "-created_at"], name="ticket_category_idx"),
+            GinIndex(fields=["search_vector"], name="ticket_search_idx"),
+        ]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.title}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    @property
+    def allowed_transitions(self) -> list[str]:
+        return [s for s in Status.values if s in TRANSITIONS[self.status]]
+
+    @property
+    def sla_state(self) -> str:
+        """'breached', 'at_risk' (under 25% of the window left), 'ok', 'met' or 'none'."""
+        if self.sla_due is None:
+            return "none"
+        if not self.is_open:
+            done = self.resolved_at or self.closed_at
+            return "met" if done and done <= self.sla_due else ("breached" if done else "none")
+        now = timezone.now()
+        if now >= self.sla_due:
+            return "breached"
+        window = (self.sla_due - self.created_at).total_seconds() or 1
+        return "at_risk" if (self.sla_due - now).total_seconds() < 0.25 * window else "ok"
+
+
+class Comment(TenantOwned):
+    """A reply on a ticket. Internal notes are visible to staff only, never to the requester."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    author_label = models.CharField(max_length=150)
+    body = models.TextField(max_length=COMMENT_MAX)
+    is_internal = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["ticket", "created_at"], name="comment_ticket_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.author_label} on {self.ticket_id}: {self.body[:40]}"
+
+
+class TicketUserObjectPermission(UserObjectPermissionBase):
+    """guardian: a permission on one ticket granted to one user (direct foreign key, fast joins)."""
+
+    content_object = models.ForeignKey(Ticket, on_delete=models.CASCADE)
+
+
+class TicketGroupObjectPermission(GroupObjectPermissionBase):
+    """guardian: a permission on one ticket granted to a group."""
+
+    content_object = models.ForeignKey(Ticket, on_delete=models.CASCADE)

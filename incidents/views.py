@@ -1,0 +1,284 @@
+"""Console views for tickets. Each one goes through the gate in incidents.selectors."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from agentops.access import require_capability, tenant_member
+from agentops.models import AuditEvent
+from incidents import services
+from incidents.forms import (
+    AssignForm,
+    BulkForm,
+    CommentForm,
+    QueueFilterForm,
+    TicketForm,
+    TransitionForm,
+)
+from incidents.models import Status, Ticket
+from incidents.selectors import (
+    QueueFilters,
+    access_ticket,
+    can_write_ticket,
+    comments_visible_to,
+    tenant_staff,
+    ticket_queue,
+    tickets_visible_to,
+)
+
+
+def _staff_choices(membership) -> list[tuple[str, str]]:
+    if not membership.can("ticket.view_all"):
+        return []
+    return [(str(u.pk), u.get_full_name() or u.username) for u in tenant_staff(membership.tenant)]
+
+
+def _apply_errors(form, exc: ValidationError) -> None:
+    for field, errors in exc.message_dict.items():
+        form.add_error(field if field in form.fields else None, errors)
+
+
+@tenant_member
+def queue(request):
+    membership = request.membership
+    staff_choices = _staff_choices(membership)
+    form = QueueFilterForm(request.GET or None, staff_choices=staff_choices)
+    filters = QueueFilters()
+    if form.is_bound and form.is_valid():
+        filters = QueueFilters(**{k: v or "" for k, v in form.cleaned_data.items()})
+    tickets = ticket_queue(membership, filters)
+    paginator = Paginator(tickets, settings.TICKETS_PER_PAGE)
+    page = paginator.get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "form": form,
+        "page": page,
+        "filters": filters,
+        "querystring": query.urlencode(),
+        "is_staff": membership.can("ticket.view_all"),
+        "can_bulk": membership.can("ticket.write"),
+        "bulk_actions": BulkForm.ACTIONS,
+    }
+    template = "incidents/queue.html"
+    if request.htmx and not request.htmx.boosted:
+        template += "#results"
+    return render(request, template, context)
+
+
+@tenant_member
+@require_http_methods(["GET", "POST"])
+def ticket_create(request):
+    membership = request.membership
+    require_capability(membership, "ticket.create")
+    staff = membership.can("ticket.view_all")
+    staff_choices = _staff_choices(membership) if staff else []
+    form = TicketForm(request.POST or None, staff=staff, staff_choices=staff_choices)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        kwargs = {
+            "title": data["title"],
+            "description": data["description"],
+            "category": data["category"],
+            "priority": data["priority"],
+        }
+        if staff:
+            assignee = None
+            if data.get("assignee"):
+                assignee = tenant_staff(membership.tenant).filter(pk=data["assignee"]).first()
+            email = data.get("requester_email") or None
+            kwargs.update(
+                kind=data["kind"],
+                severity=data["severity"],
+                affected_services=data["affected_services"],
+                detected_by=data["detected_by"],
+                requester_email=email,
+                requester=(
+                    services.user_for_email(tenant=membership.tenant, email=email)
+                    if email
+                    else request.user
+                ),
+                assignee=assignee,
+            )
+        try:
+            ticket = services.ticket_create(
+                tenant=membership.tenant, actor=request.user, source="console", **kwargs
+            )
+        except ValidationError as exc:
+            _apply_errors(form, exc)
+        else:
+            messages.success(request, f"{ticket.number} created.")
+            url = reverse("incidents:ticket-detail", args=[ticket.number])
+            if request.htmx:
+                return HttpResponseClientRedirect(url)
+            return redirect(url)
+    template = "incidents/ticket_form.html"
+    if request.htmx and not request.htmx.boosted:
+        template += "#form"
+    status = 400 if form.is_bound and form.errors else 200
+    return render(request, template, {"form": form, "is_staff": staff}, status=status)
+
+
+def _detail_context(request, ticket: Ticket, **forms) -> dict:
+    membership = request.membership
+    can_write = can_write_ticket(membership, ticket)
+    staff_choices = _staff_choices(membership) if can_write else []
+    history = AuditEvent.objects.for_tenant(membership.tenant).filter(
+        target_type="ticket", target_id=ticket.number
+    )
+    if not membership.can("ticket.internal_note"):
+        history = history.exclude(action="ticket.internal_note")
+    context = {
+        "ticket": ticket,
+        "comments": comments_visible_to(membership, ticket),
+        "history": history.order_by("-created_at", "-id")[:50],
+        "can_write": can_write,
+        "can_comment": membership.can("ticket.comment"),
+        "can_internal": membership.can("ticket.internal_note"),
+        "comment_form": forms.get("comment_form") or CommentForm(),
+        "transition_form": forms.get("transition_form") or TransitionForm(),
+        "assign_form": forms.get("assign_form")
+        or AssignForm(initial={"assignee": ticket.assignee_id}, staff_choices=staff_choices),
+        "transitions": [(s, Status(s).label) for s in ticket.allowed_transitions],
+    }
+    return context
+
+
+@tenant_member
+def ticket_detail(request, number: str):
+    ticket = access_ticket(request.membership, number)
+    return render(request, "incidents/ticket_detail.html", _detail_context(request, ticket))
+
+
+def _after_write(request, ticket: Ticket, partial: str, context: dict, status: int = 200):
+    """HTMX: re-render the changed parts of the page; plain POST: back to the ticket."""
+    if request.htmx:
+        response = render(
+            request, f"incidents/ticket_detail.html#{partial}", context, status=status
+        )
+        response["HX-Trigger"] = "ticketChanged"
+        return response
+    if status >= 400:
+        return render(request, "incidents/ticket_detail.html", context, status=status)
+    return redirect("incidents:ticket-detail", number=ticket.number)
+
+
+@tenant_member
+@require_POST
+def ticket_comment(request, number: str):
+    membership = request.membership
+    ticket = access_ticket(membership, number)
+    require_capability(membership, "ticket.comment")
+    form = CommentForm(request.POST)
+    if form.is_valid():
+        internal = form.cleaned_data["is_internal"]
+        if internal and not membership.can("ticket.internal_note"):
+            raise PermissionDenied("Only staff can write internal notes.")
+        try:
+            services.ticket_comment(
+                ticket=ticket,
+                actor=request.user,
+                body=form.cleaned_data["body"],
+                is_internal=internal,
+            )
+        except ValidationError as exc:
+            _apply_errors(form, exc)
+        else:
+            return _after_write(request, ticket, "conversation", _detail_context(request, ticket))
+    context = _detail_context(request, ticket, comment_form=form)
+    return _after_write(request, ticket, "conversation", context, status=400)
+
+
+@tenant_member
+@require_POST
+def ticket_transition(request, number: str):
+    ticket = access_ticket(request.membership, number, write=True)
+    form = TransitionForm(request.POST)
+    if form.is_valid():
+        try:
+            ticket = services.ticket_transition(
+                ticket=ticket,
+                actor=request.user,
+                status=form.cleaned_data["status"],
+                note=form.cleaned_data["note"],
+            )
+        except ValidationError as exc:
+            _apply_errors(form, exc)
+        else:
+            messages.success(
+                request, f"{ticket.number} is now {ticket.get_status_display().lower()}."
+            )
+            return _after_write(request, ticket, "sidebar", _detail_context(request, ticket))
+    context = _detail_context(request, ticket, transition_form=form)
+    return _after_write(request, ticket, "sidebar", context, status=400)
+
+
+@tenant_member
+@require_POST
+def ticket_assign(request, number: str):
+    membership = request.membership
+    ticket = access_ticket(membership, number, write=True)
+    form = AssignForm(request.POST, staff_choices=_staff_choices(membership))
+    if form.is_valid():
+        assignee = None
+        if form.cleaned_data["assignee"]:
+            assignee = (
+                tenant_staff(membership.tenant).filter(pk=form.cleaned_data["assignee"]).first()
+            )
+        try:
+            ticket = services.ticket_assign(ticket=ticket, actor=request.user, assignee=assignee)
+        except ValidationError as exc:
+            _apply_errors(form, exc)
+        else:
+            return _after_write(request, ticket, "sidebar", _detail_context(request, ticket))
+    context = _detail_context(request, ticket, assign_form=form)
+    return _after_write(request, ticket, "sidebar", context, status=400)
+
+
+@tenant_member
+@require_POST
+def bulk(request):
+    """Apply one action to many tickets; each goes through the same services, all or nothing."""
+    membership = request.membership
+    require_capability(membership, "ticket.write")
+    form = BulkForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            messages.error(request, " ".join(errors))
+        return _bulk_done(request)
+    numbers = [n.upper() for n in form.cleaned_data["numbers"]]
+    tickets = list(
+        tickets_visible_to(membership).filter(number__in=numbers).select_related("assignee")
+    )
+    action = form.cleaned_data["action"]
+    try:
+        with transaction.atomic():
+            for ticket in tickets:
+                if action == "assign_me":
+                    services.ticket_assign(ticket=ticket, actor=request.user, assignee=request.user)
+                elif action == "unassign":
+                    services.ticket_assign(ticket=ticket, actor=request.user, assignee=None)
+                elif ticket.status != action:
+                    services.ticket_transition(ticket=ticket, actor=request.user, status=action)
+    except ValidationError as exc:
+        messages.error(request, f"Nothing changed: {'; '.join(exc.messages)}")
+    else:
+        messages.success(request, f"{len(tickets)} ticket(s) updated.")
+    return _bulk_done(request)
+
+
+def _bulk_done(request):
+    url = reverse("incidents:queue") + (
+        "?" + request.POST["return_query"] if request.POST.get("return_query") else ""
+    )
+    if request.htmx:
+        return HttpResponseClientRedirect(url)
+    return redirect(url)

@@ -1,0 +1,1 @@
+"""Knowledge sources, documents, chunks, embeddings and hybrid retrieval (issue: knowledge base)."""

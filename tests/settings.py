@@ -1,0 +1,16 @@
+"""Test settings: the real database and broker, fast hashing, a Redis db of their own."""
+
+import os
+
+os.environ.setdefault("AGENTOPS_ENV", "test")
+os.environ.setdefault("REDIS_DB", "1")  # never share the broker queue with a running `make run`
+
+from agentops.settings import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Tasks run inline unless a test is about delivery (tests/test_worker.py starts a real worker).
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+CACHES["default"]["KEY_PREFIX"] = "agentops-test"  # noqa: F405
+LOGGING["root"]["level"] = "WARNING"  # noqa: F405
