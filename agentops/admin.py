@@ -15,6 +15,7 @@ class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 0
     autocomplete_fields = ["user"]
+    fields = ["user", "role"]
 
 
 @admin.register(Tenant)
@@ -23,7 +24,23 @@ class TenantAdmin(admin.ModelAdmin):
     list_filter = ["tier", "is_active"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
+    readonly_fields = ["created_at"]
     inlines = [MembershipInline]
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not Membership:
+            return super().save_formset(request, form, formset, change)
+        # Memberships go through the service (role groups, audit); removals too.
+        for inline_form in formset.forms:
+            if not inline_form.has_changed() or not inline_form.cleaned_data:
+                continue
+            data = inline_form.cleaned_data
+            if data.get("DELETE") and inline_form.instance.pk:
+                services.membership_remove(membership=inline_form.instance, actor=request.user)
+            elif not data.get("DELETE"):
+                services.membership_set(
+                    tenant=form.instance, user=data["user"], role=data["role"], actor=request.user
+                )
 
 
 @admin.register(Membership)
@@ -32,10 +49,21 @@ class MembershipAdmin(admin.ModelAdmin):
     list_filter = ["role", "tenant"]
     search_fields = ["user__username", "user__email", "tenant__slug"]
     autocomplete_fields = ["user", "tenant"]
+    readonly_fields = ["created_at"]
 
     def save_model(self, request, obj, form, change):
         # Through the service: keeps role groups in sync and writes the audit event.
-        services.membership_set(tenant=obj.tenant, user=obj.user, role=obj.role, actor=request.user)
+        saved = services.membership_set(
+            tenant=obj.tenant, user=obj.user, role=obj.role, actor=request.user
+        )
+        obj.pk = saved.pk
+
+    def delete_model(self, request, obj):
+        services.membership_remove(membership=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for membership in queryset:
+            services.membership_remove(membership=membership, actor=request.user)
 
 
 @admin.register(Sequence)

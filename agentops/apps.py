@@ -9,4 +9,4 @@ class AgentopsConfig(AppConfig):
     def ready(self) -> None:
         from agentops.roles import ensure_role_groups
 
-        post_migrate.connect(ensure_role_groups, sender=self)
+        post_migrate.connect(ensure_role_groups, dispatch_uid="agentops.ensure_role_groups")

@@ -61,6 +61,22 @@ def membership_set(*, tenant: Tenant, user, role: str, actor=None) -> Membership
 
 
 @transaction.atomic
+def membership_remove(*, membership: Membership, actor=None) -> None:
+    user, tenant = membership.user, membership.tenant
+    membership.delete()
+    sync_role_groups(user)
+    audit.record(
+        tenant=tenant,
+        actor=actor,
+        action="membership.removed",
+        target_type="user",
+        target_id=user.pk,
+        target_repr=user.get_username(),
+        changes={"role": membership.role},
+    )
+
+
+@transaction.atomic
 def api_token_create(
     *, tenant: Tenant, user, name: str = "api", actor=None
 ) -> tuple[ApiToken, str]:

@@ -13,6 +13,10 @@ class CommentInline(admin.TabularInline):
     readonly_fields = fields
     can_delete = False
 
+    def get_queryset(self, request):
+        # The formset narrows this to the parent ticket, which the admin loaded unscoped.
+        return Comment.objects.unscoped("admin inline of one ticket")
+
     def has_add_permission(self, request, obj=None):
         return False
 

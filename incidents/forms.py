@@ -107,7 +107,9 @@ class TicketForm(forms.Form):
 
 
 class CommentForm(forms.Form):
-    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=COMMENT_MAX)
+    body = forms.CharField(
+        label="Reply", widget=forms.Textarea(attrs={"rows": 3}), max_length=COMMENT_MAX
+    )
     is_internal = forms.BooleanField(required=False, label="Internal note (staff only)")
 
 
