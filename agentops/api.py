@@ -82,12 +82,8 @@ def _field_name(loc) -> str:
 def on_validation_error(request, exc: NinjaValidationError):
     fields: dict[str, list[str]] = {}
     for error in exc.errors:
-        if error.get("type") == "json_invalid" or "JSON" in str(error.get("msg", "")):
-            return api.create_response(
-                request,
-                {"error": "malformed_json", "message": "The body is not valid JSON."},
-                status=400,
-            )
+        if error.get("type") == "json_invalid":
+            return _malformed_json(request)
         fields.setdefault(_field_name(error.get("loc", ())), []).append(error.get("msg", "invalid"))
     return api.create_response(
         request,
@@ -146,8 +142,21 @@ def on_too_big(request, exc):
     )
 
 
+def _malformed_json(request):
+    return api.create_response(
+        request,
+        {"error": "malformed_json", "message": "The body is not valid JSON."},
+        status=400,
+    )
+
+
 @api.exception_handler(HttpError)
 def on_http_error(request, exc: HttpError):
+    # ninja parses the body itself and turns any parse failure into HttpError(400, "Cannot
+    # parse request body") raised from the JSONDecodeError / UnicodeDecodeError (both
+    # ValueError); it never reaches the ValidationError handler.
+    if exc.status_code == 400 and isinstance(exc.__cause__, ValueError):
+        return _malformed_json(request)
     return api.create_response(
         request, {"error": "error", "message": str(exc)}, status=exc.status_code
     )

@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "knowledge",
     "approvals",
     "agents",
+    "agents.connectors.sandbox",
     "incidents",
 ]
 
@@ -162,7 +163,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "incidents.tasks.mark_sla_breaches",
         "schedule": crontab(minute="*"),
     },
+    "run-watchdog": {
+        "task": "agents.tasks.watchdog",
+        "schedule": 30.0,
+    },
 }
+# A step owns its run for this long; after that the watchdog hands the run to another worker.
+RUN_LEASE_SECONDS = env_int("RUN_LEASE_SECONDS", 180, minimum=10)
+# Whether a new tenant's agent starts on every new ticket (each tenant can change it in the admin).
+AGENT_AUTOSTART_DEFAULT = env_bool("AGENT_AUTOSTART_DEFAULT", True)
 
 # --------------------------------------------------------------------------- auth
 
@@ -226,6 +235,24 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "agentops@localhost")
 DEMO_PASSWORD = env_secret("DEMO_PASSWORD", "agentops-demo")
 TICKETS_PER_PAGE = env_int("TICKETS_PER_PAGE", 25, minimum=5)
 API_TOKEN_TOUCH_SECONDS = 60  # how often a token's last-used time is written
+
+# --------------------------------------------------------------------------- agents / LLM
+
+# Claude through the anthropic SDK when a key is set; the offline deterministic model otherwise.
+ANTHROPIC_API_KEY = env_secret("ANTHROPIC_API_KEY", "")
+ANTHROPIC_MODEL = env_str("ANTHROPIC_MODEL", "claude-sonnet-4-5")
+ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL", "")  # e.g. a proxy, or the tests' fake server
+ANTHROPIC_TIMEOUT = float(env_int("ANTHROPIC_TIMEOUT_SECONDS", 60, minimum=1))
+ANTHROPIC_MAX_TOKENS = env_int("ANTHROPIC_MAX_TOKENS", 1024, minimum=16)
+# Token buckets shared by every process through Redis (seed 000's defaults), per tenant and global.
+LLM_REQUESTS_PER_MINUTE = env_int("LLM_REQUESTS_PER_MINUTE", 50, minimum=0)
+LLM_TOKENS_PER_MINUTE = env_int("LLM_TOKENS_PER_MINUTE", 100_000, minimum=0)
+LLM_GLOBAL_REQUESTS_PER_MINUTE = env_int("LLM_GLOBAL_REQUESTS_PER_MINUTE", 200, minimum=0)
+LLM_GLOBAL_TOKENS_PER_MINUTE = env_int("LLM_GLOBAL_TOKENS_PER_MINUTE", 400_000, minimum=0)
+LLM_MAX_WAIT_SECONDS = env_int("LLM_MAX_WAIT_SECONDS", 60, minimum=0)
+LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 3, minimum=0)
+LLM_BREAKER_THRESHOLD = env_int("LLM_BREAKER_THRESHOLD", 5, minimum=1)
+LLM_BREAKER_COOLDOWN_SECONDS = env_int("LLM_BREAKER_COOLDOWN_SECONDS", 30, minimum=1)
 
 LOGGING = {
     "version": 1,

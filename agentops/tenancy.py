@@ -43,7 +43,7 @@ class TenantQuerySet(models.QuerySet):
     def _check_scoped(self) -> None:
         # A related manager (ticket.comments.all()) carries its parent as a hint: the parent
         # was itself loaded through a scoped query, so the rows are the parent's tenant's.
-        if self._tenant_scoped or self._hints.get("instance") is not None:
+        if self._tenant_scoped or self._hints.get("instance") is not None or self.query.is_empty():
             return
         raise UnscopedQueryError(
             f"Query on tenant-owned {self.model.__name__} without a tenant filter: use "

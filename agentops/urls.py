@@ -15,6 +15,9 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("workspace/switch", views.switch_tenant, name="switch-tenant"),
     path("tickets/", include("incidents.urls")),
+    path("sandbox/", include("agents.connectors.sandbox.urls")),
+    path("runs/", include("agents.urls")),
+    path("approvals/", include("approvals.urls")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

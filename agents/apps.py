@@ -3,3 +3,12 @@ from django.apps import AppConfig
 
 class AgentsConfig(AppConfig):
     name = "agents"
+    verbose_name = "Agent runtime"
+
+    def ready(self) -> None:
+        from agents import engine
+        from agents.tools.builtin import register_builtin_tools
+        from approvals import handlers
+
+        handlers.register(engine.APPROVAL_HANDLER, engine.on_approval_decided)
+        register_builtin_tools()

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 from ninja import Field, Query, Router, Schema
+from ninja import Status as HttpStatus
+from pydantic import field_validator, model_validator
 
+from agentops.access import require_capability
 from incidents import services
 from incidents.models import (
     DESCRIPTION_MAX,
@@ -16,11 +21,15 @@ from incidents.models import (
     Priority,
     Severity,
     Source,
+    Status,
     Ticket,
 )
 from incidents.selectors import QueueFilters, access_ticket, ticket_queue
 
 router = Router(tags=["tickets"])
+
+# What ``status`` may filter on: one status, or "open" for any open one ("" = no filter).
+STATUS_FILTERS = ("open", *Status.values)
 
 
 class TicketIn(Schema):
@@ -35,6 +44,15 @@ class TicketIn(Schema):
     affected_services: list[str] = Field(default_factory=list, max_length=50)
     detected_by: str = Field("", max_length=100)
     source: Source = Source.API
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _json_object_only(cls, data: Any, handler):
+        # Without this, ninja would read fields off any value as attributes: the JSON body
+        # "some text" became a ticket titled "Some Text" (str.title()).
+        if not isinstance(data, (dict, cls)):
+            raise ValueError("The body must be a JSON object.")
+        return handler(data)
 
 
 class TicketOut(Schema):
@@ -78,7 +96,11 @@ class TicketList(Schema):
 
 class ListParams(Schema):
     q: str = Field("", max_length=200, description="Full-text search, or a ticket number.")
-    status: str = Field("", description="A status, or 'open' for any open status.")
+    status: str = Field(
+        "",
+        description="A status, or 'open' for any open status.",
+        json_schema_extra={"enum": ["", *STATUS_FILTERS]},
+    )
     priority: Priority | None = None
     kind: Kind | None = None
     category: Category | None = None
@@ -86,28 +108,56 @@ class ListParams(Schema):
     limit: int = Field(25, ge=1, le=200)
     offset: int = Field(0, ge=0, le=1_000_000)
 
+    @field_validator("status")
+    @classmethod
+    def _known_status(cls, value: str) -> str:
+        # An unknown status used to filter silently down to nothing.
+        if value and value not in STATUS_FILTERS:
+            raise ValueError(f"Unknown status {value!r}; use one of: {', '.join(STATUS_FILTERS)}.")
+        return value
+
 
 @router.post("", response={201: TicketOut}, summary="Open a ticket or incident")
 def create_ticket(request, payload: TicketIn):
-    tenant = request.tenant
+    membership = request.membership
+    require_capability(membership, "ticket.create")
+    tenant = membership.tenant
+    user = membership.user
+    email_field = "requester_email" if payload.requester_email else "user_email"
     email = payload.requester_email or payload.user_email
+    if email and not membership.can("ticket.view_all"):
+        # Like the console: only staff open tickets in someone else's name.
+        if email.strip().lower() != (user.email or "").lower():
+            raise ValidationError(
+                {email_field: "Your role may only open tickets for your own address."}
+            )
+        email = None
     requester = services.user_for_email(tenant=tenant, email=email) if email else None
-    ticket = services.ticket_create(
-        tenant=tenant,
-        actor=request.membership.user,
-        title=payload.title,
-        description=payload.description,
-        kind=payload.kind,
-        requester_email=email,
-        requester=requester,
-        category=payload.category or "",
-        priority=payload.priority,
-        severity=payload.severity or "",
-        affected_services=payload.affected_services,
-        detected_by=payload.detected_by,
-        source=payload.source,
-    )
-    return 201, ticket
+    try:
+        ticket = services.ticket_create(
+            tenant=tenant,
+            actor=user,
+            title=payload.title,
+            description=payload.description,
+            kind=payload.kind,
+            requester_email=email,
+            requester=requester,
+            category=payload.category or "",
+            priority=payload.priority,
+            severity=payload.severity or "",
+            affected_services=payload.affected_services,
+            detected_by=payload.detected_by,
+            source=payload.source,
+        )
+    except ValidationError as exc:
+        # The service names the model field; answer with the name the client sent.
+        if email_field != "requester_email" and hasattr(exc, "error_dict"):
+            errors = exc.message_dict
+            if "requester_email" in errors:
+                errors[email_field] = errors.pop("requester_email")
+                raise ValidationError(errors) from exc
+        raise
+    return HttpStatus(201, ticket)
 
 
 @router.get("", response=TicketList, summary="List tickets the token may see")
@@ -128,3 +178,123 @@ def list_tickets(request, params: Query[ListParams]):
 @router.get("/{number}", response=TicketOut, summary="One ticket by number")
 def get_ticket(request, number: str):
     return access_ticket(request.membership, number)
+
+
+class ToolCallOut(Schema):
+    call_id: str
+    tool_name: str
+    status: str
+    args_json: dict[str, Any]
+    policy_verdict: str
+    policy_reason: str
+    result_summary: str
+    verified: bool | None
+    error_class: str
+    error_message: str
+
+
+class StepOut(Schema):
+    step_id: str
+    name: str
+    state: str
+    status: str
+    input_summary: str
+    output_summary: str
+    retries: int
+    latency_ms: int
+    started_at: datetime
+    ended_at: datetime | None
+
+
+class RunOut(Schema):
+    run_id: str
+    agent_name: str
+    status: str
+    state: str
+    model: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    error_message: str
+    tokens_prompt: int
+    tokens_completion: int
+    total_cost_usd: float
+    latency_ms: int
+    url: str
+
+    @staticmethod
+    def resolve_url(obj) -> str:
+        return reverse("agents:run-detail", args=[obj.run_id])
+
+
+class TicketStatusOut(Schema):
+    number: str
+    status: str
+    category: str
+    priority: str
+    triage_decision: str
+    triage_confidence: float | None
+    resolution_notes: str
+    run: RunOut | None
+    steps: list[StepOut]
+    tool_calls: list[ToolCallOut]
+
+
+class ResolveOut(Schema):
+    number: str
+    run_id: str
+    status: str
+    status_url: str
+
+
+@router.post(
+    "/{number}/resolve",
+    response={202: ResolveOut, 409: dict},
+    summary="Hand the ticket to the service-desk agent",
+)
+def resolve_ticket(request, number: str):
+    ticket = access_ticket(request.membership, number, write=True)
+    try:
+        run = services.ticket_start_agent(ticket=ticket, actor=request.membership.user)
+    except ValidationError as exc:
+        return HttpStatus(409, {"error": "conflict", "message": " ".join(exc.messages)})
+    return HttpStatus(
+        202,
+        {
+            "number": ticket.number,
+            "run_id": run.run_id,
+            "status": run.status,
+            "status_url": reverse("api:get_ticket_status", args=[ticket.number]),
+        },
+    )
+
+
+@router.get(
+    "/{number}/status",
+    response=TicketStatusOut,
+    summary="The ticket and its latest agent run: steps and tool calls",
+    url_name="get_ticket_status",
+)
+def get_ticket_status(request, number: str):
+    from agents.models import Run
+
+    ticket = access_ticket(request.membership, number)
+    run = (
+        Run.objects.for_tenant(ticket.tenant)
+        .filter(subject_type="ticket", subject_id=ticket.number)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    staff = request.membership.can("ticket.view_all")
+    return {
+        "number": ticket.number,
+        "status": ticket.status,
+        "category": ticket.category,
+        "priority": ticket.priority,
+        "triage_decision": ticket.triage_decision,
+        "triage_confidence": ticket.triage_confidence,
+        "resolution_notes": ticket.resolution_notes,
+        "run": run,
+        # Agent internals (arguments, policy reasons) are for staff tokens only.
+        "steps": list(run.steps.all()) if run and staff else [],
+        "tool_calls": list(run.tool_calls.all()) if run and staff else [],
+    }

@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class IncidentsConfig(AppConfig):
     name = "incidents"
     verbose_name = "Tickets and incidents"
+
+    def ready(self) -> None:
+        # The service-desk domain plugs its pipeline and ticket tools into the agent runtime.
+        from incidents import pipeline
+        from incidents.tools import register_ticket_tools
+
+        pipeline.register()
+        register_ticket_tools()

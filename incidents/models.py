@@ -149,6 +149,14 @@ class Ticket(TenantOwned):
     sla_due = models.DateTimeField(null=True, blank=True)
     sla_breached = models.BooleanField(default=False)
     resolution_notes = models.TextField(max_length=DESCRIPTION_MAX, blank=True)
+    # Written by the triage agent (incidents.pipeline).
+    triage_decision = models.CharField(
+        max_length=20,
+        blank=True,
+        choices=[("auto_resolve", "Agent resolves"), ("human", "Needs a person")],
+    )
+    triage_confidence = models.FloatField(null=True, blank=True)
+    suggested_path = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     resolved_at = models.DateTimeField(null=True, blank=True)
@@ -160,12 +168,23 @@ class Ticket(TenantOwned):
         constraints = [
             models.UniqueConstraint(fields=["tenant", "number"], name="ticket_unique_number"),
         ]
+        # Every queue filter is served by an index, and each page's COUNT(*) by an index-only
+        # scan or a small bitmap (tests/bench measures them at 100k tickets). PostgreSQL 18's
+        # skip scan lets (tenant, status, priority_rank) also answer a priority-only filter.
         indexes = [
             models.Index(fields=["tenant", "-created_at", "-id"], name="ticket_queue_idx"),
-            models.Index(fields=["tenant", "status", "-created_at"], name="ticket_status_idx"),
+            models.Index(
+                fields=["tenant", "status", "priority_rank", "-created_at"],
+                name="ticket_status_prio_idx",
+            ),
             models.Index(fields=["tenant", "priority_rank", "-created_at"], name="ticket_prio_idx"),
             models.Index(fields=["tenant", "sla_due"], name="ticket_sla_idx"),
-            models.Index(fields=["tenant", "assignee", "-created_at"], name="ticket_assignee_idx"),
+            models.Index(fields=["tenant", "-updated_at", "-id"], name="ticket_updated_idx"),
+            models.Index(fields=["tenant", "kind", "-created_at"], name="ticket_kind_idx"),
+            models.Index(
+                fields=["tenant", "assignee", "status", "-created_at"],
+                name="ticket_assignee_status_idx",
+            ),
             models.Index(
                 fields=["tenant", "requester", "-created_at"], name="ticket_requester_idx"
             ),

@@ -94,8 +94,13 @@ def ticket_create(
     detected_by: str = "",
     source: str = Source.CONSOLE,
     assignee=None,
+    start_agent: bool | None = None,
+    audit_metadata: dict | None = None,
 ) -> Ticket:
-    """Open a ticket: validate, number it, start its SLA clock, audit it."""
+    """Open a ticket: validate, number it, start its SLA clock, audit it, start the agent.
+
+    ``start_agent`` None follows the tenant's setting (AgentConfig.auto_resolve_on_create).
+    """
     if requester is None and requester_email is None and actor is not None:
         requester = actor
     email = (requester_email or (requester.email if requester is not None else "") or "").strip()
@@ -138,7 +143,19 @@ def ticket_create(
             "source": source,
             "requester_email": ticket.requester_email,
         },
+        metadata=audit_metadata or {},
     )
+    if start_agent is None:
+        from agents.engine import agent_config
+
+        start_agent = agent_config(tenant).auto_resolve_on_create
+    if start_agent:
+        # The agent works for the requester, not for whoever typed the ticket in.
+        ticket_start_agent(
+            ticket=ticket,
+            actor=actor,
+            identity_verified=_identity_verified(ticket, actor),
+        )
     return ticket
 
 
@@ -278,6 +295,79 @@ def ticket_comment(*, ticket: Ticket, actor, body: str, is_internal: bool = Fals
         metadata={"comment_id": comment.pk},
     )
     return comment
+
+
+@transaction.atomic
+def ticket_record_triage(
+    *, ticket: Ticket, decision: str, confidence: float, suggested_path: str
+) -> Ticket:
+    """The triage agent's verdict on the ticket (category/priority go through ticket_update)."""
+    locked = _lock(ticket)
+    locked.triage_decision = decision
+    locked.triage_confidence = round(float(confidence), 3)
+    locked.suggested_path = (suggested_path or "")[:500]
+    locked.updated_at = timezone.now()
+    locked.save(
+        update_fields=["triage_decision", "triage_confidence", "suggested_path", "updated_at"]
+    )
+    audit.record(
+        tenant=locked.tenant,
+        actor=None,
+        action="ticket.triaged",
+        target_type="ticket",
+        target_id=locked.number,
+        target_repr=locked.title,
+        changes={
+            "decision": decision,
+            "confidence": locked.triage_confidence,
+            "suggested_path": locked.suggested_path,
+        },
+    )
+    return locked
+
+
+def _identity_verified(ticket: Ticket, actor) -> bool:
+    """The requester opened the ticket themselves in an authenticated session."""
+    return (
+        ticket.requester_id is not None
+        and actor is not None
+        and getattr(actor, "pk", None) == ticket.requester_id
+        and ticket.source in (Source.CONSOLE, Source.PORTAL, Source.CHAT)
+    )
+
+
+@transaction.atomic
+def ticket_start_agent(*, ticket: Ticket, actor, identity_verified: bool | None = None):
+    """Hand the ticket to the service-desk agent. Refuses while another run is active."""
+    from agents.engine import start_run
+    from agents.models import ACTIVE_RUN_STATUSES, Run
+    from incidents.pipeline import NAME
+
+    active = Run.objects.for_tenant(ticket.tenant).filter(
+        subject_type="ticket", subject_id=ticket.number, status__in=sorted(ACTIVE_RUN_STATUSES)
+    )
+    if active.exists():
+        raise ValidationError({"__all__": "An agent is already working on this ticket."})
+    if not ticket.is_open:
+        raise ValidationError({"__all__": f"The ticket is {ticket.get_status_display().lower()}."})
+    staff = (
+        actor is not None
+        and Membership.objects.filter(
+            user=actor, tenant=ticket.tenant, role__in=[Role.AGENT, Role.ADMIN, Role.REVIEWER]
+        ).exists()
+    )
+    if identity_verified is None:
+        identity_verified = _identity_verified(ticket, actor)
+    return start_run(
+        tenant=ticket.tenant,
+        blueprint=NAME,
+        subject_type="ticket",
+        subject_id=ticket.number,
+        subject_repr=f"{ticket.number} {ticket.title}"[:200],
+        actor=actor,
+        started_by_staff=staff,
+        input={"identity_verified": identity_verified},
+    )
 
 
 def user_for_email(*, tenant: Tenant, email: str):

@@ -12,4 +12,5 @@ urlpatterns = [
     path("<str:number>/comment", views.ticket_comment, name="ticket-comment"),
     path("<str:number>/transition", views.ticket_transition, name="ticket-transition"),
     path("<str:number>/assign", views.ticket_assign, name="ticket-assign"),
+    path("<str:number>/resolve", views.ticket_resolve, name="ticket-resolve"),
 ]

@@ -69,7 +69,8 @@ def queue(request):
         "bulk_actions": BulkForm.ACTIONS,
     }
     template = "incidents/queue.html"
-    if request.htmx and not request.htmx.boosted:
+    # A history restore (Back after a pushed search; historyCacheSize is 0) needs the whole page.
+    if request.htmx and not request.htmx.boosted and not request.htmx.history_restore_request:
         template += "#results"
     return render(request, template, context)
 
@@ -149,6 +150,22 @@ def _detail_context(request, ticket: Ticket, **forms) -> dict:
         or AssignForm(initial={"assignee": ticket.assignee_id}, staff_choices=staff_choices),
         "transitions": [(s, Status(s).label) for s in ticket.allowed_transitions],
     }
+    context.update(_agent_context(request, ticket, can_write))
+    return context
+
+
+def _agent_context(request, ticket: Ticket, can_write: bool) -> dict:
+    """The ticket's latest agent run (staff only) and whether a new one may be started."""
+    from agents.selectors import latest_run_for
+    from agents.views import timeline_context
+
+    run = latest_run_for(request.membership, "ticket", ticket.number)
+    context = {
+        "agent_run": run,
+        "can_start_agent": can_write and ticket.is_open and (run is None or not run.is_active),
+    }
+    if run is not None:
+        context.update({f"tl_{k}": v for k, v in timeline_context(request, run).items()})
     return context
 
 
@@ -164,7 +181,8 @@ def _after_write(request, ticket: Ticket, partial: str, context: dict, status: i
         response = render(
             request, f"incidents/ticket_detail.html#{partial}", context, status=status
         )
-        response["HX-Trigger"] = "ticketChanged"
+        if status < 400:  # a refused write changed nothing (and its refresh would race the next)
+            response["HX-Trigger"] = "ticketChanged"
         return response
     if status >= 400:
         return render(request, "incidents/ticket_detail.html", context, status=status)
@@ -241,6 +259,20 @@ def ticket_assign(request, number: str):
             return _after_write(request, ticket, "sidebar", _detail_context(request, ticket))
     context = _detail_context(request, ticket, assign_form=form)
     return _after_write(request, ticket, "sidebar", context, status=400)
+
+
+@tenant_member
+@require_POST
+def ticket_resolve(request, number: str):
+    """ "Resolve with agent": hand the ticket to the service-desk agent."""
+    ticket = access_ticket(request.membership, number, write=True)
+    try:
+        run = services.ticket_start_agent(ticket=ticket, actor=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"The service-desk agent is on {ticket.number} ({run.run_id}).")
+    return redirect("incidents:ticket-detail", number=ticket.number)
 
 
 @tenant_member

@@ -7,6 +7,10 @@ os.environ.setdefault("REDIS_DB", "1")  # never share the broker queue with a ru
 
 from agentops.settings import *  # noqa: F403
 
+# One test database per test process, so parallel runs (two terminals, CI beside `make run`)
+# never drop each other's database.
+DATABASES["default"]["TEST"] = {"NAME": f"test_agentops_{os.getpid()}"}  # noqa: F405
+
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Tasks run inline unless a test is about delivery (tests/test_worker.py starts a real worker).
 CELERY_TASK_ALWAYS_EAGER = True
@@ -14,3 +18,5 @@ CELERY_TASK_EAGER_PROPAGATES = True
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CACHES["default"]["KEY_PREFIX"] = "agentops-test"  # noqa: F405
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+# Tests that are not about agents should not start one on every ticket they open.
+AGENT_AUTOSTART_DEFAULT = False

@@ -33,13 +33,17 @@ def test_changelists_and_change_pages_load(superuser_client, personas, make_tick
         if model._meta.app_label not in {"agentops", "incidents"}:
             continue
         info = (model._meta.app_label, model._meta.model_name)
-        changelist = superuser_client.get(reverse("admin:{}_{}_changelist".format(*info)), {"q": "vpn"})
+        changelist = superuser_client.get(
+            reverse("admin:{}_{}_changelist".format(*info)), {"q": "vpn"}
+        )
         assert changelist.status_code == 200, model
         obj = (
             model_admin.get_queryset(None).first() if hasattr(model_admin, "get_queryset") else None
         )
         if obj is not None:
-            change = superuser_client.get(reverse("admin:{}_{}_change".format(*info), args=[obj.pk]))
+            change = superuser_client.get(
+                reverse("admin:{}_{}_change".format(*info), args=[obj.pk])
+            )
             assert change.status_code == 200, model
     perms = superuser_client.get(reverse("admin:incidents_ticket_permissions", args=[ticket.pk]))
     assert perms.status_code == 200  # guardian's object-permission admin

@@ -1,0 +1,1 @@
+"""Connectors: directory, endpoint management, monitoring, ticketing. The sandbox is built in."""

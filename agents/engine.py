@@ -1,0 +1,780 @@
+"""The engine: advances a run one checkpointed state at a time.
+
+1. ``start_run`` records a queued run and enqueues ``advance_run_task`` after commit.
+2. The task claims the run with one conditional UPDATE (status active, lease free or expired);
+   a task that loses the claim returns. The lease lets the watchdog re-enqueue runs whose
+   worker died.
+3. It runs exactly one blueprint state, records the step (and its tool calls, guardrail events,
+   model usage), moves the run to the next state and releases the lease — in one transaction —
+   and enqueues the next task after commit.
+4. Tool calls are keyed by (run, tool, arguments): a re-run step finds the call it already made,
+   and the connector dedupes on the idempotency key, so nothing is ever applied twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import time
+import traceback as tb
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from agentops import audit
+from agents import blueprints, policy
+from agents.blueprints import TERMINAL, WAIT, Outcome
+from agents.models import (
+    FINISHED_RUN_STATUSES,
+    AgentConfig,
+    GuardrailEvent,
+    PolicyRule,
+    Run,
+    RunStatus,
+    Step,
+    ToolCall,
+)
+from agents.redaction import redact, redact_value
+
+log = logging.getLogger(__name__)
+
+APPROVAL_HANDLER = "agents.run"
+
+
+def lease_seconds() -> int:
+    return getattr(settings, "RUN_LEASE_SECONDS", 180)
+
+
+def args_hash(args: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(args, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def agent_config(tenant) -> AgentConfig:
+    config = AgentConfig.objects.for_tenant(tenant).first()
+    if config is None:
+        config, _ = AgentConfig.objects.for_tenant(tenant).get_or_create(
+            tenant=tenant,
+            defaults={"auto_resolve_on_create": getattr(settings, "AGENT_AUTOSTART_DEFAULT", True)},
+        )
+    return config
+
+
+# --------------------------------------------------------------------------- starting
+
+
+def _enqueue(run_id: int, *, countdown: float | None = None) -> None:
+    from agents.tasks import advance_run_task
+
+    def send():
+        if countdown:
+            advance_run_task.apply_async((run_id,), countdown=countdown)
+        else:
+            advance_run_task.delay(run_id)
+
+    transaction.on_commit(send)
+
+
+@transaction.atomic
+def start_run(
+    *,
+    tenant,
+    blueprint: str,
+    subject_type: str = "",
+    subject_id: str = "",
+    subject_repr: str = "",
+    actor=None,
+    started_by_staff: bool = False,
+    input: dict | None = None,
+) -> Run:
+    bp = blueprints.get(blueprint)
+    config = agent_config(tenant)
+    run = Run.objects.create(
+        tenant=tenant,
+        agent_name=bp.name,
+        agent_version=bp.version,
+        model=_model_name(config),
+        subject_type=subject_type,
+        subject_id=subject_id,
+        subject_repr=subject_repr[:200],
+        state=bp.initial,
+        input=input or {},
+        started_by=actor if getattr(actor, "is_authenticated", False) else None,
+        started_by_staff=started_by_staff,
+    )
+    audit.record(
+        tenant=tenant,
+        actor=actor,
+        action="run.started",
+        target_type="run",
+        target_id=run.run_id,
+        target_repr=f"{bp.name} for {subject_repr or subject_id}",
+        metadata={"subject_type": subject_type, "subject_id": subject_id},
+    )
+    _enqueue(run.pk)
+    return run
+
+
+@transaction.atomic
+def request_cancel(*, run: Run, actor) -> Run:
+    locked = Run.objects.for_tenant(run.tenant).select_for_update().get(pk=run.pk)
+    if locked.status in FINISHED_RUN_STATUSES:
+        return locked
+    locked.cancel_requested = True
+    fields = ["cancel_requested", "updated_at"]
+    if (
+        locked.status in (RunStatus.WAITING_APPROVAL, RunStatus.QUEUED)
+        or locked.lease_expires_at is None
+    ):
+        _finish(
+            locked, RunStatus.CANCELLED, error_message=f"Cancelled by {audit.actor_label(actor)}"
+        )
+        fields += ["status", "ended_at", "error_message", "latency_ms"]
+        _cancel_open_approvals(locked)
+    locked.updated_at = timezone.now()
+    locked.save(update_fields=fields)
+    audit.record(
+        tenant=locked.tenant,
+        actor=actor,
+        action="run.cancelled",
+        target_type="run",
+        target_id=locked.run_id,
+        target_repr=locked.subject_repr,
+    )
+    return locked
+
+
+def _cancel_open_approvals(run: Run) -> None:
+    from approvals.models import ApprovalRequest
+
+    ApprovalRequest.objects.for_tenant(run.tenant).filter(
+        handler=APPROVAL_HANDLER, subject_type="run", subject_id=str(run.pk), status="pending"
+    ).update(status=ApprovalRequest.Status.CANCELLED)
+
+
+# --------------------------------------------------------------------------- claiming
+
+
+def claim(run_id: int) -> Run | None:
+    """Take the run for one step. One conditional UPDATE: exactly one task wins."""
+    now = timezone.now()
+    claimed = (
+        Run.objects.unscoped("a task claims its run by id")
+        .filter(pk=run_id, status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+        .update(
+            status=RunStatus.RUNNING,
+            lease_expires_at=now + timedelta(seconds=lease_seconds()),
+            deliveries=F("deliveries") + 1,
+            started_at=Coalesce(F("started_at"), now),
+            updated_at=now,
+        )
+    )
+    if not claimed:
+        return None
+    return (
+        Run.objects.unscoped("claimed above").select_related("tenant", "started_by").get(pk=run_id)
+    )
+
+
+def _release(run: Run, **fields) -> None:
+    fields.setdefault("lease_expires_at", None)
+    fields.setdefault("updated_at", timezone.now())
+    Run.objects.for_tenant(run.tenant).filter(pk=run.pk).update(**fields)
+
+
+# --------------------------------------------------------------------------- one step
+
+
+@dataclass
+class StepContext:
+    """What a blueprint state gets: the run, its checkpoint data, the model, tools, guardrails."""
+
+    run: Run
+    step: Step
+    config: AgentConfig
+    state: dict[str, Any]
+    usage: dict[str, Any] = field(default_factory=lambda: {"in": 0, "out": 0, "cost": 0.0, "ms": 0})
+
+    @property
+    def tenant(self):
+        return self.run.tenant
+
+    # -- guardrails and redaction ----------------------------------------------------------
+
+    def guardrail(
+        self, type: str, message: str, *, tool_call: ToolCall | None = None, **detail
+    ) -> GuardrailEvent:
+        event = GuardrailEvent.objects.create(
+            tenant=self.tenant,
+            run=self.run,
+            step=self.step,
+            tool_call=tool_call,
+            event_id=f"guard-{self.run.pk}-{self.step.seq}-{GuardrailEvent.objects.for_tenant(self.tenant).filter(run=self.run).count() + 1}",
+            type=type,
+            message=redact(message).text,
+            detail=detail,
+        )
+        self._touch()
+        return event
+
+    def redact(self, text: str, *, where: str) -> str:
+        """Redact sensitive data; a guardrail event records each kind found (never the value)."""
+        result = redact(text)
+        if result.changed:
+            self.guardrail(
+                "redaction",
+                f"Sensitive data redacted from {where}: {', '.join(result.findings)}.",
+                findings=list(result.findings),
+                where=where,
+            )
+        return result.text
+
+    # -- the model -------------------------------------------------------------------------
+
+    def complete(
+        self, *, system: str, messages: list[dict], tools=(), tool_choice: str | None = None
+    ):
+        response = backend_for(self.config).complete(
+            system=system,
+            messages=messages,
+            tools=list(tools),
+            tool_choice=tool_choice,
+            max_tokens=self.config.max_tokens,
+            limit_key=f"tenant-{self.tenant.pk}",
+        )
+        self.usage["in"] += response.usage.input_tokens
+        self.usage["out"] += response.usage.output_tokens
+        self.usage["cost"] += float(response.cost_usd or 0)
+        self.usage["ms"] += int(response.latency_ms or 0)
+        if response.rate_limit_wait_ms:
+            self.guardrail(
+                "rate_limited",
+                f"Waited {response.rate_limit_wait_ms} ms for the model's rate limit.",
+                wait_ms=response.rate_limit_wait_ms,
+            )
+        return response
+
+    # -- tools -----------------------------------------------------------------------------
+
+    def propose(self, tool_name: str, args: Any, *, call_id: str = "") -> ToolCall:
+        """Record a tool call the model proposed (or find the one this step already recorded).
+
+        Arguments are validated against the tool's schema here: an invalid call is recorded as
+        failed with a guardrail event and can never reach a connector.
+        """
+        from agents.tools import registry
+
+        clean_args, findings = redact_value(args if isinstance(args, dict) else {"_raw": args})
+        digest = args_hash(clean_args)
+        key = f"{self.run.run_id}:{tool_name}:{digest[:32]}"
+        existing = ToolCall.objects.for_tenant(self.tenant).filter(idempotency_key=key).first()
+        if existing is not None:
+            return existing
+        call = ToolCall.objects.create(
+            tenant=self.tenant,
+            run=self.run,
+            step=self.step,
+            call_id=call_id or f"call-{self.run.pk}-{self.step.seq}-{digest[:8]}",
+            tool_name=tool_name[:100],
+            args_json=clean_args,
+            args_hash=digest,
+            idempotency_key=key,
+        )
+        if findings:
+            self.guardrail(
+                "redaction",
+                f"Sensitive data redacted from the arguments of {tool_name}.",
+                tool_call=call,
+                findings=list(findings),
+            )
+        try:
+            tool = registry.get(tool_name)
+        except KeyError:
+            tool = None
+        errors = ["unknown tool"] if tool is None else registry.validate_args(tool, args)
+        if errors:
+            call.status = ToolCall.Status.FAILURE
+            call.error_class = "SchemaValidation"
+            call.error_message = "; ".join(errors)[:2000]
+            call.status_code = 400
+            call.ended_at = timezone.now()
+            call.save(
+                update_fields=["status", "error_class", "error_message", "status_code", "ended_at"]
+            )
+            self.guardrail(
+                "schema_validation",
+                f"{tool_name}: arguments rejected before any connector call: {call.error_message}",
+                tool_call=call,
+            )
+        return call
+
+    def tool_context(self, call: ToolCall):
+        from agents.tools.base import ToolContext
+
+        return ToolContext(
+            tenant=self.tenant,
+            run_id=self.run.pk,
+            idempotency_key=call.idempotency_key,
+            actor=self.run.started_by,
+            subject_email=self.state.get("subject_email", ""),
+            started_by_staff=self.run.started_by_staff,
+            subject=self.state.get("subject"),
+        )
+
+    def check_policy(self, call: ToolCall) -> policy.Verdict:
+        """Decide in code whether the call may run; record the verdict on the call."""
+        from agents.tools import registry
+
+        try:
+            tool = registry.get(call.tool_name)
+        except KeyError:
+            tool = None
+        target = None
+        if tool is not None and hasattr(tool, "target_email"):
+            target = tool.target_email(self.tool_context(call), call.args_json)
+        rules = {
+            r.action: (r.verdict, r.reason)
+            for r in PolicyRule.objects.for_tenant(self.tenant).only("action", "verdict", "reason")
+        }
+        facts = policy.PolicyFacts(
+            subject_email=self.state.get("subject_email", ""),
+            started_by_staff=self.run.started_by_staff,
+            identity_verified=bool(self.state.get("identity_verified")),
+            target_email=target,
+            authorized_software=tuple(
+                self.config.authorized_software or policy.DEFAULT_AUTHORIZED_SOFTWARE
+            ),
+            tenant_rules=rules,
+        )
+        verdict = policy.decide(call.tool_name, call.args_json, facts, known_tool=tool is not None)
+        call.policy_verdict = verdict.decision
+        call.policy_reason = verdict.reason
+        fields = ["policy_verdict", "policy_reason"]
+        if verdict.decision == policy.BLOCK:
+            call.status = ToolCall.Status.BLOCKED
+            fields.append("status")
+            self.guardrail("policy_block", verdict.reason, tool_call=call)
+        elif verdict.decision == policy.NEEDS_IDENTITY:
+            self.guardrail("identity_verification_required", verdict.reason, tool_call=call)
+        elif verdict.decision == policy.NEEDS_APPROVAL:
+            self.guardrail("approval_required", verdict.reason, tool_call=call)
+        call.save(update_fields=fields)
+        audit.record(
+            tenant=self.tenant,
+            actor=None,
+            action="policy.verdict",
+            target_type="tool_call",
+            target_id=call.call_id,
+            target_repr=call.tool_name,
+            changes={"verdict": verdict.decision, "reason": verdict.reason},
+            metadata={"run_id": self.run.run_id},
+        )
+        return verdict
+
+    def request_approval(
+        self, call: ToolCall, *, priority: str = "high", evidence: dict | None = None
+    ):
+        from approvals.services import request_approval
+
+        call.status = ToolCall.Status.AWAITING_APPROVAL
+        call.save(update_fields=["status"])
+        return request_approval(
+            tenant=self.tenant,
+            handler=APPROVAL_HANDLER,
+            handler_ref=str(call.pk),
+            subject_type="run",
+            subject_id=str(self.run.pk),
+            subject_repr=self.run.subject_repr,
+            action=call.tool_name,
+            arguments=call.args_json,
+            risk="high",
+            reason=call.policy_reason,
+            evidence=evidence or {},
+            priority=priority,
+            requested_by=self.run.started_by,
+            requested_by_label=f"agent ({self.run.agent_name})",
+        )
+
+    def approved(self, call: ToolCall) -> bool:
+        """An approval exists for exactly these arguments (edited arguments rebind the hash)."""
+        from approvals.models import ApprovalRequest
+
+        return (
+            ApprovalRequest.objects.for_tenant(self.tenant)
+            .filter(
+                handler=APPROVAL_HANDLER,
+                handler_ref=str(call.pk),
+                status="approved",
+                arguments_hash=call.args_hash,
+            )
+            .exists()
+        )
+
+    def execute(self, call: ToolCall) -> ToolCall:
+        """Run a tool call whose verdict allows it (or that a reviewer approved). Idempotent."""
+        from agents.tools import registry
+
+        if call.status == ToolCall.Status.SUCCESS:
+            return call  # done in an earlier delivery of this step
+        allowed = call.policy_verdict == policy.ALLOW or (
+            call.policy_verdict == policy.NEEDS_APPROVAL and self.approved(call)
+        )
+        if not allowed:
+            raise PermissionError(f"{call.tool_name} has no allowing verdict; refusing to run it")
+        tool = registry.get(call.tool_name)
+        if call.status == ToolCall.Status.RUNNING:
+            call.retries += 1  # a crash interrupted it: the connector dedupes on the key
+        call.status = ToolCall.Status.RUNNING
+        call.save(update_fields=["status", "retries"])
+        ctx = self.tool_context(call)
+        started = time.monotonic()
+        try:
+            result = tool.run(ctx, call.args_json)
+            verified = tool.verify(ctx, call.args_json, result) if result.ok else False
+        except Exception as exc:
+            from agents.tools.base import ToolResult
+
+            result = ToolResult(
+                ok=False,
+                summary=f"{type(exc).__name__}: {exc}",
+                status_code=getattr(exc, "status_code", 500),
+                error_class=getattr(exc, "error_class", type(exc).__name__),
+                error_message=str(exc),
+            )
+            verified = False
+        call.latency_ms = int((time.monotonic() - started) * 1000)
+        summary = redact(result.summary).text
+        call.status = ToolCall.Status.SUCCESS if result.ok else ToolCall.Status.FAILURE
+        call.result_summary = summary[:2000]
+        call.result_json = redact_value(result.data)[0]
+        call.verified = verified if result.ok else None
+        call.status_code = result.status_code
+        call.error_class = result.error_class
+        call.error_message = redact(result.error_message).text[:2000]
+        call.ended_at = timezone.now()
+        call.save(
+            update_fields=[
+                "status",
+                "result_summary",
+                "result_json",
+                "verified",
+                "status_code",
+                "error_class",
+                "error_message",
+                "ended_at",
+                "latency_ms",
+            ]
+        )
+        audit.record(
+            tenant=self.tenant,
+            actor=None,
+            action="tool.executed",
+            target_type="tool_call",
+            target_id=call.call_id,
+            target_repr=call.tool_name,
+            changes={"status": call.status, "verified": call.verified},
+            metadata={"run_id": self.run.run_id, "args": call.args_json},
+        )
+        if result.ok and not verified:
+            self.guardrail(
+                "verification_failed",
+                f"{call.tool_name} reported success but its effect was not found.",
+                tool_call=call,
+            )
+        self._touch()
+        return call
+
+    def _touch(self) -> None:
+        Step.objects.for_tenant(self.tenant).filter(pk=self.step.pk).update(
+            updated_at=timezone.now()
+        )
+
+
+def backend_for(config: AgentConfig):
+    """The LLM backend for a tenant's settings (tests may monkeypatch this function)."""
+    from agents.llm import get_backend
+
+    return get_backend(llm_config(config))
+
+
+def llm_config(config: AgentConfig):
+    import os
+
+    from agents.llm.config import LLMConfig
+
+    key = (
+        os.environ.get(config.api_key_env, "") if config.api_key_env else settings.ANTHROPIC_API_KEY
+    )
+    backend = config.llm_backend
+    if backend == AgentConfig.Backend.AUTO:
+        backend = "anthropic" if key else "offline"
+    return LLMConfig.from_settings(
+        backend=backend,
+        model=config.llm_model or settings.ANTHROPIC_MODEL,
+        api_key=key,
+        max_tokens=config.max_tokens,
+        requests_per_minute=config.requests_per_minute,
+        tokens_per_minute=config.tokens_per_minute,
+        limit_key=f"tenant-{config.tenant_id}",
+    )
+
+
+def _model_name(config: AgentConfig) -> str:
+    try:
+        cfg = llm_config(config)
+    except Exception:  # settings problems surface when the run starts its first step
+        return ""
+    return cfg.model if cfg.backend == "anthropic" else "offline"
+
+
+def _open_step(run: Run, bp) -> Step:
+    seq = run.step_count + 1
+    step = Step.objects.for_tenant(run.tenant).filter(run=run, seq=seq).first()
+    if step is not None:  # a previous delivery crashed in this step: resume it
+        step.retries += 1
+        step.status = "running"
+        step.save(update_fields=["retries", "status"])
+        return step
+    return Step.objects.create(
+        tenant=run.tenant,
+        run=run,
+        seq=seq,
+        step_id=f"step-{seq:03d}",
+        name=bp.step_name(run.state),
+        state=run.state,
+    )
+
+
+def _finish(
+    run: Run, status: str, *, error_message: str = "", error_type: str = "", trace: str = ""
+) -> None:
+    now = timezone.now()
+    run.status = status
+    run.ended_at = now
+    run.lease_expires_at = None
+    if error_message:
+        run.error_message = error_message[:5000]
+    if error_type:
+        run.error_type = error_type[:100]
+    if trace:
+        run.traceback = trace[-20000:]
+    run.latency_ms = int(((now - (run.started_at or run.created_at)).total_seconds()) * 1000)
+
+
+MAX_MODEL_RETRIES = 3
+
+
+def advance(run_id: int) -> str:
+    """Run one state of one run. Returns a word saying what happened (for logs and tests)."""
+    run = claim(run_id)
+    if run is None:
+        return "not-claimed"
+    if run.cancel_requested:
+        with transaction.atomic():
+            _finish(run, RunStatus.CANCELLED, error_message="Cancelled on request")
+            run.save()
+            _cancel_open_approvals(run)
+        return "cancelled"
+    bp = blueprints.get(run.agent_name)
+    config = agent_config(run.tenant)
+    if run.step_count >= config.max_steps:
+        return _fail(run, "StepLimit", f"Stopped after {run.step_count} steps (tenant max_steps).")
+
+    step = _open_step(run, bp)
+    ctx = StepContext(run=run, step=step, config=config, state=dict(run.state_data))
+    started = time.monotonic()
+    from agents.llm.base import LLMUnavailable
+
+    try:
+        outcome = bp.run_state(run.state, ctx)
+    except LLMUnavailable as exc:
+        ctx.guardrail(
+            "llm_unavailable", f"The model is unavailable: {exc}", attempt=step.retries + 1
+        )
+        if step.retries + 1 < MAX_MODEL_RETRIES:
+            # Give the step back and try again later; nothing of this attempt is lost.
+            Step.objects.for_tenant(run.tenant).filter(pk=step.pk).update(
+                status="waiting", output_summary=f"Model unavailable, retrying: {exc}"
+            )
+            _release(run, status=RunStatus.RUNNING)
+            from agents.resilience import backoff_delay
+
+            with transaction.atomic():
+                _enqueue(run.pk, countdown=backoff_delay(step.retries + 1, base=5, cap=120))
+            return "model-retry"
+        outcome = bp.on_model_unavailable(ctx, exc)
+    except Exception as exc:
+        return _fail(run, type(exc).__name__, str(exc), trace=tb.format_exc(), step=step)
+
+    elapsed = int((time.monotonic() - started) * 1000)
+    with transaction.atomic():
+        _record_step(step, outcome, ctx, elapsed)
+        run.step_count = step.seq
+        run.state_data = _jsonable(ctx.state)
+        run.tokens_prompt += ctx.usage["in"]
+        run.tokens_completion += ctx.usage["out"]
+        run.total_cost_usd = (run.total_cost_usd or Decimal(0)) + Decimal(
+            str(round(ctx.usage["cost"], 6))
+        )
+        run.updated_at = timezone.now()
+        if outcome.next_state in TERMINAL:
+            run.state = outcome.next_state
+            _finish(
+                run,
+                TERMINAL[outcome.next_state],
+                error_message=outcome.summary if outcome.next_state != blueprints.DONE else "",
+            )
+            run.result = {**run.result, "summary": outcome.summary}
+            run.save()
+            bp.on_finished(run)
+            audit.record(
+                tenant=run.tenant,
+                actor=None,
+                action=f"run.{run.status}",
+                target_type="run",
+                target_id=run.run_id,
+                target_repr=run.subject_repr,
+                metadata={"summary": outcome.summary[:500]},
+            )
+            return run.status
+        if outcome.next_state == WAIT:
+            run.status = RunStatus.WAITING_APPROVAL
+            run.lease_expires_at = None
+            run.save()
+            return "parked"
+        run.state = outcome.next_state
+        run.lease_expires_at = None
+        run.save()
+        _enqueue(run.pk)
+    return "advanced"
+
+
+def _record_step(step: Step, outcome: Outcome, ctx: StepContext, elapsed: int) -> None:
+    step.status = outcome.step_status
+    step.ended_at = timezone.now()
+    step.updated_at = step.ended_at
+    step.latency_ms = elapsed
+    step.input_summary = redact(outcome.input_summary).text[:4000]
+    step.output_summary = redact(outcome.summary).text[:4000]
+    step.detail = _jsonable(outcome.detail)
+    step.tokens_prompt = ctx.usage["in"]
+    step.tokens_completion = ctx.usage["out"]
+    step.cost_usd = Decimal(str(round(ctx.usage["cost"], 6)))
+    step.save()
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def _fail(
+    run: Run, error_type: str, message: str, *, trace: str = "", step: Step | None = None
+) -> str:
+    with transaction.atomic():
+        locked = Run.objects.for_tenant(run.tenant).select_for_update().get(pk=run.pk)
+        if locked.status in FINISHED_RUN_STATUSES:
+            return locked.status
+        if step is not None:
+            Step.objects.for_tenant(run.tenant).filter(pk=step.pk).update(
+                status="failure",
+                ended_at=timezone.now(),
+                updated_at=timezone.now(),
+                output_summary=redact(f"{error_type}: {message}").text[:4000],
+            )
+        _finish(
+            locked,
+            RunStatus.FAILED,
+            error_type=error_type,
+            error_message=redact(message).text,
+            trace=trace,
+        )
+        locked.save()
+        with contextlib.suppress(LookupError):
+            blueprints.get(locked.agent_name).on_finished(locked)
+        audit.record(
+            tenant=locked.tenant,
+            actor=None,
+            action="run.failed",
+            target_type="run",
+            target_id=locked.run_id,
+            target_repr=locked.subject_repr,
+            metadata={"error": f"{error_type}: {message}"[:500]},
+        )
+    log.warning("run %s failed: %s: %s", run.run_id, error_type, message)
+    return RunStatus.FAILED
+
+
+def mark_failed(run_id: int, error_type: str, message: str, trace: str = "") -> None:
+    """The task's failure hook: whatever broke, the run says so, with the traceback."""
+    run = (
+        Run.objects.unscoped("failure hook by id")
+        .select_related("tenant")
+        .filter(pk=run_id)
+        .first()
+    )
+    if run is not None:
+        _fail(run, error_type, message, trace=trace)
+
+
+# --------------------------------------------------------------------------- approvals
+
+
+def on_approval_decided(request) -> None:
+    """Approval handler "agents.run": a reviewer decided on a parked tool call."""
+    run = Run.objects.for_tenant(request.tenant).select_for_update().get(pk=int(request.subject_id))
+    call = ToolCall.objects.for_tenant(request.tenant).get(pk=int(request.handler_ref), run=run)
+    approved = request.status == "approved"
+    if approved and request.edited_arguments is not None:
+        # Edit-then-approve: the call now carries the edited arguments; the approval is bound
+        # to their hash (approvals.services rebinds it), so executing them is allowed.
+        call.args_json = request.edited_arguments
+        call.args_hash = args_hash(request.edited_arguments)
+    call.status = ToolCall.Status.PROPOSED if approved else ToolCall.Status.REJECTED
+    call.policy_reason = (
+        f"{call.policy_reason} Approved by {audit.actor_label(request.decided_by)}."
+        if approved
+        else f"Rejected by {audit.actor_label(request.decided_by)}: {request.comment}"
+    )
+    call.save(update_fields=["status", "policy_reason", "args_json", "args_hash"])
+    if run.status != RunStatus.WAITING_APPROVAL:
+        return  # cancelled or finished meanwhile: the decision is recorded, nothing resumes
+    bp = blueprints.get(run.agent_name)
+    run.state = bp.on_decision(run, call, approved)
+    run.status = RunStatus.QUEUED
+    run.updated_at = timezone.now()
+    run.save(update_fields=["state", "status", "updated_at"])
+    _enqueue(run.pk)
+
+
+# --------------------------------------------------------------------------- watchdog
+
+
+def watchdog(*, stale_queued_seconds: int = 60) -> int:
+    """Re-enqueue runs whose worker died (lease expired) or whose task never arrived."""
+    now = timezone.now()
+    stale = Run.objects.unscoped("watchdog scans every tenant").filter(
+        Q(status=RunStatus.RUNNING, lease_expires_at__lt=now)
+        | Q(
+            status=RunStatus.RUNNING,
+            lease_expires_at__isnull=True,
+            updated_at__lt=now - timedelta(seconds=stale_queued_seconds),
+        )
+        | Q(status=RunStatus.QUEUED, updated_at__lt=now - timedelta(seconds=stale_queued_seconds))
+    )
+    ids = list(stale.values_list("pk", flat=True)[:500])
+    from agents.tasks import advance_run_task
+
+    for run_id in ids:
+        advance_run_task.delay(run_id)
+    if ids:
+        log.warning("watchdog re-enqueued %d runs: %s", len(ids), ids[:20])
+    return len(ids)

@@ -1,0 +1,131 @@
+"""Compliance policy, enforced in code before any connector call. The model only proposes.
+
+``decide`` returns one of allow / needs_approval / needs_identity_verification / block, with
+the reason a reviewer reads. Untrusted text (ticket bodies, tool output, retrieved documents)
+never reaches this function: it sees the tool, its validated arguments and facts the engine
+established (who started the run, whose ticket it is, whether their identity is verified).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+ALLOW = "allow"
+NEEDS_APPROVAL = "needs_approval"
+NEEDS_IDENTITY = "needs_identity_verification"
+BLOCK = "block"
+VERDICTS = (ALLOW, NEEDS_APPROVAL, NEEDS_IDENTITY, BLOCK)
+
+# Seed 000: actions that always wait for a human decision.
+APPROVAL_REQUIRED_ACTIONS = frozenset(
+    {
+        "delete_user_account",
+        "grant_admin_access",
+        "modify_security_group",
+        "export_user_data",
+        "disable_mfa",
+        "access_privileged_system",
+    }
+)
+# Seed 000: password resets need the requester's identity verified first.
+IDENTITY_REQUIRED_ACTIONS = frozenset({"reset_password"})
+# Installed without approval unless the tenant sets its own list (AgentConfig.authorized_software).
+DEFAULT_AUTHORIZED_SOFTWARE = (
+    "Zoom",
+    "Slack",
+    "Microsoft Teams",
+    "Google Chrome",
+    "Mozilla Firefox",
+    "Adobe Acrobat Reader",
+    "7-Zip",
+    "Visual Studio Code",
+    "Notepad++",
+    "Microsoft Office",
+    "Tableau Reader",
+    "Power BI Desktop",
+)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    decision: str
+    reason: str
+    risk: str = "low"  # low / medium / high / critical
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision == ALLOW
+
+
+@dataclass(frozen=True)
+class PolicyFacts:
+    """What the engine knows for sure, from records, not from the model or the ticket text."""
+
+    subject_email: str = ""  # the requester the run works for
+    started_by_staff: bool = False  # a staff member asked for this run
+    identity_verified: bool = False  # the requester proved who they are (authenticated session)
+    target_email: str | None = None  # the person this call affects (from the tool), if any
+    authorized_software: tuple[str, ...] = DEFAULT_AUTHORIZED_SOFTWARE
+    tenant_rules: dict[str, tuple[str, str]] | None = None  # action → (verdict, reason)
+
+
+def decide(
+    tool_name: str, args: dict[str, Any], facts: PolicyFacts, *, known_tool: bool = True
+) -> Verdict:
+    # 1. Only registered tools run at all.
+    if not known_tool:
+        return Verdict(
+            BLOCK, f"Unknown action {tool_name!r}: only registered tools may run.", "high"
+        )
+    # 2. Agents act for the requester only, unless a staff member started the run.
+    if (
+        facts.target_email is not None
+        and not facts.started_by_staff
+        and facts.target_email.strip().lower() != (facts.subject_email or "").strip().lower()
+    ):
+        return Verdict(
+            BLOCK,
+            f"{tool_name} would affect {facts.target_email}, who is not the requester "
+            f"({facts.subject_email or 'unknown'}); only staff may act on someone else.",
+            "high",
+        )
+    # 3. A tenant's own rule for this action wins over the built-in policy.
+    rule = (facts.tenant_rules or {}).get(tool_name)
+    if rule is not None:
+        verdict, reason = rule
+        return Verdict(
+            verdict, reason or f"Tenant policy: {verdict.replace('_', ' ')}.", _risk(tool_name)
+        )
+    # 4. The built-in policy (seed 000).
+    if tool_name in APPROVAL_REQUIRED_ACTIONS:
+        return Verdict(
+            NEEDS_APPROVAL,
+            f"{tool_name} is a privileged action: a reviewer must approve it.",
+            "high",
+        )
+    if tool_name in IDENTITY_REQUIRED_ACTIONS and not facts.identity_verified:
+        return Verdict(
+            NEEDS_IDENTITY,
+            "Password resets need the requester's identity verified (an authenticated session "
+            "or a service-desk check) before anything changes.",
+            "medium",
+        )
+    if tool_name == "install_software":
+        wanted = str(args.get("software", "")).strip().lower()
+        allowed = {name.lower() for name in facts.authorized_software}
+        if wanted not in allowed:
+            return Verdict(
+                NEEDS_APPROVAL,
+                f"{args.get('software')!r} is not on the authorised software list: a reviewer must approve it.",
+                "medium",
+            )
+    return Verdict(ALLOW, "Allowed by policy.", _risk(tool_name))
+
+
+def _risk(tool_name: str) -> str:
+    if tool_name in APPROVAL_REQUIRED_ACTIONS:
+        return "high"
+    if tool_name in IDENTITY_REQUIRED_ACTIONS or tool_name == "install_software":
+        return "medium"
+    return "low"

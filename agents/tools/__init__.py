@@ -1,0 +1,1 @@
+"""Tools (agents.tools.base) and their registry (agents.tools.registry)."""

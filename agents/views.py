@@ -1,0 +1,92 @@
+"""Console views of the agent runtime: runs list, run page, live timeline partial, cancel."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from agentops.access import require_capability, tenant_member
+from agents import blueprints, engine
+from agents.models import FINISHED_RUN_STATUSES, RunStatus
+from agents.selectors import access_run, pending_approvals, runs_visible_to, timeline_steps
+
+STOP_POLLING = 286  # htmx: stop polling this element
+
+
+@tenant_member
+def run_list(request):
+    require_capability(request.membership, "ticket.view_all")
+    runs = runs_visible_to(request.membership).select_related("started_by")
+    status = request.GET.get("status", "")
+    agent = request.GET.get("agent", "")
+    if status in RunStatus.values:
+        runs = runs.filter(status=status)
+    if agent:
+        runs = runs.filter(agent_name=agent)
+    page = Paginator(runs.order_by("-created_at", "-id"), 25).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "agents/run_list.html",
+        {
+            "page": page,
+            "statuses": RunStatus.choices,
+            "agents": [b.name for b in blueprints.all_blueprints()],
+            "status": status,
+            "agent": agent,
+        },
+    )
+
+
+def timeline_context(request, run, *, steps=None, since=None) -> dict:
+    can_decide = request.membership.role in ("reviewer", "admin")
+    return {
+        "run": run,
+        "steps": steps if steps is not None else timeline_steps(run),
+        "since": since,
+        "cursor": timezone.now().isoformat(),
+        "approvals": pending_approvals(run) if run.status == RunStatus.WAITING_APPROVAL else [],
+        "can_decide": can_decide,
+        "can_cancel": request.membership.can("ticket.write") and run.is_active,
+        "blueprint": _blueprint(run),
+    }
+
+
+def _blueprint(run):
+    try:
+        return blueprints.get(run.agent_name)
+    except LookupError:
+        return None
+
+
+@tenant_member
+def run_detail(request, run_id: str):
+    run = access_run(request.membership, run_id)
+    return render(request, "agents/run_detail.html", timeline_context(request, run))
+
+
+@tenant_member
+def run_timeline(request, run_id: str):
+    """The polled partial: only what changed since the cursor; 286 once the run has finished."""
+    run = access_run(request.membership, run_id)
+    since = parse_datetime(request.GET.get("cursor", "") or "")
+    context = timeline_context(request, run, steps=timeline_steps(run, since=since), since=since)
+    status = STOP_POLLING if run.status in FINISHED_RUN_STATUSES else 200
+    return render(request, "agents/run_detail.html#timeline-update", context, status=status)
+
+
+@tenant_member
+@require_POST
+def run_cancel(request, run_id: str):
+    run = access_run(request.membership, run_id)
+    require_capability(request.membership, "ticket.write")
+    engine.request_cancel(run=run, actor=request.user)
+    messages.success(request, f"Cancellation of {run.run_id} requested.")
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return redirect(target)
+    return redirect("agents:run-detail", run_id=run.run_id)

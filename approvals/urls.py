@@ -1,0 +1,9 @@
+from django.urls import path
+
+from approvals import views
+
+app_name = "approvals"
+
+urlpatterns = [
+    path("<int:pk>/decide", views.decide, name="decide"),
+]

@@ -1,0 +1,148 @@
+"""A real Celery worker process for the tests that are about delivery (and /healthz).
+
+``celery_worker`` starts ``celery -A agentops worker --pool=solo`` against the pytest-django
+test database and the tests' Redis db, waits until it answers a ping, and always stops it again
+(SIGTERM, then SIGKILL of its whole process group). It needs ``transactional_db``: rows a test
+writes must be committed for the worker's own connection to see them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+READY_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+
+
+def worker_database_url() -> str:
+    """DATABASE_URL for the database pytest-django created (the worker must use the same)."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    auth = quote(s["USER"] or "", safe="")
+    if s.get("PASSWORD"):
+        auth += ":" + quote(s["PASSWORD"], safe="")
+    query = {"host": s["HOST"]} if s.get("HOST") else {}
+    if s.get("PORT"):
+        query["port"] = str(s["PORT"])
+    for key, value in (s.get("OPTIONS") or {}).items():
+        if isinstance(value, str | int):
+            query[key] = str(value)
+    return f"postgresql://{auth}@/{quote(s['NAME'], safe='')}?{urlencode(query)}"
+
+
+class CeleryWorker:
+    def __init__(self, log_path: Path):
+        self.nodename = f"pytest-{os.getpid()}-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DATABASE_URL": worker_database_url(),
+            # The broker db this test process uses (tests/settings.py defaults it to 1).
+            "REDIS_DB": os.environ.get("REDIS_DB", "1"),
+            "PYTHONUNBUFFERED": "1",
+        }
+        env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "agentops",
+            "worker",
+            "--pool=solo",
+            "--concurrency=1",
+            "-l",
+            "warning",
+            "-n",
+            self.nodename,
+            # Start fast: no waiting for other nodes' replies, no events nobody listens to.
+            "--without-mingle",
+            "--without-gossip",
+            "--without-heartbeat",
+        ]
+        # If this pytest process dies hard, the kernel sends the worker SIGKILL.
+        if shutil.which("setpriv"):
+            command = ["setpriv", "--pdeathsig", "KILL", "--", *command]
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stop() can signal all of it
+            )
+
+    def log(self, tail: int = 60) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return "(no worker log)"
+        return "\n".join(lines[-tail:]) or "(the worker logged nothing)"
+
+    def wait_ready(self, app, timeout: float = READY_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"The Celery worker exited with {self.process.returncode} before it "
+                    f"answered a ping. Its log:\n{self.log()}"
+                )
+            if app.control.ping(destination=[self.nodename], timeout=0.5):
+                return
+        raise RuntimeError(
+            f"The Celery worker did not answer a ping within {timeout:.0f}s. Its log:\n{self.log()}"
+        )
+
+    def stop(self) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        for sig, grace in ((signal.SIGTERM, STOP_TIMEOUT), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(process.pid, sig)  # the group id is the worker's pid (new session)
+            except ProcessLookupError:
+                break
+            try:
+                process.wait(timeout=grace)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        if process.poll() is None:  # pragma: no cover - a process SIGKILL did not stop
+            raise RuntimeError(f"Could not stop the Celery worker (pid {process.pid}).")
+
+
+@pytest.fixture
+def celery_worker(transactional_db, tmp_path):
+    """A running Celery worker on the test database and broker; stopped after the test."""
+    from agentops.celery import app
+
+    app.control.purge()  # stale tasks of earlier runs must not run against this test
+    worker = CeleryWorker(tmp_path / "celery-worker.log")
+    try:
+        worker.start()
+        try:
+            worker.wait_ready(app)
+        except RuntimeError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        yield worker
+    finally:
+        worker.stop()

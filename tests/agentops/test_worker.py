@@ -1,0 +1,53 @@
+"""Delivery through a real broker to a real Celery worker process (no eager shortcut)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from agentops.celery import app as celery_app
+from agentops.models import AuditEvent
+from incidents import tasks
+from incidents.models import Ticket
+from incidents.services import ticket_create
+
+pytestmark = pytest.mark.worker
+
+
+@pytest.fixture
+def real_delivery():
+    """Send tasks through the broker for this test (tests/settings.py makes them eager)."""
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = False
+    try:
+        yield
+    finally:
+        celery_app.conf.task_always_eager = previous
+
+
+def test_worker_flags_an_overdue_ticket(celery_worker, real_delivery, personas):
+    tenant = personas.tenant
+    overdue = ticket_create(tenant=tenant, actor=personas.requester, title="Disk full on FS01")
+    on_time = ticket_create(tenant=tenant, actor=personas.requester, title="New mouse, please")
+    Ticket.objects.for_tenant(tenant).filter(pk=overdue.pk).update(
+        sla_due=timezone.now() - timedelta(minutes=5)
+    )
+
+    result = tasks.mark_sla_breaches.delay()
+    flagged = result.get(timeout=30)
+
+    # It went through the broker to the worker process, not inline.
+    assert result.state == "SUCCESS"
+    assert flagged == 1
+    rows = dict(Ticket.objects.for_tenant(tenant).values_list("number", "sla_breached"))
+    assert rows == {overdue.number: True, on_time.number: False}
+    events = AuditEvent.objects.for_tenant(tenant).filter(action="ticket.sla_breached")
+    assert list(events.values_list("target_type", "target_id", "actor_id")) == [
+        ("ticket", overdue.number, None)
+    ]
+
+    # Idempotent: the next beat tick finds nothing new.
+    assert tasks.mark_sla_breaches.delay().get(timeout=30) == 0
+    assert events.count() == 1

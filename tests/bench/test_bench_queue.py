@@ -1,0 +1,287 @@
+"""The ticket queue, its partial, a ticket page and the list API at 100,000 tickets.
+
+Goal per endpoint: p95 under 50 ms and at most 10 SQL queries. Requests go through the
+Django test client (full middleware, templates, session); the latency is wall-clock time of
+``client.get``. Nothing here asserts a time: the numbers are printed, written to
+var/bench/queue.json and judged against the goal. An endpoint that misses the goal gets the
+EXPLAIN ANALYZE of its slowest queries printed (BENCH_EXPLAIN=1 prints them for all).
+
+    make bench                         the whole run (data load included)
+    BENCH_REQUESTS=100 make bench      more samples
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+WARMUP = 3
+REQUESTS = max(30, int(os.environ.get("BENCH_REQUESTS", "50")))
+GOAL_P95_MS = 50.0
+GOAL_QUERIES = 10
+OUT = Path(settings.BASE_DIR) / "var" / "bench" / "queue.json"
+EXPLAIN_ALL = bool(os.environ.get("BENCH_EXPLAIN"))
+
+
+@dataclass
+class Result:
+    name: str
+    url: str
+    requests: int
+    p50_ms: float
+    p95_ms: float
+    mean_ms: float
+    min_ms: float
+    max_ms: float
+    queries: int  # the most any timed request ran
+    queries_min: int
+    db_ms_p50: float  # time spent in SQL (p50 over the requests)
+    bytes: int
+    meets_goal: bool
+    core: bool = True  # one of the endpoints the goal names; extras start with "+"
+
+
+def _percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile (p95 of 50 samples is the 48th smallest)."""
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * pct // 100))  # ceil
+    return ordered[int(rank) - 1]
+
+
+class _SqlTimer:
+    """execute_wrapper: the wall time of each query in µs precision (the capture rounds to ms)."""
+
+    def __init__(self):
+        self.durations: list[float] = []
+
+    def __call__(self, execute, sql, params, many, context):
+        start = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.durations.append(time.perf_counter() - start)
+
+
+@dataclass
+class _Case:
+    name: str
+    client: Client
+    url: str
+    headers: dict
+    times: list[float] = field(default_factory=list)
+    db_times: list[float] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
+    slowest: list[dict] = field(default_factory=list)  # the queries of the slowest request
+    size: int = 0
+
+    def get(self):
+        response = self.client.get(self.url, **self.headers)
+        assert response.status_code == 200, (
+            self.name,
+            response.status_code,
+            response.content[:500],
+        )
+        return response
+
+    def sample(self) -> None:
+        timer = _SqlTimer()
+        with CaptureQueriesContext(connection) as ctx, connection.execute_wrapper(timer):
+            start = time.perf_counter()
+            response = self.get()
+            elapsed = (time.perf_counter() - start) * 1000
+        if not self.times or elapsed > max(self.times):
+            self.slowest = [
+                {"sql": q["sql"], "ms": d * 1000}
+                for q, d in zip(ctx.captured_queries, timer.durations, strict=False)
+            ]
+        self.times.append(elapsed)
+        self.counts.append(len(ctx.captured_queries))
+        self.db_times.append(sum(timer.durations) * 1000)
+        self.size = len(response.content)
+
+    def result(self) -> Result:
+        p95 = _percentile(self.times, 95)
+        return Result(
+            name=self.name,
+            url=self.url,
+            requests=len(self.times),
+            p50_ms=round(statistics.median(self.times), 2),
+            p95_ms=round(p95, 2),
+            mean_ms=round(statistics.fmean(self.times), 2),
+            min_ms=round(min(self.times), 2),
+            max_ms=round(max(self.times), 2),
+            queries=max(self.counts),
+            queries_min=min(self.counts),
+            db_ms_p50=round(statistics.median(self.db_times), 2),
+            bytes=self.size,
+            meets_goal=p95 < GOAL_P95_MS and max(self.counts) <= GOAL_QUERIES,
+            core=not self.name.startswith("+"),
+        )
+
+
+def _run(cases: list[_Case]) -> None:
+    """Warm every endpoint up, then time them round-robin: a burst of load on this machine
+    then hits all endpoints alike instead of the one that happened to be running."""
+    for case in cases:
+        for _ in range(WARMUP):
+            case.get()
+    for _ in range(REQUESTS):
+        for case in cases:
+            case.sample()
+
+
+def _explain(name: str, queries: list[dict], top: int = 3) -> None:
+    """Print every query of the slowest request, then EXPLAIN ANALYZE the slowest few."""
+    print(f"\n---- {name}: {len(queries)} queries of the slowest request ----")
+    for q in queries:
+        print(f"  {q['ms']:7.2f} ms  {q['sql'][:160]}")
+    selects = [q for q in queries if q["sql"].lstrip().upper().startswith("SELECT")]
+    for q in sorted(selects, key=lambda q: q["ms"], reverse=True)[:top]:
+        print(f"\n  EXPLAIN (ANALYZE, BUFFERS) -- {q['ms']:.2f} ms\n  {q['sql']}")
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + q["sql"])
+            for (line,) in cursor.fetchall():
+                print("    " + line)
+
+
+def _table(results: list[Result]) -> str:
+    head = (
+        f"{'endpoint':<34} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'SQL ms':>7} "
+        f"{'queries':>7}  goal (p95<{GOAL_P95_MS:.0f} ms, <={GOAL_QUERIES} q)"
+    )
+    lines = [head, "-" * len(head)]
+    for r in results:
+        queries = str(r.queries) if r.queries == r.queries_min else f"{r.queries_min}-{r.queries}"
+        verdict = "meets" if r.meets_goal else "MISSES"
+        if r.name.startswith("+") and not lines[-1].startswith("+"):
+            lines.append("  extra (partials unless noted):")
+        lines.append(
+            f"{r.name:<34} {r.p50_ms:>8.1f} {r.p95_ms:>8.1f} {r.max_ms:>8.1f} "
+            f"{r.db_ms_p50:>7.1f} {queries:>7}  {verdict}"
+        )
+    return "\n".join(lines)
+
+
+def test_dataset_is_loaded(bench_data):
+    from incidents.models import Comment, Ticket
+
+    expected = int(os.environ.get("BENCH_TICKETS", "100000"))
+    assert bench_data.ticket_count == expected
+    assert Ticket.objects.for_tenant(bench_data.tenant).count() == expected
+    assert Comment.objects.for_tenant(bench_data.tenant).count() >= 2 * expected
+    assert Ticket.objects.for_tenant(bench_data.other_tenant).exists()
+
+
+def test_bench_queue(bench_data):
+    from incidents.models import Ticket
+
+    web = Client()
+    web.force_login(bench_data.agent)
+    api = Client(headers={"Authorization": f"Bearer {bench_data.api_token}"})
+    hx = {"HTTP_HX_REQUEST": "true"}
+    filtered = "/tickets/?status=open&priority=high&q=vpn"
+    detail = f"/tickets/{bench_data.detail_number}/"
+
+    # Sanity: what the pages show is the data set (the queue counts all 100k tickets).
+    page = web.get("/tickets/")
+    assert page.status_code == 200
+    assert f"<strong>{bench_data.ticket_count}</strong> ticket" in page.content.decode()
+    listing = api.get("/api/v1/tickets")
+    assert listing.status_code == 200
+    assert listing.json()["count"] == bench_data.ticket_count
+    assert len(listing.json()["items"]) == 25
+    searched = api.get("/api/v1/tickets?q=vpn&status=open").json()
+    assert 0 < searched["count"] < bench_data.ticket_count
+    assert Ticket.objects.for_tenant(bench_data.tenant).count() == bench_data.ticket_count
+
+    mine = Client()
+    mine.force_login(bench_data.requester)
+    endpoints = [
+        # The endpoints the goal is about.
+        ("queue page", web, "/tickets/", {}),
+        ("queue filtered+search", web, filtered, {}),
+        ("queue partial (htmx)", web, filtered, hx),
+        ("ticket detail", web, detail, {}),
+        ("api list", api, "/api/v1/tickets", {}),
+        ("api list ?q=vpn&status=open", api, "/api/v1/tickets?q=vpn&status=open", {}),
+        # Other filters and sorts of the same queue, for coverage of the indexes.
+        ("+ partial first page (htmx)", web, "/tickets/", hx),
+        ("+ ?priority=high", web, "/tickets/?priority=high", hx),
+        ("+ ?kind=incident", web, "/tickets/?kind=incident", hx),
+        ("+ ?assignee=me&status=open", web, "/tickets/?assignee=me&status=open", hx),
+        ("+ ?status=open&sort=priority", web, "/tickets/?status=open&sort=priority", hx),
+        ("+ ?sort=updated", web, "/tickets/?sort=updated", hx),
+        ("+ ?sort=sla", web, "/tickets/?sort=sla", hx),
+        ("+ ?q=vpn", web, "/tickets/?q=vpn", hx),
+        ("+ ?q=vpn&sort=relevance", web, "/tickets/?q=vpn&sort=relevance", hx),
+        ("+ ?q=<ticket number>", web, f"/tickets/?q={bench_data.detail_number}", hx),
+        ("+ queue page as requester", mine, "/tickets/", {}),
+        (
+            "+ api ?priority=high&sort=priority",
+            api,
+            "/api/v1/tickets?priority=high&sort=priority",
+            {},
+        ),
+    ]
+    load_before = os.getloadavg()[0]
+    cases = [_Case(name, client, url, headers) for name, client, url, headers in endpoints]
+    _run(cases)
+    results = [case.result() for case in cases]
+    slow = {case.name: case.slowest for case in cases}
+
+    print(f"\n\n== Ticket queue at {bench_data.ticket_count:,} tickets ==")
+    print(
+        f"   {WARMUP} warm-up + {REQUESTS} timed requests each (round-robin), Django test "
+        f"client; load average before: {load_before:.2f}\n"
+    )
+    print(_table(results))
+    for result in results:
+        if EXPLAIN_ALL or not result.meets_goal:
+            _explain(result.name, slow[result.name])
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        pg_version = cursor.fetchone()[0]
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(
+        json.dumps(
+            {
+                "when": timezone.now().isoformat(),
+                "tickets": bench_data.ticket_count,
+                "comments_per_ticket": 2,
+                "warmup": WARMUP,
+                "requests": REQUESTS,
+                "goal": {"p95_ms_below": GOAL_P95_MS, "max_queries": GOAL_QUERIES},
+                "load_seconds": {k: round(v, 2) for k, v in bench_data.timings.items()},
+                "environment": {
+                    "python": platform.python_version(),
+                    "postgresql": pg_version,
+                    "cpus": os.cpu_count(),
+                    "loadavg_1m_before": round(load_before, 2),
+                    "loadavg_1m_after": round(os.getloadavg()[0], 2),
+                },
+                "results": [asdict(r) for r in results],
+                "all_meet_goal": all(r.meets_goal for r in results if r.core),
+                "extras_meet_goal": all(r.meets_goal for r in results if not r.core),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"\nwritten: {OUT}")
+    missing = [r.name for r in results if r.core and not r.meets_goal]
+    extra = [r.name for r in results if not r.core and not r.meets_goal]
+    print("goal met by every endpoint" if not missing else f"goal MISSED by: {', '.join(missing)}")
+    if extra:
+        print(f"extras missing the goal: {', '.join(extra)}")
