@@ -11,6 +11,7 @@ whatever this launcher started it stops again on exit (Ctrl-C included). Data st
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -55,6 +56,11 @@ def run() -> int:
     port = os.environ.get("PORT", "8000")
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "agentops.settings", "PYTHONUNBUFFERED": "1"}
     started = _services()
+    # Prometheus multiprocess files of earlier runs would be counted again: start clean.
+    prom_dir = localservices.VAR_DIR / "prometheus"
+    shutil.rmtree(prom_dir, ignore_errors=True)
+    prom_dir.mkdir(parents=True, exist_ok=True)
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(prom_dir)
     children: list[subprocess.Popen] = []
     try:
         _say("Migrating the database")
@@ -106,6 +112,7 @@ def run() -> int:
             "\n"
             f"  AgentOps console:  http://127.0.0.1:{port}/\n"
             f"  Health:            http://127.0.0.1:{port}/healthz\n"
+            f"  Metrics:           http://127.0.0.1:{port}/metrics\n"
             f"  Admin:             http://127.0.0.1:{port}/admin/\n"
             f"  API (OpenAPI):     http://127.0.0.1:{port}/api/v1/docs\n\n"
             f"  Demo logins (password: {password}):\n"

@@ -7,7 +7,9 @@ no default secret key.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 from celery.schedules import crontab
@@ -19,6 +21,11 @@ from agentops.env import env_bool, env_int, env_list, env_secret, env_str
 
 BASE_DIR = localservices.BASE_DIR
 VAR_DIR = localservices.VAR_DIR
+
+# Prometheus multiprocess mode: every process (web, workers) writes samples here and /metrics
+# adds them up. Must be set before prometheus_client is first imported, hence this early.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus"))
+Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 
 ENVIRONMENT = env_str("AGENTOPS_ENV", "development")
 if ENVIRONMENT not in {"development", "test", "production"}:
@@ -169,7 +176,7 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 # A step owns its run for this long; after that the watchdog hands the run to another worker.
-RUN_LEASE_SECONDS = env_int("RUN_LEASE_SECONDS", 180, minimum=10)
+RUN_LEASE_SECONDS = env_int("RUN_LEASE_SECONDS", 180, minimum=1)
 # Whether a new tenant's agent starts on every new ticket (each tenant can change it in the admin).
 AGENT_AUTOSTART_DEFAULT = env_bool("AGENT_AUTOSTART_DEFAULT", True)
 

@@ -1,6 +1,6 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponseRedirect, JsonResponse
+from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -41,3 +41,14 @@ def switch_tenant(request):
     if "/tickets/" in target and target.rstrip("/") != reverse("incidents:queue").rstrip("/"):
         target = reverse("incidents:queue")
     return HttpResponseRedirect(target)
+
+
+@never_cache
+@require_GET
+def metrics(request):
+    """Prometheus exposition of every process's samples (multiprocess mode)."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    from agents.metrics import registry_for_scrape
+
+    return HttpResponse(generate_latest(registry_for_scrape()), content_type=CONTENT_TYPE_LATEST)

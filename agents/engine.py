@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import time
 import traceback as tb
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from agentops import audit
-from agents import blueprints, policy
+from agents import blueprints, metrics, policy
 from agents.blueprints import TERMINAL, WAIT, Outcome
 from agents.models import (
     FINISHED_RUN_STATUSES,
@@ -48,6 +49,11 @@ from agents.redaction import redact, redact_value
 log = logging.getLogger(__name__)
 
 APPROVAL_HANDLER = "agents.run"
+MAX_TOOL_RETRIES = 3
+
+
+class TransientStepError(Exception):
+    """A dependency of the step failed in a way that may heal: retry the step later."""
 
 
 def lease_seconds() -> int:
@@ -243,14 +249,27 @@ class StepContext:
     def complete(
         self, *, system: str, messages: list[dict], tools=(), tool_choice: str | None = None
     ):
-        response = backend_for(self.config).complete(
-            system=system,
-            messages=messages,
-            tools=list(tools),
-            tool_choice=tool_choice,
-            max_tokens=self.config.max_tokens,
-            limit_key=f"tenant-{self.tenant.pk}",
-        )
+        backend = backend_for(self.config)
+        try:
+            response = backend.complete(
+                system=system,
+                messages=messages,
+                tools=list(tools),
+                tool_choice=tool_choice,
+                max_tokens=self.config.max_tokens,
+                limit_key=f"tenant-{self.tenant.pk}",
+            )
+        except Exception as exc:
+            metrics.LLM_REQUESTS.labels(getattr(backend, "name", "?"), type(exc).__name__).inc()
+            raise
+        metrics.LLM_REQUESTS.labels(response.backend, "ok").inc()
+        metrics.LLM_TOKENS.labels(response.backend, "input").inc(response.usage.input_tokens)
+        metrics.LLM_TOKENS.labels(response.backend, "output").inc(response.usage.output_tokens)
+        if response.rate_limit_wait_ms:
+            metrics.LLM_RATE_LIMIT_WAITS.labels(response.backend).inc()
+            metrics.LLM_RATE_LIMIT_WAIT_SECONDS.labels(response.backend).inc(
+                response.rate_limit_wait_ms / 1000
+            )
         self.usage["in"] += response.usage.input_tokens
         self.usage["out"] += response.usage.output_tokens
         self.usage["cost"] += float(response.cost_usd or 0)
@@ -339,8 +358,14 @@ class StepContext:
         except KeyError:
             tool = None
         target = None
-        if tool is not None and hasattr(tool, "target_email"):
-            target = tool.target_email(self.tool_context(call), call.args_json)
+        if tool is not None:
+            try:
+                target = tool.target_email(self.tool_context(call), call.args_json)
+            except Exception as exc:
+                # Who a call affects must be known before it may run: retry the step later.
+                raise TransientStepError(
+                    f"could not resolve the target of {call.tool_name}: {exc}"
+                ) from exc
         rules = {
             r.action: (r.verdict, r.reason)
             for r in PolicyRule.objects.for_tenant(self.tenant).only("action", "verdict", "reason")
@@ -439,6 +464,7 @@ class StepContext:
         started = time.monotonic()
         try:
             result = tool.run(ctx, call.args_json)
+            _fault_point("after_tool")
             verified = tool.verify(ctx, call.args_json, result) if result.ok else False
         except Exception as exc:
             from agents.tools.base import ToolResult
@@ -452,6 +478,14 @@ class StepContext:
             )
             verified = False
         call.latency_ms = int((time.monotonic() - started) * 1000)
+        if not result.ok and result.retryable and call.retries < MAX_TOOL_RETRIES:
+            # The connector is down or timed out: the step is retried later with the same
+            # idempotency key (the connector applies it at most once).
+            call.error_class = result.error_class
+            call.error_message = redact(result.error_message or result.summary).text[:2000]
+            call.status_code = result.status_code
+            call.save(update_fields=["error_class", "error_message", "status_code", "latency_ms"])
+            raise TransientStepError(f"{call.tool_name}: {call.error_message}")
         summary = redact(result.summary).text
         call.status = ToolCall.Status.SUCCESS if result.ok else ToolCall.Status.FAILURE
         call.result_summary = summary[:2000]
@@ -474,6 +508,7 @@ class StepContext:
                 "latency_ms",
             ]
         )
+        metrics.TOOL_EXECUTIONS.labels(call.tool_name, call.status).inc()
         audit.record(
             tenant=self.tenant,
             actor=None,
@@ -499,6 +534,18 @@ class StepContext:
         )
 
 
+def _fault_point(name: str) -> None:
+    """Fault injection for the crash tests: pause here so a test can SIGKILL the worker.
+
+    Only honoured under AGENTOPS_ENV=test, from AGENTOPS_FAULT_SLEEP_<NAME> (seconds).
+    """
+    if settings.ENVIRONMENT != "test":
+        return
+    seconds = os.environ.get(f"AGENTOPS_FAULT_SLEEP_{name.upper()}")
+    if seconds:
+        time.sleep(float(seconds))
+
+
 def backend_for(config: AgentConfig):
     """The LLM backend for a tenant's settings (tests may monkeypatch this function)."""
     from agents.llm import get_backend
@@ -507,7 +554,6 @@ def backend_for(config: AgentConfig):
 
 
 def llm_config(config: AgentConfig):
-    import os
 
     from agents.llm.config import LLMConfig
 
@@ -558,6 +604,7 @@ def _finish(
     run: Run, status: str, *, error_message: str = "", error_type: str = "", trace: str = ""
 ) -> None:
     now = timezone.now()
+    metrics.RUNS_FINISHED.labels(run.agent_name, status).inc()
     run.status = status
     run.ended_at = now
     run.lease_expires_at = None
@@ -596,14 +643,13 @@ def advance(run_id: int) -> str:
 
     try:
         outcome = bp.run_state(run.state, ctx)
-    except LLMUnavailable as exc:
-        ctx.guardrail(
-            "llm_unavailable", f"The model is unavailable: {exc}", attempt=step.retries + 1
-        )
+    except (LLMUnavailable, TransientStepError) as exc:
+        kind = "llm_unavailable" if isinstance(exc, LLMUnavailable) else "dependency_unavailable"
+        ctx.guardrail(kind, f"Temporarily unavailable: {exc}", attempt=step.retries + 1)
         if step.retries + 1 < MAX_MODEL_RETRIES:
             # Give the step back and try again later; nothing of this attempt is lost.
             Step.objects.for_tenant(run.tenant).filter(pk=step.pk).update(
-                status="waiting", output_summary=f"Model unavailable, retrying: {exc}"
+                status="waiting", output_summary=f"Temporarily unavailable, retrying: {exc}"
             )
             _release(run, status=RunStatus.RUNNING)
             from agents.resilience import backoff_delay
@@ -616,6 +662,8 @@ def advance(run_id: int) -> str:
         return _fail(run, type(exc).__name__, str(exc), trace=tb.format_exc(), step=step)
 
     elapsed = int((time.monotonic() - started) * 1000)
+    metrics.AGENT_REQUESTS.labels(run.agent_name, step.state, outcome.step_status).inc()
+    metrics.AGENT_LATENCY.labels(run.agent_name, step.state).observe(elapsed / 1000)
     with transaction.atomic():
         _record_step(step, outcome, ctx, elapsed)
         run.step_count = step.seq

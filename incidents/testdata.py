@@ -355,6 +355,7 @@ def fake_ticket(rng: random.Random, domain: str) -> dict:
 
 def generate_tickets(
     *,
+    start_agent: bool | None = None,
     tenant,
     actor,
     count: int,
@@ -375,7 +376,9 @@ def generate_tickets(
         if requesters and rng.random() < 0.3:
             requester = rng.choice(list(requesters))
             data["requester_email"] = requester.email
-        ticket = services.ticket_create(tenant=tenant, actor=actor, requester=requester, **data)
+        ticket = services.ticket_create(
+            tenant=tenant, actor=actor, requester=requester, start_agent=start_agent, **data
+        )
         if assignees and rng.random() < 0.5:
             ticket = services.ticket_assign(
                 ticket=ticket, actor=actor, assignee=rng.choice(list(assignees))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pytest
 
 from agentops import localservices
+from tests.celery_worker import celery_worker, worker_factory  # noqa: F401  (shared fixtures)
 
 # Benchmarks run only through `make bench` (they take minutes and load 100k rows).
 collect_ignore = [] if os.environ.get("AGENTOPS_BENCH") else ["bench"]
@@ -19,6 +20,14 @@ collect_ignore = [] if os.environ.get("AGENTOPS_BENCH") else ["bench"]
 
 def pytest_configure(config):
     localservices.ensure_all()
+
+
+def pytest_unconfigure(config):
+    import shutil
+
+    prom_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+    if prom_dir.startswith("/tmp/agentops-prometheus-"):
+        shutil.rmtree(prom_dir, ignore_errors=True)
 
 
 @dataclass

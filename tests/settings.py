@@ -3,7 +3,11 @@
 import os
 
 os.environ.setdefault("AGENTOPS_ENV", "test")
-os.environ.setdefault("REDIS_DB", "1")  # never share the broker queue with a running `make run`
+os.environ.setdefault("REDIS_DB", "1")
+# Metrics of this test process (and the worker it starts) only; the launcher wipes stale ones.
+os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR", f"/tmp/agentops-prometheus-{os.getpid()}"
+)  # never share the broker queue with a running `make run`
 
 from agentops.settings import *  # noqa: F403
 

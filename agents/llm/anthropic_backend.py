@@ -56,17 +56,17 @@ logger = logging.getLogger(__name__)
 PRICES: dict[str, tuple[float, float]] = {
     "claude-opus-4-5": (5.0, 25.0),
     "claude-opus-4-1": (15.0, 75.0),
-    "claude-opus-4": (15.0, 75.0),
-    "claude-sonnet-4-5": (3.0, 15.0),
+    "claude-opus-4-0": (15.0, 75.0),
+    "claude-opus-4-2025": (15.0, 75.0),
+    "claude-3-opus": (15.0, 75.0),
     "claude-sonnet-4": (3.0, 15.0),
     "claude-3-7-sonnet": (3.0, 15.0),
     "claude-3-5-sonnet": (3.0, 15.0),
     "claude-haiku-4-5": (1.0, 5.0),
     "claude-3-5-haiku": (0.8, 4.0),
     "claude-3-haiku": (0.25, 1.25),
-    "claude-3-opus": (15.0, 75.0),
 }
-DEFAULT_PRICE = (3.0, 15.0)  # an unknown model is priced like Sonnet
+DEFAULT_PRICE = (3.0, 15.0)  # a model not listed is priced like Sonnet (edit PRICES to add)
 
 
 def price_for(model: str) -> tuple[float, float]:

@@ -26,7 +26,7 @@ import hashlib
 import itertools
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agents.llm.base import LLMResponse, ToolSpec, ToolUse, Usage
@@ -42,10 +42,9 @@ class Intent:
     label: str  # what it is, in words
     category: str
     strong: tuple[str, ...]  # regexes (on lower-case text); one hit = 2 points
-    weak: tuple[str, ...] = ()  # 1 point; ignored when another intent of the group is strong
+    weak: tuple[str, ...] = ()  # 1 point; only counts when no intent has a strong hit
     steps: tuple[tuple[str, ...], ...] = ()  # tools in order; each step: candidate tool names
     plan: str = ""
-    group: str = ""
     escalate: bool = False  # security incident etc.: a person must handle it
     needs_approval: bool = False  # the fix exists but policy will want a reviewer
     priority: str = ""  # baseline priority when no keyword says otherwise
@@ -66,6 +65,7 @@ INTENTS: tuple[Intent, ...] = (
             r"\bstarts on (monday|tuesday|wednesday|thursday|friday)\b",
         ),
         plan="Hand to the service desk: a new starter needs equipment and accounts set up.",
+        priority="low",
         excludes=("*",),
     ),
     Intent(
@@ -118,6 +118,7 @@ INTENTS: tuple[Intent, ...] = (
         steps=(("grant_admin_access",),),
         plan="Propose grant_admin_access for the requester; policy requires a reviewer's approval.",
         needs_approval=True,
+        priority="high",
         weight=1.5,
     ),
     Intent(
@@ -186,7 +187,6 @@ INTENTS: tuple[Intent, ...] = (
         ),
         steps=(("unlock_account",),),
         plan="Unlock the account in the directory and clear the failed sign-in count.",
-        group="identity",
     ),
     Intent(
         "password_reset",
@@ -202,7 +202,6 @@ INTENTS: tuple[Intent, ...] = (
         weak=(r"\bpassword\b",),
         steps=(("reset_password",),),
         plan="Verify the requester's identity, then reset the password with a temporary one.",
-        group="identity",
     ),
     Intent(
         "mfa_enroll",
@@ -220,7 +219,6 @@ INTENTS: tuple[Intent, ...] = (
         ),
         steps=(("enable_mfa", "reset_mfa"),),
         plan="Re-enrol MFA for the requester with the authenticator app.",
-        group="identity",
     ),
     Intent(
         "vpn",
@@ -644,6 +642,7 @@ class Conversation:
     context: str  # system + all user text (for context lines)
     tool_uses: list[dict[str, Any]] = field(default_factory=list)  # every earlier tool_use
     last_results: list[dict[str, Any]] = field(default_factory=list)  # tool_results, last turn
+    all_results: list[dict[str, Any]] = field(default_factory=list)  # every tool_result
 
     @classmethod
     def read(cls, system: str, messages: list[dict[str, Any]]) -> Conversation:
@@ -651,6 +650,7 @@ class Conversation:
         context_parts: list[str] = [system or ""]
         tool_uses: list[dict[str, Any]] = []
         last_results: list[dict[str, Any]] = []
+        all_results: list[dict[str, Any]] = []
         for index, message in enumerate(messages or []):
             role = _block_field(message, "role", "")
             content = _block_field(message, "content", "")
@@ -681,11 +681,12 @@ class Conversation:
                             "is_error": bool(_block_field(block, "is_error", False)),
                         }
                     )
+            all_results += results
             if index == len(messages) - 1:
                 last_results = results
         request = strip_knowledge("\n".join(request_parts))
         request = CONTEXT_LINE_RE.sub("", request).strip()
-        return cls(request, "\n".join(context_parts), tool_uses, last_results)
+        return cls(request, "\n".join(context_parts), tool_uses, last_results, all_results)
 
 
 # --------------------------------------------------------------------------- analysis
@@ -699,7 +700,7 @@ class Analysis:
     email: str
     devices: list[tuple[str, str]]  # (asset tag, model)
     device: str
-    product: str
+    product: str  # the first of products
     service: str
     ticket: str
     title: str
@@ -711,6 +712,7 @@ class Analysis:
     escalate: bool
     sentiment: str
     category_scores: dict[str, float]
+    products: list[str] = field(default_factory=list)
 
     @property
     def intent_names(self) -> list[str]:
@@ -718,7 +720,13 @@ class Analysis:
 
     @property
     def actionable(self) -> list[Intent]:
+        """Intents with a fix a tool can apply (policy may still want approval)."""
         return [intent for intent, _ in self.intents if intent.steps and not intent.escalate]
+
+    @property
+    def investigative(self) -> list[Intent]:
+        """Intents a person owns, with read-only tools that gather evidence for them."""
+        return [intent for intent, _ in self.intents if intent.steps and intent.escalate]
 
     @property
     def summary(self) -> str:
@@ -729,7 +737,11 @@ class Analysis:
     @property
     def plan(self) -> str:
         if self.widespread or self.escalate:
-            reason = "it affects many users" if self.widespread else "it needs a specialist team"
+            reason = (
+                "it affects many users"
+                if self.widespread
+                else f"it looks like {_a(self.intents[0][0].label)}"
+            )
             steps = [intent.plan for intent, _ in self.intents if intent.escalate]
             return " ".join([f"Escalate to a person: {reason}.", *steps[:1]])[:500]
         steps = [intent.plan for intent in self.actionable]
@@ -759,40 +771,75 @@ def detect_intents(lower: str) -> list[tuple[Intent, float]]:
     return found
 
 
-def find_product(text: str) -> str:
-    """The catalogue product named near "install" (else anywhere), or the capitalised words
-    right after "install"; canonical spelling."""
+def _confidence(intents: list[tuple[Intent, float]], lower: str) -> float:
+    """How sure the classification is: distinct strong keywords of the top intent, and its
+    margin over the runner-up. Nothing matched: 0.35."""
+    if not intents:
+        return 0.35
+    top, top_score = intents[0]
+    distinct = sum(1 for p in top.strong if re.search(p, lower))
+    if not distinct:  # weak words only
+        return 0.45
+    value = 0.55 + 0.1 * min(distinct, 3)
+    if len(intents) == 1 or top_score * top.weight >= 2 * intents[1][1] * intents[1][0].weight:
+        value += 0.05
+    return value
+
+
+def _a(noun: str) -> str:
+    return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun
+
+
+def _aliases_in(lower: str, start: int, end: int) -> list[tuple[int, str]]:
+    """Catalogue products named in lower[start:end]: (position, canonical name), in order;
+    the longest alias wins where aliases overlap ("visual studio code" over "visual studio")."""
+    taken: list[tuple[int, int]] = []
+    found: list[tuple[int, str]] = []
+    window = lower[start:end]
+    for alias, name in _ALIASES:
+        for match in re.finditer(rf"(?<![\w+]){re.escape(alias)}(?![\w+])", window):
+            span = (match.start(), match.end())
+            if any(a < span[1] and span[0] < b for a, b in taken):
+                continue
+            taken.append(span)
+            found.append((span[0], name))
+    seen: set[str] = set()
+    ordered = []
+    for pos, name in sorted(found):
+        if name not in seen:
+            seen.add(name)
+            ordered.append((pos, name))
+    return ordered
+
+
+def find_products(text: str) -> list[str]:
+    """The catalogue products named after "install" in the same sentence (else just before it,
+    else anywhere in a request that needs software), or the capitalised words right after
+    "install"; canonical spelling, in the order named."""
     lower = text.lower()
-
-    def alias_at(start: int, end: int) -> tuple[int, str] | None:
-        best: tuple[int, str] | None = None
-        window = lower[start:end]
-        for alias, name in _ALIASES:
-            for match in re.finditer(rf"(?<![\w+]){re.escape(alias)}(?![\w+])", window):
-                pos = match.start()
-                if best is None or pos < best[0]:
-                    best = (pos, name)
-                break
-        return best
-
-    for match in re.finditer(r"\binstall(?:ed|ing|ation)?\b", lower):
-        after = alias_at(match.end(), match.end() + 80)
-        if after:
-            return after[1]
-    for match in re.finditer(r"\binstall(?:ed|ing|ation)?\b", lower):
-        before = alias_at(max(0, match.start() - 60), match.start())
-        if before:
-            return before[1]
-    anywhere = alias_at(0, len(lower))
+    installs = list(re.finditer(r"\binstall(?:ed|ing|ation)?\b", lower))
+    names: list[str] = []
+    for match in installs:
+        stop = re.search(r"[.!?\n]", lower[match.end() :])
+        end = match.end() + (stop.start() if stop else len(lower))
+        for _, name in _aliases_in(lower, match.end(), min(end, match.end() + 120)):
+            if name not in names:
+                names.append(name)
+    if names:
+        return names
+    for match in installs:
+        for _, name in _aliases_in(lower, max(0, match.start() - 60), match.start())[-1:]:
+            return [name]
+    anywhere = _aliases_in(lower, 0, len(lower))
     if anywhere and re.search(r"\b(install\w*|need|licen[cs]e|set up|setup)\b", lower):
-        return anywhere[1]
+        return [anywhere[0][1]]
     raw = re.search(
         r"\binstall(?:ed|ing)?\s+(?:the\s+|a\s+|an\s+)?([A-Z][\w.+-]*(?:\s+[A-Z0-9][\w.+-]*){0,2})",
         text,
     )
     if raw:
-        return raw.group(1).strip(" .")[:80]
-    return ""
+        return [raw.group(1).strip(" .")[:80]]
+    return []
 
 
 def parse_devices(context: str) -> list[tuple[str, str]]:
@@ -841,13 +888,16 @@ def find_service(context: str, lower: str) -> str:
             name = re.sub(r"[^a-z0-9_-]+", "-", item.strip().lower()).strip("-")
             if name:
                 return name[:40]
-    match = re.search(
-        r"\b([a-z][a-z0-9_-]{2,39})\s+(?:api|service|worker|nodes?|cluster|database|db)\b", lower
-    ) or re.search(
-        r"\b(?:on|in|for|of)\s+(?:the\s+)?([a-z][a-z0-9_-]{2,39})\s+(?:service|api)\b", lower
+    patterns = (
+        r"\b([a-z][a-z0-9_-]{2,39})\s+(?:api|service|worker|nodes?|cluster|database|db)\b",
+        r"\b(?:on|in|for|of)\s+(?:the\s+)?([a-z][a-z0-9_-]{2,39})\s+(?:service|api)\b",
+        r"(?m)\b(?:on|in)\s+(?:the\s+)?([a-z][a-z0-9_-]{2,39})[ \t]*$",
     )
-    if match and match.group(1) not in {"the", "our", "this", "that", "database", "connection"}:
-        return match.group(1)
+    stop = {"the", "our", "this", "that", "database", "connection", "all", "my", "your", "pool"}
+    for pattern in patterns:
+        for match in re.finditer(pattern, lower):
+            if match.group(1) not in stop:
+                return match.group(1)
     return ""
 
 
@@ -867,7 +917,8 @@ def analyse(convo: Conversation) -> Analysis:
     text = convo.request
     lower = text.lower()
     intents = detect_intents(lower)
-    product = find_product(text) if "software_install" in {i.name for i, _ in intents} else ""
+    products = find_products(text) if "software_install" in {i.name for i, _ in intents} else []
+    product = products[0] if products else ""
     if not product:  # "install" alone (e.g. "…so I can install tools myself") is no request
         intents = [(i, s) for i, s in intents if not i.requires_product]
 
@@ -892,8 +943,7 @@ def analyse(convo: Conversation) -> Analysis:
     escalate = any(intent.escalate for intent, _ in intents)
     actionable = [i for i, _ in intents if i.steps and not i.escalate]
     auto = bool(actionable) and not escalate and not widespread and priority != "critical"
-    top = max((score for _, score in intents), default=0.0)
-    confidence = min(0.95, 0.55 + 0.1 * top) if intents else 0.35
+    confidence = _confidence(intents, lower)
     negative = _hits(NEGATIVE_WORDS, lower)
     positive = _hits(POSITIVE_WORDS, lower)
     sentiment = (
@@ -909,6 +959,7 @@ def analyse(convo: Conversation) -> Analysis:
         devices=devices,
         device=choose_device(devices, text),
         product=product,
+        products=products,
         service=find_service(convo.context, lower),
         ticket=(TICKET_RE.findall(convo.context) or [""])[0],
         title=_title(text),
@@ -1368,7 +1419,12 @@ class OfflineBackend:
 
     def _forced(self, tool: ToolSpec, analysis: Analysis) -> tuple[str, dict[str, Any]]:
         focus = next(
-            (i for i in analysis.actionable if any(tool.name in step for step in i.steps)), None
+            (
+                i
+                for i in analysis.actionable + analysis.investigative
+                if any(tool.name in step for step in i.steps)
+            ),
+            None,
         )
         filler = Filler(analysis, root=tool.input_schema, tool=tool.name, focus=focus)
         try:
@@ -1385,30 +1441,30 @@ class OfflineBackend:
             follow = self._follow_up(convo, analysis, tools, called)
             if follow:
                 return "", follow
-            return self._summarise(convo), []
+            return self._summarise(convo, analysis), []
+        candidates = analysis.actionable
         if analysis.widespread or analysis.escalate:
-            why = (
-                "it affects many users"
-                if analysis.widespread
-                else f"it looks like a {analysis.intents[0][0].label}"
-            )
-            return (
-                f"No automated fix applies: {why}. {analysis.plan}",
-                [],
-            )
+            # Not a fix for one requester: only read-only investigation, if it is offered.
+            candidates = analysis.investigative
+            offered = [i for i in candidates if any(n in tools for s in i.steps for n in s)]
+            if not offered:
+                return f"No automated fix applies. {analysis.plan}", []
         calls: list[tuple[str, dict[str, Any]]] = []
         skipped: list[str] = []
-        for intent in analysis.actionable:
+        for intent in candidates:
             steps = intent.steps[:1] if intent.sequential else intent.steps
             for step in steps:
                 name = next((n for n in step if n in tools), None)
                 if name is None or name in called or any(name == c for c, _ in calls):
                     continue
-                args = self._args(tools[name], analysis, intent)
-                if args is None:
+                variants = [analysis]
+                if intent.requires_product and len(analysis.products) > 1:
+                    variants = [replace(analysis, product=p) for p in analysis.products]
+                made = [self._args(tools[name], variant, intent) for variant in variants]
+                if any(args is None for args in made):
                     skipped.append(name)
                     break  # a later step needs the earlier one
-                calls.append((name, args))
+                calls.extend((name, args) for args in made)
         if calls:
             return "", calls
         if skipped:
@@ -1422,7 +1478,7 @@ class OfflineBackend:
         return (
             "No automated fix applies to this request: "
             + (
-                f"it looks like a {analysis.intents[0][0].label}, which needs a person."
+                f"it looks like {_a(analysis.intents[0][0].label)}, which needs a person."
                 if analysis.intents
                 else "I could not match it to a known self-service problem."
             )
@@ -1442,7 +1498,10 @@ class OfflineBackend:
         if not ok or any(r["is_error"] for r in convo.last_results):
             return []
         calls: list[tuple[str, dict[str, Any]]] = []
-        for intent in analysis.actionable:
+        chains = analysis.investigative
+        if not (analysis.widespread or analysis.escalate):
+            chains = analysis.actionable + chains
+        for intent in chains:
             names = [next((n for n in step if n in tools), None) for step in intent.steps]
             for prev, nxt in itertools.pairwise(names):
                 if prev and nxt and prev in ok and nxt not in called:
@@ -1461,24 +1520,25 @@ class OfflineBackend:
                     calls.append((name, args))
         return calls
 
-    def _summarise(self, convo: Conversation) -> str:
+    def _summarise(self, convo: Conversation, analysis: Analysis) -> str:
         by_id = {use["id"]: use["name"] for use in convo.tool_uses}
-        lines = []
-        failed = False
-        for result in convo.last_results:
-            name = by_id.get(result["tool_use_id"], "the tool")
+        investigating = {n for i in analysis.investigative for step in i.steps for n in step}
+        lines, failed, names = [], False, []
+        for result in convo.all_results:
+            name = by_id.get(result["tool_use_id"], "a tool")
+            names.append(name)
             content = " ".join(result["content"].split())[:200] or "no output"
-            if result["is_error"]:
+            if result["is_error"] and result in convo.last_results:
                 failed = True
-                lines.append(f"{name} failed: {content}")
-            else:
-                lines.append(f"{name}: {content}")
-        head = (
-            "Not resolved: a step failed and a person should take over."
-            if failed
-            else "Done. The requested actions completed."
-        )
-        return " ".join([head, *lines])
+            lines.append(f"- {name}{' failed' if result['is_error'] else ''}: {content}")
+        if failed:
+            head = "Not resolved: a step failed, so a person should take over from here."
+        elif names and all(n in investigating for n in names):
+            head = f"Investigation of {_a(analysis.intents[0][0].label)}: evidence gathered; "
+            head += "a person should review it and decide the remediation."
+        else:
+            head = "Done: the actions completed."
+        return "\n".join([head, *lines[-8:]])
 
     def _describe(self, analysis: Analysis) -> str:
         return (

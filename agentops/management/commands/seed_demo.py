@@ -36,6 +36,8 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS("Demo data loaded."))
 
     def _load(self):
+        from agents.connectors.sandbox.seed import seed_sandbox
+        from agents.engine import agent_config
         from incidents import services
         from incidents.testdata import generate_tickets
 
@@ -66,27 +68,48 @@ class Command(BaseCommand):
         # The admin also works in globex, so the tenant switcher has something to switch.
         membership_set(tenant=globex, user=users["admin"], role=Role.ADMIN)
 
-        generate_tickets(
+        acme_tickets = generate_tickets(
             tenant=acme,
             actor=users["agent"],
             count=36,
             seed=7,
             requesters=[users["requester"]],
             assignees=[users["agent"], users["admin"]],
+            start_agent=False,
         )
-        generate_tickets(
+        globex_tickets = generate_tickets(
             tenant=globex,
             actor=users["globex-agent"],
             count=14,
             seed=11,
             requesters=[users["globex-requester"]],
             assignees=[users["globex-agent"]],
+            start_agent=False,
         )
+        # The sandbox connector's directory and devices: every demo person and every
+        # requester of a demo ticket exists there, with realistic problems (the requesters
+        # come first, so `requester` starts locked out with a VPN that times out).
+        for tenant, tickets, first in (
+            (acme, acme_tickets, [users["requester"], users["agent"], users["reviewer"]]),
+            (globex, globex_tickets, [users["globex-requester"], users["globex-agent"]]),
+        ):
+            people = [(u.email, u.get_full_name() or u.username) for u in first]
+            for t in tickets:
+                if t.requester_email not in {p[0] for p in people}:
+                    people.append((t.requester_email, t.requester_email.split("@")[0]))
+            seed_sandbox(tenant, people, rng_seed=3)
+            config = agent_config(tenant)
+            config.auto_resolve_on_create = True
+            config.save(update_fields=["auto_resolve_on_create"])
+        # Let the agents work the open demo tickets (the worker picks them up after commit).
+        for tickets in (acme_tickets[:24], globex_tickets[:8]):
+            for ticket in tickets:
+                services.ticket_start_agent(ticket=ticket, actor=None)
         # A little history on a few tickets, so the ticket page shows a conversation.
         for tenant, agent in ((acme, users["agent"]), (globex, users["globex-agent"])):
             from incidents.models import Ticket
 
-            for i, ticket in enumerate(Ticket.objects.for_tenant(tenant).order_by("id")[:6]):
+            for i, ticket in enumerate(Ticket.objects.for_tenant(tenant).order_by("-id")[:6]):
                 services.ticket_comment(ticket=ticket, actor=agent, body="Looking into this now.")
                 if i % 2 == 0:
                     services.ticket_transition(ticket=ticket, actor=agent, status="in_progress")

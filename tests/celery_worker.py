@@ -1,4 +1,4 @@
-"""A real Celery worker process for the tests that are about delivery (and /healthz).
+"""Real Celery worker processes for the tests that are about delivery (and /healthz).
 
 ``celery_worker`` starts ``celery -A agentops worker --pool=solo`` against the pytest-django
 test database and the tests' Redis db, waits until it answers a ping, and always stops it again
@@ -21,7 +21,7 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 
@@ -44,7 +44,8 @@ def worker_database_url() -> str:
 
 
 class CeleryWorker:
-    def __init__(self, log_path: Path):
+    def __init__(self, log_path: Path, extra_env: dict[str, str] | None = None):
+        self.extra_env = extra_env or {}
         self.nodename = f"pytest-{os.getpid()}-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
@@ -57,6 +58,7 @@ class CeleryWorker:
             # The broker db this test process uses (tests/settings.py defaults it to 1).
             "REDIS_DB": os.environ.get("REDIS_DB", "1"),
             "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
         }
         env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
         command = [
@@ -130,19 +132,49 @@ class CeleryWorker:
             raise RuntimeError(f"Could not stop the Celery worker (pid {process.pid}).")
 
 
+def start_worker(log_path: Path, extra_env: dict[str, str] | None = None) -> CeleryWorker:
+    from agentops.celery import app
+
+    worker = CeleryWorker(log_path, extra_env)
+    worker.start()
+    try:
+        worker.wait_ready(app)
+    except RuntimeError as exc:
+        worker.stop()
+        pytest.fail(str(exc), pytrace=False)
+    return worker
+
+
 @pytest.fixture
 def celery_worker(transactional_db, tmp_path):
     """A running Celery worker on the test database and broker; stopped after the test."""
     from agentops.celery import app
 
     app.control.purge()  # stale tasks of earlier runs must not run against this test
-    worker = CeleryWorker(tmp_path / "celery-worker.log")
+    worker = None
     try:
-        worker.start()
-        try:
-            worker.wait_ready(app)
-        except RuntimeError as exc:
-            pytest.fail(str(exc), pytrace=False)
+        worker = start_worker(tmp_path / "celery-worker.log")
         yield worker
     finally:
-        worker.stop()
+        if worker is not None:
+            worker.stop()
+
+
+@pytest.fixture
+def worker_factory(transactional_db, tmp_path):
+    """Start (and always stop) workers with extra environment, e.g. fault injection."""
+    from agentops.celery import app
+
+    app.control.purge()
+    workers: list[CeleryWorker] = []
+
+    def start(name: str = "worker", **extra_env: str) -> CeleryWorker:
+        worker = start_worker(tmp_path / f"{name}-{len(workers)}.log", extra_env)
+        workers.append(worker)
+        return worker
+
+    try:
+        yield start
+    finally:
+        for worker in workers:
+            worker.stop()
