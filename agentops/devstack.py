@@ -52,7 +52,17 @@ def _services() -> dict[str, bool]:
     return started
 
 
+def _terminate_on_sigterm() -> None:
+    """SIGTERM (a process manager, `kill`) stops everything like Ctrl-C does."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def run() -> int:
+    _terminate_on_sigterm()
     port = os.environ.get("PORT", "8000")
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "agentops.settings", "PYTHONUNBUFFERED": "1"}
     started = _services()

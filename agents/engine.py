@@ -393,6 +393,7 @@ class StepContext:
         elif verdict.decision == policy.NEEDS_APPROVAL:
             self.guardrail("approval_required", verdict.reason, tool_call=call)
         call.save(update_fields=fields)
+        self._touch(call)
         audit.record(
             tenant=self.tenant,
             actor=None,
@@ -525,13 +526,13 @@ class StepContext:
                 f"{call.tool_name} reported success but its effect was not found.",
                 tool_call=call,
             )
-        self._touch()
+        self._touch(call)
         return call
 
-    def _touch(self) -> None:
-        Step.objects.for_tenant(self.tenant).filter(pk=self.step.pk).update(
-            updated_at=timezone.now()
-        )
+    def _touch(self, call: ToolCall | None = None) -> None:
+        """Mark the step (and the step that proposed ``call``) changed, for the live timeline."""
+        ids = {self.step.pk} | ({call.step_id} if call is not None and call.step_id else set())
+        Step.objects.for_tenant(self.tenant).filter(pk__in=ids).update(updated_at=timezone.now())
 
 
 def _fault_point(name: str) -> None:
@@ -793,6 +794,8 @@ def on_approval_decided(request) -> None:
         else f"Rejected by {audit.actor_label(request.decided_by)}: {request.comment}"
     )
     call.save(update_fields=["status", "policy_reason", "args_json", "args_hash"])
+    if call.step_id:  # the live timeline shows the decision on the step that proposed it
+        Step.objects.for_tenant(request.tenant).filter(pk=call.step_id).update(updated_at=timezone.now())
     if run.status != RunStatus.WAITING_APPROVAL:
         return  # cancelled or finished meanwhile: the decision is recorded, nothing resumes
     bp = blueprints.get(run.agent_name)

@@ -38,17 +38,31 @@ def run_list(request):
             "agents": [b.name for b in blueprints.all_blueprints()],
             "status": status,
             "agent": agent,
+            "breakers": _breakers(),
         },
     )
 
 
-def timeline_context(request, run, *, steps=None, since=None) -> dict:
+def _breakers():
+    """Circuit breakers of the model and the connectors (shared state in Redis)."""
+    from agents.resilience import all_breakers
+
+    try:
+        return all_breakers()
+    except Exception as exc:  # Redis down: say so instead of failing the page
+        return [{"name": "redis", "state": "unknown", "failures": 0, "last_error": str(exc)}]
+
+
+def timeline_context(request, run, *, since=None) -> dict:
+    # The cursor is taken before reading, so a change landing during the read is sent again
+    # next time rather than lost.
+    cursor = timezone.now().isoformat()
     can_decide = request.membership.role in ("reviewer", "admin")
     return {
         "run": run,
-        "steps": steps if steps is not None else timeline_steps(run),
+        "steps": timeline_steps(run, since=since),
         "since": since,
-        "cursor": timezone.now().isoformat(),
+        "cursor": cursor,
         "approvals": pending_approvals(run) if run.status == RunStatus.WAITING_APPROVAL else [],
         "can_decide": can_decide,
         "can_cancel": request.membership.can("ticket.write") and run.is_active,
@@ -74,9 +88,13 @@ def run_timeline(request, run_id: str):
     """The polled partial: only what changed since the cursor; 286 once the run has finished."""
     run = access_run(request.membership, run_id)
     since = parse_datetime(request.GET.get("cursor", "") or "")
-    context = timeline_context(request, run, steps=timeline_steps(run, since=since), since=since)
-    status = STOP_POLLING if run.status in FINISHED_RUN_STATUSES else 200
-    return render(request, "agents/run_detail.html#timeline-update", context, status=status)
+    context = timeline_context(request, run, since=since)
+    if run.status not in FINISHED_RUN_STATUSES:
+        return render(request, "agents/run_detail.html#timeline-update", context)
+    response = render(request, "agents/run_detail.html#timeline-update", context, status=STOP_POLLING)
+    # The run changed the page around the timeline too (ticket status, notes): reload it once.
+    response["HX-Refresh"] = "true"
+    return response
 
 
 @tenant_member

@@ -194,7 +194,7 @@ class ServiceDeskBlueprint(Blueprint):
         email = ctx.state.get("subject_email", "")
         devices = _requester_devices(ctx.tenant, email)
         device_line = (
-            ", ".join(f"{d.get('asset_tag')} ({d.get('model', '')})" for d in devices)
+            ", ".join(f"{d.get('device_id') or d.get('asset_tag')} ({d.get('model', '')})" for d in devices)
             or "none on record"
         )
         triage = ctx.state.get("triage", {})

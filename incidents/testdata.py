@@ -264,12 +264,8 @@ APPS = [
     "Workday",
     "Figma",
 ]
-DEVICES = [
-    "ThinkPad T14 (LT-{n:04d})",
-    "MacBook Pro 14 (MB-{n:04d})",
-    "Dell Latitude 7440 (DL-{n:04d})",
-    "Surface Laptop 5 (SL-{n:04d})",
-]
+# People name their laptop, not its asset tag; the agent finds the tag in endpoint management.
+DEVICES = ["ThinkPad T14", "MacBook Pro 14", "Dell Latitude 7440", "Surface Laptop 5"]
 SITES = ["Berlin", "Austin", "London", "Singapore", "Toronto", "Madrid"]
 SERVICES = ["checkout", "payments", "orders", "search", "auth", "inventory", "notifications"]
 PRINTERS = ["PRN-2F-EAST", "PRN-3F-WEST", "PRN-LOBBY", "PRN-5F-FIN"]

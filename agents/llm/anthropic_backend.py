@@ -5,7 +5,7 @@ first takes from the shared token buckets and passes the circuit breaker.
 
 One ``complete`` call:
 
-1. before each attempt, take from the token buckets — per tenant (``llm:{limit_key}:rpm`` and
+1. before each attempt (after failing fast if the breaker is open), take from the token buckets — per tenant (``llm:{limit_key}:rpm`` and
    ``:tpm``) and global (``llm:rpm`` / ``llm:tpm``, ``settings.LLM_GLOBAL_*``) — waiting at most
    ``config.max_wait`` in total (``LLMUnavailable`` beyond that);
 2. pass the ``llm:anthropic`` circuit breaker (open → ``LLMUnavailable`` without a request);
@@ -37,6 +37,7 @@ from agents.llm.base import (
     ToolSpec,
     ToolUse,
     Usage,
+    tool_choice_param,
 )
 from agents.llm.config import LLMConfig
 from agents.resilience import (
@@ -203,24 +204,6 @@ def server_says_no_retry(exc: BaseException) -> bool:
 # --------------------------------------------------------------------------- the backend
 
 
-def tool_choice_param(tool_choice: str | None, tools: list[ToolSpec]) -> dict[str, Any] | None:
-    """None → auto, "any" → any, "none" → none, a tool's name → that tool."""
-    if not tools:
-        if tool_choice not in (None, "auto", "none"):
-            raise LLMRequestError(f"tool_choice {tool_choice!r} given but no tools offered")
-        return None
-    if tool_choice in (None, "auto"):
-        return {"type": "auto"}
-    names = [t.name for t in tools]
-    if tool_choice in names:
-        return {"type": "tool", "name": tool_choice}
-    if tool_choice == "any":
-        return {"type": "any"}
-    if tool_choice == "none":
-        return {"type": "none"}
-    raise LLMRequestError(f"tool_choice {tool_choice!r} names no offered tool ({', '.join(names)})")
-
-
 def estimate_tokens(system: str, messages: list[dict[str, Any]], tools: list[ToolSpec]) -> int:
     """Input tokens, roughly: characters / 4."""
     chars = len(system or "") + len(json.dumps(messages, default=str, ensure_ascii=False))
@@ -295,6 +278,16 @@ class AnthropicBackend:
                 ) from exc
         return waited
 
+    def _pass_breaker(self, last: str) -> None:
+        try:
+            self.breaker.before_call()
+        except CircuitOpen as exc:
+            raise LLMUnavailable(
+                f"circuit open: the model failed repeatedly, retry in "
+                f"{max(exc.retry_in, 0):.0f}s" + (f" (last: {last})" if last else ""),
+                status_code=503,
+            ) from exc
+
     # -- the call --------------------------------------------------------------------------
 
     def complete(
@@ -334,16 +327,11 @@ class AnthropicBackend:
         attempts = 0
         last = ""
         while True:
+            if self.breaker.state().state == "open":  # fail fast, before taking any quota
+                self._pass_breaker(last)
             budget = cfg.max_wait - bucket_wait - retry_wait
             bucket_wait += self._acquire(limit_key, estimate, budget)
-            try:
-                self.breaker.before_call()
-            except CircuitOpen as exc:
-                raise LLMUnavailable(
-                    f"circuit open: the model failed repeatedly, retry in "
-                    f"{max(exc.retry_in, 0):.0f}s" + (f" (last: {last})" if last else ""),
-                    status_code=503,
-                ) from exc
+            self._pass_breaker(last)  # closed, or claims the half-open trial
             attempts += 1
             try:
                 message = self.client.messages.create(**params)

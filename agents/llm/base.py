@@ -85,6 +85,26 @@ class LLMRequestError(LLMError):
     retryable = False
 
 
+def tool_choice_param(tool_choice: str | None, tools: list[ToolSpec]) -> dict[str, Any] | None:
+    """The Messages API's ``tool_choice`` for ours: None → auto, "any" → any, "none" → none,
+    a tool's name → that tool. A name that is not offered is a request error (the API would
+    answer 400), for every backend alike."""
+    if not tools:
+        if tool_choice not in (None, "auto", "none"):
+            raise LLMRequestError(f"tool_choice {tool_choice!r} given but no tools offered")
+        return None
+    if tool_choice in (None, "auto"):
+        return {"type": "auto"}
+    names = [t.name for t in tools]
+    if tool_choice in names:
+        return {"type": "tool", "name": tool_choice}
+    if tool_choice == "any":
+        return {"type": "any"}
+    if tool_choice == "none":
+        return {"type": "none"}
+    raise LLMRequestError(f"tool_choice {tool_choice!r} names no offered tool ({', '.join(names)})")
+
+
 class LLMBackend(Protocol):
     name: str
     model: str

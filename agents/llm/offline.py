@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from agents.llm.base import LLMResponse, ToolSpec, ToolUse, Usage
+from agents.llm.base import LLMResponse, ToolSpec, ToolUse, Usage, tool_choice_param
 
 MODEL_NAME = "offline-1"
 
@@ -860,9 +860,9 @@ def parse_devices(context: str) -> list[tuple[str, str]]:
 
 def choose_device(devices: list[tuple[str, str]], text: str) -> str:
     lower = text.lower()
-    for tag, _ in devices:
-        if tag.lower() in lower:
-            return tag
+    mentioned = [(lower.find(tag.lower()), tag) for tag, _ in devices if tag.lower() in lower]
+    if mentioned:
+        return min(mentioned)[1]  # the one named first
     for tag, model in devices:
         words = [w for w in _words(model) if len(w) >= 4 and not w.isdigit()]
         if words and any(re.search(rf"\b{re.escape(w)}\b", lower) for w in words):
@@ -1066,10 +1066,9 @@ def _matches(value: str, schema: dict[str, Any]) -> bool:
 class Filler:
     """Fills a JSON schema from an ``Analysis``; ``focus`` is the intent a call is for."""
 
-    def __init__(self, analysis: Analysis, *, root: dict[str, Any], tool: str = "", focus=None):
+    def __init__(self, analysis: Analysis, *, root: dict[str, Any], focus: Intent | None = None):
         self.a = analysis
         self.root = root
-        self.tool = tool
         self.focus: Intent | None = focus
 
     # -- dispatch
@@ -1370,6 +1369,7 @@ class OfflineBackend:
         limit_key: str | None = None,
     ) -> LLMResponse:
         tools = list(tools or ())
+        tool_choice_param(tool_choice, tools)  # the same request errors as the API
         convo = Conversation.read(system, messages)
         analysis = analyse(convo)
         by_name = {tool.name: tool for tool in tools}
@@ -1426,7 +1426,7 @@ class OfflineBackend:
             ),
             None,
         )
-        filler = Filler(analysis, root=tool.input_schema, tool=tool.name, focus=focus)
+        filler = Filler(analysis, root=tool.input_schema, focus=focus)
         try:
             args = filler.object(filler.resolve(tool.input_schema))
         except Missing:
@@ -1452,7 +1452,9 @@ class OfflineBackend:
         calls: list[tuple[str, dict[str, Any]]] = []
         skipped: list[str] = []
         for intent in candidates:
-            steps = intent.steps[:1] if intent.sequential else intent.steps
+            steps = intent.steps
+            if intent.sequential:  # one step per turn: the first one offered
+                steps = [s for s in steps if any(n in tools for n in s)][:1]
             for step in steps:
                 name = next((n for n in step if n in tools), None)
                 if name is None or name in called or any(name == c for c, _ in calls):
@@ -1549,7 +1551,7 @@ class OfflineBackend:
     # -- helpers
 
     def _args(self, tool: ToolSpec, analysis: Analysis, intent: Intent | None):
-        filler = Filler(analysis, root=tool.input_schema, tool=tool.name, focus=intent)
+        filler = Filler(analysis, root=tool.input_schema, focus=intent)
         try:
             return filler.object(filler.resolve(tool.input_schema))
         except Missing:

@@ -18,7 +18,11 @@ def superuser_client(personas, client):
 def test_every_project_model_is_registered():
     from django.apps import apps
 
-    ours = [m for app in ("agentops", "incidents") for m in apps.get_app_config(app).get_models()]
+    ours = [
+        m
+        for app in ("agentops", "incidents", "agents", "approvals", "sandbox")
+        for m in apps.get_app_config(app).get_models()
+    ]
     missing = [
         m.__name__
         for m in ours
@@ -30,7 +34,7 @@ def test_every_project_model_is_registered():
 def test_changelists_and_change_pages_load(superuser_client, personas, make_ticket):
     ticket = make_ticket(personas.tenant, personas.requester)
     for model, model_admin in admin.site._registry.items():
-        if model._meta.app_label not in {"agentops", "incidents"}:
+        if model._meta.app_label not in {"agentops", "incidents", "agents", "approvals", "sandbox"}:
             continue
         info = (model._meta.app_label, model._meta.model_name)
         changelist = superuser_client.get(

@@ -336,6 +336,17 @@ def test_breaker_is_shared_by_backends_with_the_same_name(fake_anthropic, redis_
     assert len(fake_anthropic.requests) == 1
 
 
+def test_open_breaker_takes_no_rate_limit_quota(fake_anthropic, redis_names):
+    backend, _ = make_backend(fake_anthropic, redis_names, requests_per_minute=1, max_wait=1)
+    for _ in range(backend.breaker.threshold):
+        backend.breaker.record_failure("HTTP 529 overloaded_error")
+    with pytest.raises(LLMUnavailable, match="circuit open"):
+        ask(backend)
+    backend.breaker.reset()
+    fake_anthropic.reply_text("ok")
+    assert ask(backend).text == "ok"  # the one request per minute was still there
+
+
 def test_request_errors_do_not_open_the_breaker(fake_anthropic, redis_names):
     for _ in range(3):
         fake_anthropic.bad_request()

@@ -76,6 +76,7 @@ def test_timeline_partial_sends_only_what_is_new_and_stops_when_done(
         pass
     response = client.get(url, {"cursor": cursor})
     assert response.status_code == 286  # finished: htmx stops polling
+    assert response["HX-Refresh"] == "true"  # and reloads once: ticket status, notes changed
     assert 'hx-trigger="every 2s"' not in response.content.decode()
     assert "unlock_account" in response.content.decode()
 
@@ -210,3 +211,18 @@ def test_api_resolve_and_status(personas, client, model):
     assert status["tool_calls"][0]["verified"] is True
     _, other = api_token_create(tenant=personas.other_tenant, user=personas.outsider)
     assert client.get(body["status_url"], HTTP_AUTHORIZATION=f"Bearer {other}").status_code == 404
+
+
+def test_open_circuit_breakers_show_on_the_runs_page(personas, client_for):
+    import uuid
+
+    from agents.resilience import CircuitBreaker
+
+    breaker = CircuitBreaker(f"llm:test-{uuid.uuid4().hex[:8]}", threshold=2, cooldown=60)
+    try:
+        breaker.record_failure("529 overloaded")
+        breaker.record_failure("529 overloaded")
+        html = client_for(personas.agent).get(reverse("agents:run-list")).content.decode()
+        assert breaker.name in html and "open" in html and "529 overloaded" in html
+    finally:
+        breaker.reset()

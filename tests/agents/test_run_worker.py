@@ -66,9 +66,19 @@ def finished_run(tenant, number):
     return run if run is not None and not run.is_active else None
 
 
+def metric(client, line_start: str) -> float:
+    """The value of one sample on /metrics (0 when absent)."""
+    for line in client.get("/metrics").content.decode().splitlines():
+        if line.startswith(line_start + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def test_locked_out_ticket_is_resolved_by_the_agent_on_a_real_worker(
-    worker_factory, real_delivery, personas, locked_requester
+    worker_factory, real_delivery, personas, locked_requester, client
 ):
+    unlocks = 'tool_executions_total{status="success",tool="unlock_account"}'
+    before = metric(client, unlocks)
     worker = worker_factory()
     ticket = ticket_create(
         tenant=personas.tenant,
@@ -90,6 +100,11 @@ def test_locked_out_ticket_is_resolved_by_the_agent_on_a_real_worker(
     ticket.refresh_from_db()
     assert ticket.status == "resolved" and ticket.category == "access"
     assert run.deliveries == 4  # one task per checkpointed step
+    # The worker process counted the tool call; the web process's /metrics adds it up.
+    assert metric(client, unlocks) == before + 1
+    body = client.get("/metrics").content.decode()
+    assert 'agent_requests_total{agent="service_desk",state="resolve",status="success"}' in body
+    assert "active_workflows" in body and "agent_latency_seconds_bucket" in body
 
 
 def test_sigkill_mid_step_resumes_on_another_worker_and_applies_nothing_twice(

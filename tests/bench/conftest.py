@@ -1,8 +1,9 @@
 """Benchmark fixtures: one 100k-ticket tenant, loaded once per `make bench` session.
 
-The data is committed (not rolled back per test) into a database of its own,
-``test_<name>_bench``, so a bench run never collides with a test run on the same server;
-pytest-django drops that database when the session ends.
+The data is committed (not rolled back per test) into a database of the bench's own, so a
+bench run never collides with a test run on the same server; it is dropped when the session
+ends. ``make bench PYTEST_ARGS=--reuse-db`` keeps it instead (test_agentops_bench) and the
+next run skips the load; ``--reuse-db --create-db`` loads it afresh.
 
 BENCH_TICKETS overrides the size (for a quick smoke run of the bench itself).
 """
@@ -35,13 +36,17 @@ class BenchData:
 
 
 @pytest.fixture(scope="session")
-def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
-    """Use test_<name>_bench: a bench run must not drop the database of a running test suite."""
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, django_db_keepdb):
+    """A database of the bench's own: test_<pid>_bench, dropped at the end like any test
+    database; with --reuse-db the fixed test_<name>_bench, kept with its 100k tickets."""
     from django.conf import settings
 
     for db in settings.DATABASES.values():
         test = db.setdefault("TEST", {})
-        test["NAME"] = (test.get("NAME") or f"test_{db['NAME']}") + "_bench"
+        if django_db_keepdb:
+            test["NAME"] = f"test_{db['NAME']}_bench"
+        else:
+            test["NAME"] = (test.get("NAME") or f"test_{db['NAME']}") + "_bench"
 
 
 @pytest.fixture(scope="session")

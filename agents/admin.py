@@ -1,0 +1,105 @@
+from django.contrib import admin
+
+from agentops.admin import UnscopedAdminMixin
+from agents.models import AgentConfig, GuardrailEvent, PolicyRule, Run, Step, ToolCall
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        # The formset narrows this to the parent run, which the admin loaded unscoped.
+        return self.model.objects.unscoped("admin inline of one run")
+
+
+class StepInline(ReadOnlyInline):
+    model = Step
+    fields = ["seq", "name", "status", "latency_ms", "retries", "output_summary"]
+    readonly_fields = fields
+
+
+class ToolCallInline(ReadOnlyInline):
+    model = ToolCall
+    fields = ["tool_name", "status", "args_json", "policy_verdict", "verified", "result_summary", "error_message"]
+    readonly_fields = fields
+
+
+class GuardrailInline(ReadOnlyInline):
+    model = GuardrailEvent
+    fields = ["type", "message", "created_at"]
+    readonly_fields = fields
+
+
+@admin.register(Run)
+class RunAdmin(UnscopedAdminMixin, admin.ModelAdmin):
+    list_display = ["run_id", "tenant", "agent_name", "subject_repr", "status", "state", "step_count", "total_cost_usd", "created_at"]
+    list_filter = ["tenant", "agent_name", "status", "origin"]
+    search_fields = ["run_id", "subject_id", "subject_repr", "error_message"]
+    date_hierarchy = "created_at"
+    inlines = [StepInline, ToolCallInline, GuardrailInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in Run._meta.fields]
+
+    def has_add_permission(self, request):
+        return False  # runs start from tickets, the API or the engine
+
+
+@admin.register(AgentConfig)
+class AgentConfigAdmin(UnscopedAdminMixin, admin.ModelAdmin):
+    """Per-tenant agent settings: model, limits, auto-start, authorised software."""
+
+    list_display = ["tenant", "llm_backend", "llm_model", "requests_per_minute", "tokens_per_minute", "auto_resolve_on_create"]
+    list_filter = ["llm_backend", "auto_resolve_on_create"]
+
+
+@admin.register(PolicyRule)
+class PolicyRuleAdmin(UnscopedAdminMixin, admin.ModelAdmin):
+    """A tenant's override of the built-in compliance policy for one action."""
+
+    list_display = ["tenant", "action", "verdict", "reason"]
+    list_filter = ["tenant", "verdict"]
+    search_fields = ["action", "reason"]
+
+
+class ReadOnlyAdmin(UnscopedAdminMixin, admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Step)
+class StepAdmin(ReadOnlyAdmin):
+    list_display = ["run", "seq", "name", "status", "latency_ms", "retries", "started_at"]
+    list_filter = ["tenant", "status", "state"]
+    search_fields = ["run__run_id", "name", "output_summary"]
+    list_select_related = ["tenant", "run"]
+
+
+@admin.register(ToolCall)
+class ToolCallAdmin(ReadOnlyAdmin):
+    list_display = ["call_id", "run", "tool_name", "status", "policy_verdict", "verified", "latency_ms", "created_at"]
+    list_filter = ["tenant", "tool_name", "status", "policy_verdict"]
+    search_fields = ["call_id", "run__run_id", "tool_name", "idempotency_key", "error_message"]
+    list_select_related = ["tenant", "run"]
+
+
+@admin.register(GuardrailEvent)
+class GuardrailEventAdmin(ReadOnlyAdmin):
+    list_display = ["event_id", "run", "type", "message", "created_at"]
+    list_filter = ["tenant", "type"]
+    search_fields = ["event_id", "run__run_id", "message"]
+    list_select_related = ["tenant", "run"]

@@ -1,0 +1,89 @@
+"""SQL queries per Celery task, counted inside the worker (bench only).
+
+The pipeline bench starts its worker with ``DJANGO_SETTINGS_MODULE=tests.bench.worker_settings``,
+which lists this module in ``CELERY_IMPORTS`` when ``AGENTOPS_BENCH_QUERY_LOG`` names a file.
+``task_prerun`` puts a counting ``execute_wrapper`` on the task's database connection and
+``task_postrun`` takes it off again and appends one JSON line per task to that file:
+
+    {"task": "agents.tasks.advance_run", "run_id": 17, "eager": false, "result": "advanced",
+     "queries": 23, "db_ms": 9.1, "wall_ms": 31.5, "pid": 4242, "at": 1718000000.1,
+     "by_table": {"SELECT agents_run": 2, "UPDATE agents_step": 1, ...}}
+
+Tasks applied eagerly inside another task (``task_always_eager``) nest: each has its own
+counter, and the outer task's count includes the inner one's queries. Lines are appended
+with one ``write`` on an ``O_APPEND`` descriptor, so prefork children can share the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections import Counter
+
+from celery.signals import task_postrun, task_prerun
+from django.db import connection
+
+PATH = os.environ.get("AGENTOPS_BENCH_QUERY_LOG", "")
+_TABLE = re.compile(r'\b(?:FROM|INTO|UPDATE)\s+"?([A-Za-z0-9_]+)"?', re.IGNORECASE)
+
+
+class _Counter:
+    def __init__(self):
+        self.queries = 0
+        self.db_seconds = 0.0
+        self.by_table: Counter[str] = Counter()
+        self.started = time.perf_counter()
+
+    def __call__(self, execute, sql, params, many, context):
+        start = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.db_seconds += time.perf_counter() - start
+            self.queries += 1
+            verb = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else "?"
+            table = _TABLE.search(sql)
+            self.by_table[f"{verb} {table.group(1) if table else '-'}"] += 1
+
+
+_active: dict[str, _Counter] = {}
+
+
+@task_prerun.connect
+def _start(task_id=None, task=None, **kwargs):
+    if not PATH or task_id is None:
+        return
+    counter = _Counter()
+    _active[task_id] = counter
+    connection.execute_wrappers.append(counter)
+
+
+@task_postrun.connect
+def _stop(task_id=None, task=None, args=None, retval=None, **kwargs):
+    counter = _active.pop(task_id, None)
+    if counter is None:
+        return
+    try:
+        connection.execute_wrappers.remove(counter)
+    except ValueError:
+        pass
+    line = {
+        "task": getattr(task, "name", "?"),
+        "run_id": args[0] if args else None,
+        "eager": bool(getattr(getattr(task, "request", None), "is_eager", False)),
+        "result": retval if isinstance(retval, str | int | float | None) else repr(retval),
+        "queries": counter.queries,
+        "db_ms": round(counter.db_seconds * 1000, 3),
+        "wall_ms": round((time.perf_counter() - counter.started) * 1000, 3),
+        "pid": os.getpid(),
+        "at": time.time(),
+        "by_table": dict(counter.by_table),
+    }
+    data = (json.dumps(line, default=str) + "\n").encode()
+    fd = os.open(PATH, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
