@@ -247,7 +247,7 @@ API_TOKEN_TOUCH_SECONDS = 60  # how often a token's last-used time is written
 
 # Claude through the anthropic SDK when a key is set; the offline deterministic model otherwise.
 ANTHROPIC_API_KEY = env_secret("ANTHROPIC_API_KEY", "")
-ANTHROPIC_MODEL = env_str("ANTHROPIC_MODEL", "claude-sonnet-4-5")
+ANTHROPIC_MODEL = env_str("ANTHROPIC_MODEL", "claude-sonnet-4-6")
 ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL", "")  # e.g. a proxy, or the tests' fake server
 ANTHROPIC_TIMEOUT = float(env_int("ANTHROPIC_TIMEOUT_SECONDS", 60, minimum=1))
 ANTHROPIC_MAX_TOKENS = env_int("ANTHROPIC_MAX_TOKENS", 1024, minimum=16)
