@@ -28,7 +28,15 @@ class StepInline(ReadOnlyInline):
 
 class ToolCallInline(ReadOnlyInline):
     model = ToolCall
-    fields = ["tool_name", "status", "args_json", "policy_verdict", "verified", "result_summary", "error_message"]
+    fields = [
+        "tool_name",
+        "status",
+        "args_json",
+        "policy_verdict",
+        "verified",
+        "result_summary",
+        "error_message",
+    ]
     readonly_fields = fields
 
 
@@ -40,7 +48,17 @@ class GuardrailInline(ReadOnlyInline):
 
 @admin.register(Run)
 class RunAdmin(UnscopedAdminMixin, admin.ModelAdmin):
-    list_display = ["run_id", "tenant", "agent_name", "subject_repr", "status", "state", "step_count", "total_cost_usd", "created_at"]
+    list_display = [
+        "run_id",
+        "tenant",
+        "agent_name",
+        "subject_repr",
+        "status",
+        "state",
+        "step_count",
+        "total_cost_usd",
+        "created_at",
+    ]
     list_filter = ["tenant", "agent_name", "status", "origin"]
     search_fields = ["run_id", "subject_id", "subject_repr", "error_message"]
     date_hierarchy = "created_at"
@@ -57,7 +75,14 @@ class RunAdmin(UnscopedAdminMixin, admin.ModelAdmin):
 class AgentConfigAdmin(UnscopedAdminMixin, admin.ModelAdmin):
     """Per-tenant agent settings: model, limits, auto-start, authorised software."""
 
-    list_display = ["tenant", "llm_backend", "llm_model", "requests_per_minute", "tokens_per_minute", "auto_resolve_on_create"]
+    list_display = [
+        "tenant",
+        "llm_backend",
+        "llm_model",
+        "requests_per_minute",
+        "tokens_per_minute",
+        "auto_resolve_on_create",
+    ]
     list_filter = ["llm_backend", "auto_resolve_on_create"]
 
 
@@ -91,7 +116,16 @@ class StepAdmin(ReadOnlyAdmin):
 
 @admin.register(ToolCall)
 class ToolCallAdmin(ReadOnlyAdmin):
-    list_display = ["call_id", "run", "tool_name", "status", "policy_verdict", "verified", "latency_ms", "created_at"]
+    list_display = [
+        "call_id",
+        "run",
+        "tool_name",
+        "status",
+        "policy_verdict",
+        "verified",
+        "latency_ms",
+        "created_at",
+    ]
     list_filter = ["tenant", "tool_name", "status", "policy_verdict"]
     search_fields = ["call_id", "run__run_id", "tool_name", "idempotency_key", "error_message"]
     list_select_related = ["tenant", "run"]

@@ -795,7 +795,9 @@ def on_approval_decided(request) -> None:
     )
     call.save(update_fields=["status", "policy_reason", "args_json", "args_hash"])
     if call.step_id:  # the live timeline shows the decision on the step that proposed it
-        Step.objects.for_tenant(request.tenant).filter(pk=call.step_id).update(updated_at=timezone.now())
+        Step.objects.for_tenant(request.tenant).filter(pk=call.step_id).update(
+            updated_at=timezone.now()
+        )
     if run.status != RunStatus.WAITING_APPROVAL:
         return  # cancelled or finished meanwhile: the decision is recorded, nothing resumes
     bp = blueprints.get(run.agent_name)

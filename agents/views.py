@@ -39,8 +39,29 @@ def run_list(request):
             "status": status,
             "agent": agent,
             "breakers": _breakers(),
+            "outcomes": _outcomes(request.membership),
         },
     )
+
+
+def _outcomes(membership) -> list[dict]:
+    """Runs by status, as shares of the whole, for the stacked bar on the runs page."""
+    from django.db.models import Count
+
+    counts = dict(
+        runs_visible_to(membership).values_list("status").annotate(n=Count("id")).order_by()
+    )
+    total = sum(counts.values()) or 1
+    return [
+        {
+            "status": value,
+            "label": label,
+            "count": counts.get(value, 0),
+            "pct": round(100 * counts.get(value, 0) / total, 1),
+        }
+        for value, label in RunStatus.choices
+        if counts.get(value)
+    ]
 
 
 def _breakers():
@@ -91,7 +112,9 @@ def run_timeline(request, run_id: str):
     context = timeline_context(request, run, since=since)
     if run.status not in FINISHED_RUN_STATUSES:
         return render(request, "agents/run_detail.html#timeline-update", context)
-    response = render(request, "agents/run_detail.html#timeline-update", context, status=STOP_POLLING)
+    response = render(
+        request, "agents/run_detail.html#timeline-update", context, status=STOP_POLLING
+    )
     # The run changed the page around the timeline too (ticket status, notes): reload it once.
     response["HX-Refresh"] = "true"
     return response

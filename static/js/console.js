@@ -21,6 +21,13 @@
       setTimeout(function () { el.classList.add("fade"); }, 5000);
     });
   }
-  document.addEventListener("DOMContentLoaded", function () { expireMessages(document); });
+  // Charts: bar widths come from data-pct (inline style attributes are blocked by the CSP).
+  function sizeBars(root) {
+    root.querySelectorAll("[data-pct]").forEach(function (el) {
+      el.style.width = Math.max(0, Math.min(100, parseFloat(el.getAttribute("data-pct")) || 0)) + "%";
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { expireMessages(document); sizeBars(document); });
+  document.addEventListener("htmx:afterSwap", function (event) { sizeBars(event.target); });
   document.addEventListener("htmx:afterSwap", function (event) { expireMessages(event.target); });
 })();

@@ -226,3 +226,12 @@ def test_open_circuit_breakers_show_on_the_runs_page(personas, client_for):
         assert breaker.name in html and "open" in html and "529 overloaded" in html
     finally:
         breaker.reset()
+
+
+def test_runs_page_charts_outcomes(personas, client_for, started):
+    ticket, run = started
+    while engine.advance(run.pk) == "advanced":
+        pass
+    html = client_for(personas.agent).get(reverse("agents:run-list")).content.decode()
+    assert 'class="seg seg-succeeded" data-pct="100.0"' in html
+    assert "Succeeded <strong>1</strong>" in html
