@@ -1,16 +1,105 @@
-"""Writing the audit trail. Services call ``record`` inside their transaction."""
+"""Writing and verifying the audit trail. Services call ``record`` inside their transaction.
+
+Each tenant's events form a hash chain: event ``seq`` N stores ``prev_hash`` (the hash of
+event N-1, or 64 zeros for the first) and ``hash`` = sha256 of a canonical JSON of its own
+fields plus ``prev_hash``. Changing, deleting or reordering a stored event therefore breaks
+the chain at that event, which ``verify_chain`` (and ``manage.py verify_audit``) finds.
+
+Appending is serialised per tenant with a transaction-scoped advisory lock taken before the
+chain head is read, so concurrent writers of one tenant queue up (writers of different tenants
+do not), and the lock is released when the caller's transaction commits or rolls back.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
+from django.db import connection, transaction
+from django.utils import timezone
+
 from agentops.models import AuditEvent, Tenant
+
+GENESIS_HASH = "0" * 64
+# First key of the two-key advisory lock: a constant namespace ("AUDT"), so the audit lock
+# cannot collide with other advisory locks; the second key is the tenant id.
+AUDIT_LOCK_NAMESPACE = 0x41554454
+
+# The fields the hash covers, in a fixed order. Never change this list without a migration
+# that re-chains every tenant: the stored hashes were computed from it.
+HASHED_FIELDS = (
+    "tenant_id",
+    "seq",
+    "created_at",
+    "actor_id",
+    "actor_label",
+    "action",
+    "target_type",
+    "target_id",
+    "target_repr",
+    "changes",
+    "metadata",
+    "prev_hash",
+)
 
 
 def actor_label(actor) -> str:
     if actor is None:
         return "system"
     return getattr(actor, "username", None) or str(actor)
+
+
+def _json_roundtrip(value: Any) -> Any:
+    """What a JSONField gives back after a save: tuples become lists, and so on."""
+    return json.loads(json.dumps(value))
+
+
+def _canonical_numbers(value: Any) -> Any:
+    """Integral floats as ints: jsonb keeps ``1e+20`` as a numeric that reads back as an int."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _canonical_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_canonical_numbers(v) for v in value]
+    return value
+
+
+def canonical_payload(event) -> bytes:
+    """The bytes that are hashed: the event's ``HASHED_FIELDS`` as sorted, compact JSON.
+
+    ``event`` is anything with those attributes (a model instance, a historical model in a
+    migration). Timestamps are UTC ISO-8601 with microseconds, as PostgreSQL keeps them.
+    """
+    data = {name: getattr(event, name) for name in HASHED_FIELDS}
+    data["created_at"] = data["created_at"].astimezone(UTC).isoformat(timespec="microseconds")
+    data["changes"] = _canonical_numbers(data["changes"])
+    data["metadata"] = _canonical_numbers(data["metadata"])
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def compute_hash(event) -> str:
+    return hashlib.sha256(canonical_payload(event)).hexdigest()
+
+
+def _lock_and_read_head(tenant_id: int) -> tuple[int, str]:
+    """Take the tenant's append lock, then read its chain head (after the lock: fresh)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, %s)",
+            [AUDIT_LOCK_NAMESPACE, tenant_id % 2147483647],
+        )
+        cursor.execute(
+            "SELECT seq, hash FROM agentops_auditevent WHERE tenant_id = %s "
+            "ORDER BY seq DESC LIMIT 1",
+            [tenant_id],
+        )
+        row = cursor.fetchone()
+    return (row[0], row[1]) if row else (0, GENESIS_HASH)
 
 
 def record(
@@ -24,14 +113,103 @@ def record(
     changes: dict | None = None,
     metadata: dict | None = None,
 ) -> AuditEvent:
-    return AuditEvent.objects.create(
-        tenant=tenant,
-        actor_id=getattr(actor, "pk", None),
-        actor_label=actor_label(actor)[:150],
-        action=action,
-        target_type=target_type,
-        target_id=str(target_id),
-        target_repr=target_repr[:200],
-        changes=changes or {},
-        metadata=metadata or {},
-    )
+    # Joins the caller's transaction (no savepoint); opens one when called in autocommit, so
+    # the advisory lock is held until the event is committed.
+    with transaction.atomic(savepoint=False):
+        last_seq, last_hash = _lock_and_read_head(tenant.pk)
+        event = AuditEvent(
+            tenant=tenant,
+            seq=last_seq + 1,
+            # Stamped after the lock, so created_at never runs backwards along the chain.
+            created_at=timezone.now(),
+            actor_id=getattr(actor, "pk", None),
+            actor_label=actor_label(actor)[:150],
+            action=action,
+            target_type=target_type,
+            target_id=str(target_id),
+            target_repr=target_repr[:200],
+            changes=_json_roundtrip(changes or {}),
+            metadata=_json_roundtrip(metadata or {}),
+            prev_hash=last_hash,
+        )
+        event.hash = compute_hash(event)
+        event.save(force_insert=True)
+    return event
+
+
+# --- verification -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    """The first event at which a tenant's chain does not hold, and why."""
+
+    seq: int
+    event_id: int
+    kind: str  # "deleted" | "reordered" | "modified"
+    detail: str
+
+    def __str__(self) -> str:
+        return f"event #{self.seq} (id {self.event_id}): {self.kind} — {self.detail}"
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    tenant_slug: str
+    count: int
+    last_seq: int
+    broken: ChainBreak | None
+
+    @property
+    def ok(self) -> bool:
+        return self.broken is None
+
+
+def check_events(events: Iterable) -> tuple[int, int, ChainBreak | None]:
+    """Walk events in ``seq`` order; return (count, last seq, first break or None).
+
+    Checked in this order, so each kind of tampering is named for what it is: a gap in
+    ``seq`` (an event was deleted), a ``prev_hash`` that is not the previous event's hash
+    (events were moved or swapped), a stored hash that does not match the recomputed one
+    (the event's content was modified).
+    """
+    count, expected_seq, prev_hash = 0, 1, GENESIS_HASH
+    for event in events:
+        count += 1
+        if event.seq != expected_seq:
+            kind = "deleted" if event.seq > expected_seq else "reordered"
+            detail = f"expected #{expected_seq} next, found #{event.seq}" + (
+                " (events missing)" if kind == "deleted" else ""
+            )
+            return count, event.seq, ChainBreak(event.seq, event.pk, kind, detail)
+        if event.prev_hash != prev_hash:
+            return (
+                count,
+                event.seq,
+                ChainBreak(
+                    event.seq,
+                    event.pk,
+                    "reordered",
+                    "prev_hash does not match the hash of the event before it",
+                ),
+            )
+        if compute_hash(event) != event.hash:
+            return (
+                count,
+                event.seq,
+                ChainBreak(
+                    event.seq,
+                    event.pk,
+                    "modified",
+                    "stored hash does not match the hash of the event's content",
+                ),
+            )
+        expected_seq, prev_hash = event.seq + 1, event.hash
+    return count, expected_seq - 1, None
+
+
+def verify_chain(tenant: Tenant, *, chunk_size: int = 2000) -> ChainReport:
+    """Recompute ``tenant``'s whole chain from the database (streamed, constant memory)."""
+    events = AuditEvent.objects.for_tenant(tenant).order_by("seq").iterator(chunk_size=chunk_size)
+    count, last_seq, broken = check_events(events)
+    return ChainReport(tenant.slug, count, last_seq, broken)

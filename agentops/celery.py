@@ -3,9 +3,22 @@
 import os
 
 from celery import Celery
+from celery.signals import task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentops.settings")
 
 app = Celery("agentops")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@task_prerun.connect
+@task_postrun.connect
+def close_old_connections(sender=None, **kwargs):
+    """Around each task what Django does around each request: close database connections
+    older than CONN_MAX_AGE or broken, keep the others (settings.CELERY_DB_REUSE_MAX)."""
+    if getattr(getattr(sender, "request", None), "is_eager", False):
+        return  # inline in the caller (tests): its connection and transaction are not ours
+    from django.db import close_old_connections
+
+    close_old_connections()

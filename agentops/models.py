@@ -71,6 +71,7 @@ ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
             "ticket.comment",
             "ticket.internal_note",
             "ticket.write",
+            "audit.view",
         }
     ),
     Role.AUDITOR: frozenset({"ticket.view_all", "audit.view"}),
@@ -145,9 +146,14 @@ class AuditEvent(TenantOwned):
 
     The database refuses UPDATE and DELETE on this table (trigger in the migration). The actor
     is kept as id + label, not a foreign key, so deleting a user never rewrites history.
+    Each tenant's events form a hash chain (``seq``, ``prev_hash``, ``hash``), written by
+    ``agentops.audit.record`` and checked by ``agentops.audit.verify_chain``.
     """
 
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    seq = models.PositiveBigIntegerField(help_text="Position in the tenant's chain, from 1.")
+    prev_hash = models.CharField(max_length=64, help_text="The hash of event seq-1.")
+    hash = models.CharField(max_length=64, help_text="sha256 of the canonical event + prev_hash.")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     actor_id = models.BigIntegerField(null=True, blank=True)
     actor_label = models.CharField(max_length=150)
@@ -159,6 +165,9 @@ class AuditEvent(TenantOwned):
     metadata = models.JSONField(default=dict, blank=True)
 
     class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "seq"], name="audit_unique_tenant_seq")
+        ]
         indexes = [
             models.Index(
                 fields=["tenant", "target_type", "target_id", "created_at"],

@@ -164,6 +164,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A task whose worker died is redelivered after this long (must exceed the longest task).
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 60}
 CELERY_TASK_ALWAYS_EAGER = False
+# Celery's Django fixup closes the database connection around every task unless this is set:
+# a new PostgreSQL backend per task (fork, authentication, cold catalogue caches). Workers keep
+# their connections instead, and agentops.celery drops stale or broken ones around each task
+# the way Django does around each request (CONN_MAX_AGE, CONN_HEALTH_CHECKS).
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000, minimum=1)
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "sla-clock": {

@@ -19,6 +19,7 @@ urlpatterns = [
     path("sandbox/", include("agents.connectors.sandbox.urls")),
     path("runs/", include("agents.urls")),
     path("approvals/", include("approvals.urls")),
+    path("audit/", include("agentops.audit_views")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

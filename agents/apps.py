@@ -6,9 +6,10 @@ class AgentsConfig(AppConfig):
     verbose_name = "Agent runtime"
 
     def ready(self) -> None:
-        from agents import engine
+        from agents import approval_hooks, engine
         from agents.tools.builtin import register_builtin_tools
         from approvals import handlers
 
         handlers.register(engine.APPROVAL_HANDLER, engine.on_approval_decided)
         register_builtin_tools()
+        approval_hooks.register()

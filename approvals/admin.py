@@ -8,7 +8,17 @@ from approvals.models import ApprovalRequest
 class ApprovalRequestAdmin(UnscopedAdminMixin, admin.ModelAdmin):
     """Approval requests are decided in the console (four-eyes, race-free); read-only here."""
 
-    list_display = ["created_at", "tenant", "action", "subject_repr", "priority", "status", "requested_by_label", "decided_by", "sla_due"]
+    list_display = [
+        "created_at",
+        "tenant",
+        "action",
+        "subject_repr",
+        "priority",
+        "status",
+        "requested_by_label",
+        "decided_by",
+        "sla_due",
+    ]
     list_filter = ["tenant", "status", "priority", "action"]
     search_fields = ["action", "subject_repr", "subject_id", "reason", "comment"]
     date_hierarchy = "created_at"

@@ -5,5 +5,6 @@ from approvals import views
 app_name = "approvals"
 
 urlpatterns = [
+    path("", views.queue, name="index"),
     path("<int:pk>/decide", views.decide, name="decide"),
 ]

@@ -1,55 +1,185 @@
-"""Deciding approval requests from the console (the reviewer queue page comes with the approvals issue)."""
+"""The reviewer queue and its decisions. Every view goes through the gates below."""
 
 from __future__ import annotations
+
+import json
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from agentops.access import tenant_member
-from approvals import services
+from approvals import selectors, services
+from approvals.forms import DecisionForm
 from approvals.models import ApprovalRequest
 
+TEMPLATE = "approvals/queue.html"
 
-def access_approval(membership, pk: int) -> ApprovalRequest:
+
+def access_queue(membership) -> None:
+    """The queue's gate: 404 for those who see no staff pages (requesters), 403 unless the
+    role decides approvals (agents, auditors)."""
+    if membership is None or not membership.can("ticket.view_all"):
+        raise Http404("No such page")
+    if membership.role not in services.DECIDER_ROLES:
+        raise PermissionDenied("Only reviewers and admins decide approvals.")
+
+
+def access_approval(membership, pk: int, *, decide: bool = False) -> ApprovalRequest:
     """The gate: 404 outside the tenant (or for requesters), 403 for roles that cannot decide."""
     if membership is None or not membership.can("ticket.view_all"):
         raise Http404("No such approval")
     request = ApprovalRequest.objects.for_tenant(membership.tenant).filter(pk=pk).first()
     if request is None:
         raise Http404("No such approval")
+    if decide and membership.role not in services.DECIDER_ROLES:
+        raise PermissionDenied("Only reviewers and admins decide approvals.")
     return request
+
+
+def _filter_name(value) -> str:
+    return value if value in selectors.FILTERS else selectors.DEFAULT_FILTER
+
+
+def _url(name: str, value) -> str | None:
+    if value in (None, ""):
+        return None
+    try:
+        return reverse(name, args=[str(value)])
+    except NoReverseMatch:
+        return None
+
+
+def _present(approval: ApprovalRequest, *, user, now) -> ApprovalRequest:
+    """Attach what the item shows, so the template only displays (no decisions there)."""
+    evidence = approval.evidence if isinstance(approval.evidence, dict) else {}
+    triage = evidence.get("triage")
+    approval.arguments_text = json.dumps(approval.arguments, indent=2, ensure_ascii=False)
+    approval.edited_text = (
+        json.dumps(approval.edited_arguments, indent=2, ensure_ascii=False)
+        if approval.edited_arguments is not None
+        else ""
+    )
+    approval.is_pending = approval.status == ApprovalRequest.Status.PENDING
+    approval.breached = bool(approval.is_pending and approval.sla_due and approval.sla_due < now)
+    approval.own_request = approval.requested_by_id is not None and approval.requested_by_id == (
+        user.pk
+    )
+    approval.ev_ticket = evidence.get("ticket") or ""
+    approval.ev_ticket_url = _url("incidents:ticket-detail", approval.ev_ticket)
+    approval.ev_run = evidence.get("run_id") or ""
+    approval.ev_run_url = _url("agents:run-detail", approval.ev_run)
+    approval.ev_triage = list(triage.items()) if isinstance(triage, dict) else []
+    approval.ev_text = str(evidence.get("ticket_text") or "")[:1000]
+    approval.edit_value = approval.arguments_text
+    approval.comment_value = ""
+    approval.errors = []
+    approval.edit_open = False
+    return approval
+
+
+def _tabs(counts: dict[str, int], current: str) -> list[dict]:
+    return [
+        {"key": key, "label": label, "count": counts.get(key, 0), "active": key == current}
+        for key, label in selectors.FILTERS.items()
+    ]
+
+
+def _results_context(request, current: str, *, failed: DecisionForm | None = None) -> dict:
+    membership = request.membership
+    now = timezone.now()
+    rows = list(selectors.approval_queue(membership, current)[: selectors.QUEUE_LIMIT + 1])
+    approvals = [_present(a, user=request.user, now=now) for a in rows[: selectors.QUEUE_LIMIT]]
+    if failed is not None:
+        for approval in approvals:
+            if approval.pk == failed.approval.pk:
+                approval.errors = [m for errs in failed.errors.values() for m in errs]
+                approval.edit_value = failed.data.get("arguments", approval.arguments_text)
+                approval.comment_value = failed.data.get("comment", "")
+                approval.edit_open = failed.data.get("decision") == "edit"
+    return {
+        "current": current,
+        "current_label": selectors.FILTERS[current],
+        "approvals": approvals,
+        "truncated": len(rows) > selectors.QUEUE_LIMIT,
+        "limit": selectors.QUEUE_LIMIT,
+        "read_only": current == "decided",
+        "queue_url": f"{reverse('approvals:index')}?filter={current}",
+    }
+
+
+@tenant_member
+@require_GET
+def queue(request):
+    """The reviewer queue: pending requests by priority then SLA, filters with counters."""
+    access_queue(request.membership)
+    current = _filter_name(request.GET.get("filter"))
+    partial = request.htmx and not request.htmx.boosted and not request.htmx.history_restore_request
+    counts_only = partial and request.GET.get("part") == "counts"
+    context = {"current": current}
+    if partial and not counts_only:
+        context.update(_results_context(request, current))
+        return render(request, f"{TEMPLATE}#results", context)
+    context["tabs"] = _tabs(selectors.queue_counts(request.membership), current)
+    if counts_only:  # the counters refresh themselves on approvalDecided
+        return render(request, f"{TEMPLATE}#counts", context)
+    context.update(_results_context(request, current))
+    return render(request, TEMPLATE, context)
 
 
 @tenant_member
 @require_POST
 def decide(request, pk: int):
-    approval = access_approval(request.membership, pk)
-    if request.membership.role not in services.DECIDER_ROLES:
-        raise PermissionDenied("Only reviewers and admins decide approvals.")
-    decision = request.POST.get("decision")
-    if decision not in ("approve", "reject"):
-        messages.error(request, "Choose approve or reject.")
-    else:
+    """Approve, reject or edit-then-approve. HTMX gets the re-rendered list and the event."""
+    approval = access_approval(request.membership, pk, decide=True)
+    form = DecisionForm(request.POST, approval=approval)
+    notice: tuple[str, str] | None = None
+    changed = False
+    if form.is_valid():
+        data = form.cleaned_data
         try:
             services.decide(
                 request=approval,
                 actor=request.user,
-                approve=decision == "approve",
-                comment=request.POST.get("comment", ""),
+                approve=data["decision"] != "reject",
+                comment=data["comment"],
+                edited_arguments=data["edited_arguments"],
             )
         except services.DecisionConflict as exc:
-            messages.error(request, str(exc))
+            # Someone else decided first: nothing of ours was saved; show the list as it is now.
+            notice = ("error", f"{exc} Someone else decided first; your decision was not saved.")
+            changed = True
+        except PermissionDenied as exc:  # four-eyes (the role was checked by the gate)
+            form.add_error(None, str(exc))
         except ValidationError as exc:
-            messages.error(request, " ".join(exc.messages))
+            form.add_error(None, exc.messages)
         else:
-            messages.success(
-                request,
-                f"{approval.action}: {'approved' if decision == 'approve' else 'rejected'}.",
-            )
+            verb = {
+                "approve": "approved",
+                "reject": "rejected",
+                "edit": "approved with edited arguments",
+            }[data["decision"]]
+            notice = ("success", f"{approval.action}: {verb}.")
+            changed = True
+    if request.htmx:
+        current = _filter_name(request.POST.get("filter"))
+        context = _results_context(request, current, failed=form if form.errors else None)
+        context["notice"] = notice
+        response = render(
+            request, f"{TEMPLATE}#results", context, status=400 if form.errors else 200
+        )
+        if changed:
+            response["HX-Trigger"] = "approvalDecided"
+        return response
+    if form.errors:
+        messages.error(request, " ".join(m for errs in form.errors.values() for m in errs))
+    elif notice:
+        getattr(messages, notice[0])(request, notice[1])
     target = request.POST.get("next", "")
     if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         return redirect(target)

@@ -24,7 +24,7 @@ from incidents.models import (
     Status,
     Ticket,
 )
-from incidents.selectors import QueueFilters, access_ticket, ticket_queue
+from incidents.selectors import QueueFilters, access_ticket, queue_page, ticket_queue
 
 router = Router(tags=["tickets"])
 
@@ -171,8 +171,9 @@ def list_tickets(request, params: Query[ListParams]):
         sort=params.sort,
     )
     qs = ticket_queue(request.membership, filters)
-    items = list(qs[params.offset : params.offset + params.limit])
-    return {"count": qs.count(), "limit": params.limit, "offset": params.offset, "items": items}
+    count = qs.count()
+    items = queue_page(qs, count, params.offset, params.offset + params.limit)
+    return {"count": count, "limit": params.limit, "offset": params.offset, "items": items}
 
 
 @router.get("/{number}", response=TicketOut, summary="One ticket by number")

@@ -81,7 +81,9 @@ def _ticket(run: Run, *, lock: bool = False) -> Ticket:
     qs = Ticket.objects.for_tenant(run.tenant)
     if lock:
         qs = qs.select_for_update()
-    return qs.get(number=run.subject_id)
+    ticket = qs.get(number=run.subject_id)
+    ticket.tenant = run.tenant  # the services read it (audit, SLA): no query to load it again
+    return ticket
 
 
 def _requester_devices(tenant, email: str) -> list[dict[str, Any]]:
@@ -144,7 +146,11 @@ class ServiceDeskBlueprint(Blueprint):
             changes: dict[str, Any] = {"priority": triage["priority"]}
             if not locked.category:
                 changes["category"] = triage["category"]
-            locked = services.ticket_update(ticket=locked, actor=None, **changes)
+            # Values the ticket already has would change nothing (ticket_update writes and
+            # audits only differences): skip its savepoint and second row lock then.
+            changes = {k: v for k, v in changes.items() if getattr(locked, k) != v}
+            if changes:
+                locked = services.ticket_update(ticket=locked, actor=None, **changes)
             services.ticket_record_triage(
                 ticket=locked,
                 decision=triage["decision"],
@@ -189,18 +195,24 @@ class ServiceDeskBlueprint(Blueprint):
     def state_plan(self, ctx) -> Outcome:
         from agents.tools import registry
 
-        ticket = _ticket(ctx.run)
+        # Triage left the (redacted) ticket text in the state; the number is the run's subject.
+        text = ctx.state.get("ticket_text")
+        if text is None:
+            text = _ticket(ctx.run).title
         ctx.state["plan_attempts"] = ctx.state.get("plan_attempts", 0) + 1
         email = ctx.state.get("subject_email", "")
         devices = _requester_devices(ctx.tenant, email)
         device_line = (
-            ", ".join(f"{d.get('device_id') or d.get('asset_tag')} ({d.get('model', '')})" for d in devices)
+            ", ".join(
+                f"{d.get('device_id') or d.get('asset_tag')} ({d.get('model', '')})"
+                for d in devices
+            )
             or "none on record"
         )
         triage = ctx.state.get("triage", {})
         prompt = (
             f"Requester: {email}\nRequester devices: {device_line}\n"
-            f"Ticket {ticket.number}: {ctx.state.get('ticket_text', ticket.title)}\n"
+            f"Ticket {ctx.run.subject_id}: {text}\n"
             f"Triage: {triage.get('category')} / {triage.get('priority')}; path: {triage.get('suggested_path', '')}"
         )
         known = {tool.name for tool in registry.all_tools()}

@@ -161,7 +161,9 @@ def ticket_create(
 
 def _lock(ticket: Ticket) -> Ticket:
     """Re-read the ticket under a row lock, so concurrent writers serialise."""
-    return Ticket.objects.for_tenant(ticket.tenant).select_for_update().get(pk=ticket.pk)
+    locked = Ticket.objects.for_tenant(ticket.tenant).select_for_update().get(pk=ticket.pk)
+    locked.tenant = ticket.tenant  # the same tenant (scoped above): no query to load it again
+    return locked
 
 
 @transaction.atomic

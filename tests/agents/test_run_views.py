@@ -229,7 +229,7 @@ def test_open_circuit_breakers_show_on_the_runs_page(personas, client_for):
 
 
 def test_runs_page_charts_outcomes(personas, client_for, started):
-    ticket, run = started
+    _ticket, run = started
     while engine.advance(run.pk) == "advanced":
         pass
     html = client_for(personas.agent).get(reverse("agents:run-list")).content.decode()

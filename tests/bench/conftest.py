@@ -153,6 +153,12 @@ def _load(timings: dict[str, float]):
         tenant=globex, count=OTHER_TENANT_TICKETS, comments_per_ticket=1, seed=2, batch_size=2000
     )
     _assign_some(acme, [agent, agent2], requester)
+    # A rare word: five tickets of last year mention Kubernetes (searching it must not walk
+    # the whole queue to find them).
+    rare = Ticket.objects.for_tenant(acme).order_by("created_at").values_list("pk", flat=True)
+    Ticket.objects.for_tenant(acme).filter(pk__in=list(rare[10:15])).update(
+        title="Kubernetes node NotReady after the upgrade"
+    )
 
     # One ticket with a real history (through the services) for the detail page.
     ticket = (

@@ -6,7 +6,7 @@ which lists this module in ``CELERY_IMPORTS`` when ``AGENTOPS_BENCH_QUERY_LOG`` 
 ``task_postrun`` takes it off again and appends one JSON line per task to that file:
 
     {"task": "agents.tasks.advance_run", "run_id": 17, "eager": false, "result": "advanced",
-     "queries": 23, "db_ms": 9.1, "wall_ms": 31.5, "pid": 4242, "at": 1718000000.1,
+     "queries": 23, "db_ms": 9.1, "wall_ms": 31.5, "cpu_ms": 20.2, "pid": 4242, "at": 1718000000.1,
      "by_table": {"SELECT agents_run": 2, "UPDATE agents_step": 1, ...}}
 
 Tasks applied eagerly inside another task (``task_always_eager``) nest: each has its own
@@ -16,6 +16,8 @@ with one ``write`` on an ``O_APPEND`` descriptor, so prefork children can share 
 
 from __future__ import annotations
 
+import contextlib
+import cProfile
 import json
 import os
 import re
@@ -26,6 +28,12 @@ from celery.signals import task_postrun, task_prerun
 from django.db import connection
 
 PATH = os.environ.get("AGENTOPS_BENCH_QUERY_LOG", "")
+# Also log each statement (first 200 characters) of every task: for finding what to cut.
+WITH_SQL = bool(os.environ.get("AGENTOPS_BENCH_QUERY_LOG_SQL"))
+# cProfile of the task bodies, dumped (pstats) to this file every 100 tasks.
+PROFILE = os.environ.get("AGENTOPS_BENCH_PROFILE", "")
+_profiler = cProfile.Profile() if PROFILE else None
+_profiled = 0
 _TABLE = re.compile(r'\b(?:FROM|INTO|UPDATE)\s+"?([A-Za-z0-9_]+)"?', re.IGNORECASE)
 
 
@@ -34,7 +42,9 @@ class _Counter:
         self.queries = 0
         self.db_seconds = 0.0
         self.by_table: Counter[str] = Counter()
+        self.statements: list[str] = []
         self.started = time.perf_counter()
+        self.cpu_started = time.process_time()
 
     def __call__(self, execute, sql, params, many, context):
         start = time.perf_counter()
@@ -46,6 +56,8 @@ class _Counter:
             verb = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else "?"
             table = _TABLE.search(sql)
             self.by_table[f"{verb} {table.group(1) if table else '-'}"] += 1
+            if WITH_SQL:
+                self.statements.append(" ".join(sql.split())[:200])
 
 
 _active: dict[str, _Counter] = {}
@@ -58,17 +70,23 @@ def _start(task_id=None, task=None, **kwargs):
     counter = _Counter()
     _active[task_id] = counter
     connection.execute_wrappers.append(counter)
+    if _profiler is not None:
+        _profiler.enable()
 
 
 @task_postrun.connect
 def _stop(task_id=None, task=None, args=None, retval=None, **kwargs):
+    global _profiled
     counter = _active.pop(task_id, None)
     if counter is None:
         return
-    try:
+    if _profiler is not None:
+        _profiler.disable()
+        _profiled += 1
+        if _profiled % 100 == 0:
+            _profiler.dump_stats(PROFILE)
+    with contextlib.suppress(ValueError):
         connection.execute_wrappers.remove(counter)
-    except ValueError:
-        pass
     line = {
         "task": getattr(task, "name", "?"),
         "run_id": args[0] if args else None,
@@ -77,10 +95,13 @@ def _stop(task_id=None, task=None, args=None, retval=None, **kwargs):
         "queries": counter.queries,
         "db_ms": round(counter.db_seconds * 1000, 3),
         "wall_ms": round((time.perf_counter() - counter.started) * 1000, 3),
+        "cpu_ms": round((time.process_time() - counter.cpu_started) * 1000, 3),
         "pid": os.getpid(),
         "at": time.time(),
         "by_table": dict(counter.by_table),
     }
+    if WITH_SQL:
+        line["sql"] = counter.statements
     data = (json.dumps(line, default=str) + "\n").encode()
     fd = os.open(PATH, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:

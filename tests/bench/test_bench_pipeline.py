@@ -11,7 +11,7 @@ until every run has finished (or parked for an approval), then prints and writes
 var/bench/pipeline.json:
 
 - tickets/s: settled runs / wall time from the first enqueue to the last finish
-- p50/p95 latency per ticket: run.ended_at − run.created_at (parked runs: when they parked)
+- p50/p95 latency per ticket: run.ended_at - run.created_at (parked runs: when they parked)
 - outcome mix, steps per run, and SQL queries per step (counted inside the worker by
   ``tests.bench.querylog``; one JSON line per task in var/bench/pipeline-queries-*.jsonl)
 
@@ -331,6 +331,7 @@ def _measure(tenant, kinds: dict[str, str], t0: float, arrivals: float, query_lo
             "updated_at",
             "step_count",
             "deliveries",
+            "error_message",
         )
     )
     first_created = min(r["created_at"] for r in runs).timestamp()
@@ -342,8 +343,12 @@ def _measure(tenant, kinds: dict[str, str], t0: float, arrivals: float, query_lo
     ]
     outcomes = Counter(r["status"] for r in runs)
     by_kind: dict[str, Counter] = defaultdict(Counter)
+    reasons: dict[str, Counter] = defaultdict(Counter)
     for r in runs:
-        by_kind[kinds[r["subject_id"]]][r["status"]] += 1
+        kind = kinds[r["subject_id"]]
+        by_kind[kind][r["status"]] += 1
+        if r["status"] == "escalated":
+            reasons[kind][r["error_message"].split(":")[0][:90]] += 1
 
     # SQL per step: the worker's task lines, matched in order to the run's steps.
     states = {
@@ -388,6 +393,7 @@ def _measure(tenant, kinds: dict[str, str], t0: float, arrivals: float, query_lo
         "latency_finished_only_s": _stats(finished_latencies, 3),
         "outcomes": dict(outcomes),
         "outcomes_by_kind": {k: dict(v) for k, v in sorted(by_kind.items())},
+        "escalation_reasons_by_kind": {k: dict(v) for k, v in sorted(reasons.items())},
         "steps_per_run": {
             **_stats([r["step_count"] for r in runs], 2),
             "histogram": dict(sorted(Counter(r["step_count"] for r in runs).items())),
@@ -422,7 +428,11 @@ def _check(tenant, n: int, query_log: Path) -> None:
     assert len({r.subject_id for r in runs}) == n, "a ticket got two runs"
     settled = FINISHED_RUN_STATUSES | {RunStatus.WAITING_APPROVAL}
     assert all(r.status in settled for r in runs), Counter(r.status for r in runs)
-    failed = [(r.subject_id, r.error_type, r.error_message[:200]) for r in runs if r.status in ("failed", "cancelled")]
+    failed = [
+        (r.subject_id, r.error_type, r.error_message[:200])
+        for r in runs
+        if r.status in ("failed", "cancelled")
+    ]
     assert not failed, failed
     # One claimed task per step: no step ran twice, none ran inline (every task via Redis).
     assert [r.pk for r in runs if r.deliveries != r.step_count] == []
@@ -474,7 +484,7 @@ def _check(tenant, n: int, query_log: Path) -> None:
         for c in cs
         if c.status == "success" and not registry.get(c.tool_name).read_only
     }
-    assert effects == operations, (effects ^ operations)
+    assert effects == operations, effects ^ operations
 
 
 # --------------------------------------------------------------------------- the bench
@@ -546,6 +556,9 @@ def _print(name: str, r: dict) -> None:
         )
     for kind, mix in r["outcomes_by_kind"].items():
         print(f"     {kind:<17} {mix}")
+        if kind != "other":
+            for reason, count in r["escalation_reasons_by_kind"].get(kind, {}).items():
+                print(f"         escalated {count}x: {reason}")
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)

@@ -13,6 +13,12 @@ import os
 from tests.settings import *  # noqa: F403
 
 CELERY_TASK_ALWAYS_EAGER = False
+DEBUG = False  # as in production: no debug cursor recording every query
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("AGENTOPS_BENCH_QUEUE", "celery")
 if os.environ.get("AGENTOPS_BENCH_QUERY_LOG"):
     CELERY_IMPORTS = ["tests.bench.querylog"]
+# EXPERIMENT (temporary)
+if os.environ.get("BENCH_EXP_REUSE_OFF"):
+    CELERY_DB_REUSE_MAX = None
+if os.environ.get("BENCH_EXP_IGNORE_RESULT"):
+    CELERY_TASK_IGNORE_RESULT = True

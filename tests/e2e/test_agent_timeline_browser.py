@@ -42,12 +42,16 @@ def wait_for(predicate, timeout=40.0):
     raise AssertionError("timed out waiting")
 
 
-def test_reviewer_approves_and_watches_the_run_finish_live(page, login, personas, worker_factory, real_delivery, screenshot):
+def test_reviewer_approves_and_watches_the_run_finish_live(
+    page, login, personas, worker_factory, real_delivery, screenshot
+):
     config = agent_config(personas.tenant)
     config.auto_resolve_on_create = True
     config.llm_backend = "offline"
     config.save()
-    user = DirectoryUser.objects.create(tenant=personas.tenant, email=personas.requester.email, display_name="Robin")
+    user = DirectoryUser.objects.create(
+        tenant=personas.tenant, email=personas.requester.email, display_name="Robin"
+    )
     worker_factory()
     ticket = ticket_create(
         tenant=personas.tenant,
@@ -56,7 +60,13 @@ def test_reviewer_approves_and_watches_the_run_finish_live(page, login, personas
         description="Please grant me local admin rights so I can install developer tools myself.",
         source="portal",
     )
-    wait_for(lambda: Run.objects.for_tenant(personas.tenant).filter(subject_id=ticket.number, status="waiting_approval").exists())
+    wait_for(
+        lambda: (
+            Run.objects.for_tenant(personas.tenant)
+            .filter(subject_id=ticket.number, status="waiting_approval")
+            .exists()
+        )
+    )
 
     login(personas.reviewer)
     page.goto(f"/tickets/{ticket.number}/")
@@ -68,7 +78,12 @@ def test_reviewer_approves_and_watches_the_run_finish_live(page, login, personas
     # No manual reload from here: the polled timeline updates, then reloads the page once.
     expect(page.locator(".run-head")).to_contain_text("Succeeded", timeout=30_000)
     expect(page.locator("#sidebar")).to_contain_text("Resolved", timeout=10_000)
-    expect(page.locator("#timeline-" + str(Run.objects.for_tenant(personas.tenant).get(subject_id=ticket.number).pk))).to_contain_text("grant_admin_access")
+    expect(
+        page.locator(
+            "#timeline-"
+            + str(Run.objects.for_tenant(personas.tenant).get(subject_id=ticket.number).pk)
+        )
+    ).to_contain_text("grant_admin_access")
     screenshot("agent-resolved-live.png")
     user.refresh_from_db()
     assert user.is_admin is True
