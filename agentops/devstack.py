@@ -182,7 +182,10 @@ def test(pytest_args: list[str]) -> int:
         if lint():
             return 1
         _say("pytest")
-        return _run([PY, "-m", "pytest", *pytest_args])
+        # Importing the agentops package (for localservices) set DJANGO_SETTINGS_MODULE to the
+        # dev settings in this process; pytest must use the test settings from pyproject.toml.
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+        return _run([PY, "-m", "pytest", "--durations=15", *pytest_args], env=env)
     finally:
         localservices.stop_started(started)
 
@@ -190,7 +193,7 @@ def test(pytest_args: list[str]) -> int:
 def bench(pytest_args: list[str]) -> int:
     started = _services()
     try:
-        env = {**os.environ, "AGENTOPS_BENCH": "1"}
+        env = {**os.environ, "AGENTOPS_BENCH": "1", "DJANGO_SETTINGS_MODULE": "tests.settings"}
         return _run([PY, "-m", "pytest", "tests/bench", "-s", *pytest_args], env=env)
     finally:
         localservices.stop_started(started)
