@@ -27,8 +27,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce, JSONObject
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from agentops import audit
@@ -168,8 +168,6 @@ def _cancel_open_approvals(run: Run) -> None:
 
 # --------------------------------------------------------------------------- claiming
 
-_CONFIG_FIELDS = AgentConfig._meta.concrete_fields
-
 
 def claim(run_id: int) -> Run | None:
     """Take the run for one step. One conditional UPDATE: exactly one task wins."""
@@ -188,34 +186,9 @@ def claim(run_id: int) -> Run | None:
     )
     if not claimed:
         return None
-    run = (
-        Run.objects.unscoped("claimed above")
-        .select_related("tenant", "started_by")
-        .annotate(
-            # Read with the run (one query instead of three per step): whether an earlier
-            # delivery left this step open (_open_step resumes it), and the agent settings.
-            open_step_pk=Subquery(
-                Step.objects.unscoped("the claimed run's own step")
-                .filter(run=OuterRef("pk"), seq=OuterRef("step_count") + 1)
-                .values("pk")[:1]
-            ),
-            config_row=Subquery(
-                AgentConfig.objects.unscoped("the claimed run's tenant")
-                .filter(tenant=OuterRef("tenant"))
-                .order_by("pk")
-                .values(row=JSONObject(**{f.attname: f.attname for f in _CONFIG_FIELDS}))[:1]
-            ),
-        )
-        .get(pk=run_id)
+    return (
+        Run.objects.unscoped("claimed above").select_related("tenant", "started_by").get(pk=run_id)
     )
-    if run.config_row is not None:
-        run.agent_config = AgentConfig.from_db(
-            run._state.db,
-            [f.attname for f in _CONFIG_FIELDS],
-            [f.to_python(run.config_row[f.attname]) for f in _CONFIG_FIELDS],
-        )
-        run.agent_config.tenant = run.tenant
-    return run
 
 
 def _release(run: Run, **fields) -> None:
@@ -612,9 +585,7 @@ def _model_name(config: AgentConfig) -> str:
 
 def _open_step(run: Run, bp) -> Step:
     seq = run.step_count + 1
-    step = None
-    if getattr(run, "open_step_pk", True) is not None:  # claim() found one (or did not look)
-        step = Step.objects.for_tenant(run.tenant).filter(run=run, seq=seq).first()
+    step = Step.objects.for_tenant(run.tenant).filter(run=run, seq=seq).first()
     if step is not None:  # a previous delivery crashed in this step: resume it
         step.retries += 1
         step.status = "running"
@@ -662,7 +633,7 @@ def advance(run_id: int) -> str:
             _cancel_open_approvals(run)
         return "cancelled"
     bp = blueprints.get(run.agent_name)
-    config = getattr(run, "agent_config", None) or agent_config(run.tenant)  # see claim()
+    config = agent_config(run.tenant)
     if run.step_count >= config.max_steps:
         return _fail(run, "StepLimit", f"Stopped after {run.step_count} steps (tenant max_steps).")
 

@@ -14,11 +14,12 @@ from tests.settings import *  # noqa: F403
 
 CELERY_TASK_ALWAYS_EAGER = False
 DEBUG = False  # as in production: no debug cursor recording every query
+# Circuit breakers and rate limits live in Redis under this prefix: a test run beside the
+# bench that opens a breaker must not make the bench's runs fail over, nor the other way.
+CACHES["default"]["KEY_PREFIX"] = "agentops-bench"  # noqa: F405
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("AGENTOPS_BENCH_QUEUE", "celery")
 if os.environ.get("AGENTOPS_BENCH_QUERY_LOG"):
     CELERY_IMPORTS = ["tests.bench.querylog"]
-# EXPERIMENT (temporary)
-if os.environ.get("BENCH_EXP_REUSE_OFF"):
+# For comparison with how workers ran before CELERY_DB_REUSE_MAX: a new connection per task.
+if os.environ.get("AGENTOPS_BENCH_CLOSE_DB_PER_TASK"):
     CELERY_DB_REUSE_MAX = None
-if os.environ.get("BENCH_EXP_IGNORE_RESULT"):
-    CELERY_TASK_IGNORE_RESULT = True
