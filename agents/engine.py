@@ -619,6 +619,25 @@ def _finish(
 
 
 MAX_MODEL_RETRIES = 3
+# What a step writes back to its run. Never cancel_requested: a cancel that arrives while the
+# step runs must survive the step's save (the next claim honours it).
+RUN_STEP_FIELDS = [
+    "state",
+    "state_data",
+    "status",
+    "result",
+    "step_count",
+    "tokens_prompt",
+    "tokens_completion",
+    "total_cost_usd",
+    "updated_at",
+    "ended_at",
+    "lease_expires_at",
+    "error_message",
+    "error_type",
+    "traceback",
+    "latency_ms",
+]
 
 
 def advance(run_id: int) -> str:
@@ -683,7 +702,7 @@ def advance(run_id: int) -> str:
                 error_message=outcome.summary if outcome.next_state != blueprints.DONE else "",
             )
             run.result = {**run.result, "summary": outcome.summary}
-            run.save()
+            run.save(update_fields=RUN_STEP_FIELDS)
             bp.on_finished(run)
             audit.record(
                 tenant=run.tenant,
@@ -698,11 +717,11 @@ def advance(run_id: int) -> str:
         if outcome.next_state == WAIT:
             run.status = RunStatus.WAITING_APPROVAL
             run.lease_expires_at = None
-            run.save()
+            run.save(update_fields=RUN_STEP_FIELDS)
             return "parked"
         run.state = outcome.next_state
         run.lease_expires_at = None
-        run.save()
+        run.save(update_fields=RUN_STEP_FIELDS)
         _enqueue(run.pk)
     return "advanced"
 

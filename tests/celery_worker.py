@@ -58,6 +58,7 @@ class CeleryWorker:
             # The broker db this test process uses (tests/settings.py defaults it to 1).
             "REDIS_DB": os.environ.get("REDIS_DB", "1"),
             "PYTHONUNBUFFERED": "1",
+            "AGENTOPS_TEST_EAGER": "0",  # the worker's own follow-up tasks go through the broker
             **self.extra_env,
         }
         env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)

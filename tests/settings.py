@@ -17,7 +17,9 @@ DATABASES["default"]["TEST"] = {"NAME": f"test_agentops_{os.getpid()}"}  # noqa:
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Tasks run inline unless a test is about delivery (tests/test_worker.py starts a real worker).
-CELERY_TASK_ALWAYS_EAGER = True
+# A real worker process started by the delivery tests sets AGENTOPS_TEST_EAGER=0, so the
+# follow-up tasks it enqueues really go through the broker instead of running inline.
+CELERY_TASK_ALWAYS_EAGER = os.environ.get("AGENTOPS_TEST_EAGER", "1") == "1"
 CELERY_TASK_EAGER_PROPAGATES = True
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CACHES["default"]["KEY_PREFIX"] = "agentops-test"  # noqa: F405

@@ -405,3 +405,22 @@ def test_tickets_start_the_agent_by_tenant_setting(personas):
         not Run.objects.for_tenant(personas.other_tenant).filter(subject_id=other.number).exists()
     )
     assert Ticket.objects.for_tenant(personas.tenant).count() == 1
+
+
+def test_a_cancel_during_a_step_is_not_lost(personas, model, directory, monkeypatch):
+    from incidents.pipeline import ServiceDeskBlueprint
+
+    model.responses += [triage_reply()]
+    _ticket, run = open_ticket(personas)
+    original = ServiceDeskBlueprint.state_triage
+
+    def triage_then_cancel(self, ctx):
+        outcome = original(self, ctx)
+        engine.request_cancel(
+            run=Run.objects.for_tenant(personas.tenant).get(pk=run.pk), actor=personas.agent
+        )
+        return outcome
+
+    monkeypatch.setattr(ServiceDeskBlueprint, "state_triage", triage_then_cancel)
+    assert engine.advance(run.pk) == "advanced"  # the step finishes and saves its run …
+    assert engine.advance(run.pk) == "cancelled"  # … without wiping the cancel request
