@@ -21,6 +21,9 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # follow-up tasks it enqueues really go through the broker instead of running inline.
 CELERY_TASK_ALWAYS_EAGER = os.environ.get("AGENTOPS_TEST_EAGER", "1") == "1"
 CELERY_TASK_EAGER_PROPAGATES = True
+# A broker queue of this test session's own (inherited by the workers it starts), so two test
+# sessions at once (a developer and CI, or parallel helpers) never run each other's tasks.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.setdefault("AGENTOPS_TEST_QUEUE", f"test-{os.getpid()}")
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CACHES["default"]["KEY_PREFIX"] = "agentops-test"  # noqa: F405
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
