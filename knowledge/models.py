@@ -103,6 +103,9 @@ class Document(TenantOwned):
     )
     created_at = models.DateTimeField(default=timezone.now)
     indexed_at = models.DateTimeField(null=True, blank=True)
+    # When the index task claimed it: a claim older than the lease is taken over (a worker
+    # that died mid-document leaves it "indexing" otherwise).
+    index_started_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

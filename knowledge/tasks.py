@@ -1,0 +1,150 @@
+"""Celery tasks of the knowledge base: index one document, re-embed stale chunks.
+
+``index_document`` is idempotent on redelivery: it claims the document with one conditional
+UPDATE (pending, or indexing under an expired claim), so two deliveries never index it twice at
+once, and a document that is already ready is left alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from knowledge import services
+from knowledge.chunking import chunk_document
+from knowledge.models import Chunk, Document, IndexStatus
+
+log = logging.getLogger(__name__)
+
+# A claim older than this is taken over by the next delivery (its worker died).
+INDEX_LEASE = timedelta(minutes=15)
+
+
+def _claim(document_id: int) -> Document | None:
+    now = timezone.now()
+    claimed = (
+        Document.objects.unscoped("a task claims its document by id")
+        .filter(pk=document_id, is_current=True)
+        .filter(
+            Q(status=IndexStatus.PENDING)
+            | Q(status=IndexStatus.INDEXING, index_started_at__lt=now - INDEX_LEASE)
+        )
+        .update(status=IndexStatus.INDEXING, index_started_at=now, error="", chunks_embedded=0)
+    )
+    if not claimed:
+        return None
+    return (
+        Document.objects.unscoped("claimed above")
+        .select_related("source", "tenant")
+        .get(pk=document_id)
+    )
+
+
+def _still_current(document: Document) -> bool:
+    return (
+        Document.objects.for_tenant(document.tenant)
+        .filter(pk=document.pk, is_current=True, status=IndexStatus.INDEXING)
+        .exists()
+    )
+
+
+def _fail(document: Document, message: str) -> None:
+    Document.objects.for_tenant(document.tenant).filter(
+        pk=document.pk, status=IndexStatus.INDEXING
+    ).update(status=IndexStatus.FAILED, error=message[:4000])
+
+
+def index_document_now(document_id: int) -> str:
+    """Chunk, store and embed one document; returns what happened (for logs and tests).
+
+    1. Claim the document (or return "skipped": someone else has it, or it is done).
+    2. Chunk its content and replace its chunks in one transaction (a retry starts clean).
+    3. Embed in batches; after each batch the chunks' vectors and the document's
+       ``chunks_embedded`` are committed, so the console shows progress.
+    4. Mark it ready with the model's name, or failed with the error.
+    """
+    from knowledge.embeddings import get_embedder
+
+    document = _claim(document_id)
+    if document is None:
+        return "skipped"
+    tenant = document.tenant
+    try:
+        embedder = get_embedder()
+        drafts = chunk_document(document.content, document.content_type)
+        with transaction.atomic():
+            Chunk.objects.for_tenant(tenant).filter(document=document).delete()
+            chunks = Chunk.objects.bulk_create(
+                [
+                    Chunk(
+                        tenant=tenant,
+                        document=document,
+                        source=document.source,
+                        kind=document.source.kind,
+                        seq=d.seq,
+                        heading_path=d.heading_path,
+                        anchor=d.anchor,
+                        text=d.text,
+                        token_count=d.word_count,
+                    )
+                    for d in drafts
+                ],
+                batch_size=500,
+            )
+            Document.objects.for_tenant(tenant).filter(pk=document.pk).update(
+                chunks_total=len(chunks), chunks_embedded=0
+            )
+        batch = max(1, getattr(settings, "KNOWLEDGE_INDEX_BATCH", 32))
+        for start in range(0, len(chunks), batch):
+            part = chunks[start : start + batch]
+            vectors = embedder.embed([drafts[c.seq].embedding_text for c in part])
+            with transaction.atomic():
+                if not _still_current(document):
+                    return "superseded"  # an edit replaced it; the new version indexes itself
+                for chunk, vector in zip(part, vectors, strict=True):
+                    chunk.embedding = vector
+                    chunk.embedding_model = embedder.name
+                Chunk.objects.for_tenant(tenant).bulk_update(part, ["embedding", "embedding_model"])
+                services.mark_progress(document.pk, len(part))
+        Document.objects.for_tenant(tenant).filter(
+            pk=document.pk, status=IndexStatus.INDEXING
+        ).update(
+            status=IndexStatus.READY,
+            embedding_model=embedder.name,
+            indexed_at=timezone.now(),
+            error="",
+        )
+        return "indexed"
+    except Exception as exc:
+        log.exception("indexing document %s failed", document_id)
+        _fail(document, f"{type(exc).__name__}: {exc}")
+        return "failed"
+
+
+@shared_task(name="knowledge.tasks.index_document", acks_late=True, reject_on_worker_lost=True)
+def index_document(document_id: int) -> str:
+    return index_document_now(int(document_id))
+
+
+@shared_task(name="knowledge.tasks.reembed_stale")
+def reembed_stale() -> int:
+    """Beat: re-embed what another model embedded, and re-enqueue documents whose claim
+    expired (their worker died mid-document)."""
+    expired = list(
+        Document.objects.unscoped("maintenance: find documents whose index task died")
+        .filter(
+            is_current=True,
+            status=IndexStatus.INDEXING,
+            index_started_at__lt=timezone.now() - INDEX_LEASE,
+        )
+        .values_list("pk", flat=True)[:1000]
+    )
+    for document_id in expired:
+        index_document.delay(document_id)
+    return services.reembed_stale() + len(expired)

@@ -1,0 +1,13 @@
+from django.urls import path
+
+from knowledge import views
+
+app_name = "knowledge"
+
+urlpatterns = [
+    path("", views.source_list, name="source-list"),
+    path("new", views.source_create, name="source-create"),
+    path("search/", views.search, name="search"),
+    path("<int:source_id>/", views.source_detail, name="source-detail"),
+    path("<int:source_id>/edit", views.source_edit, name="source-edit"),
+]

@@ -1,0 +1,157 @@
+"""Ingestion: versions, checksum skip, re-index on edit, bad input stores nothing."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from agentops.models import AuditEvent
+from knowledge import services
+from knowledge.models import Chunk, Document, IndexStatus, Source
+
+VPN = """# VPN
+
+## Timeouts
+
+Connections from home time out after 30 seconds when the client profile is stale.
+
+### Fix
+
+1. Run push_vpn_config for the requester's laptop.
+2. Ask the requester to reconnect.
+"""
+
+
+def test_ingest_indexes_chunks_with_headings_and_embeddings(personas, ingest):
+    doc = ingest(personas.tenant, "VPN runbook", VPN, actor=personas.agent)
+    assert doc.status == IndexStatus.READY and doc.version == 1 and doc.is_current
+    chunks = list(Chunk.objects.for_tenant(personas.tenant).filter(document=doc))
+    assert doc.chunks_total == doc.chunks_embedded == len(chunks) == 2
+    assert [c.heading_path for c in chunks] == ["VPN > Timeouts", "VPN > Timeouts > Fix"]
+    assert chunks[1].anchor == "fix" and chunks[1].kind == "runbook"
+    assert all(c.embedding is not None and c.embedding_model == "hashing-v1" for c in chunks)
+    assert (
+        AuditEvent.objects.for_tenant(personas.tenant)
+        .filter(action="knowledge.source_created", target_id=str(doc.source_id))
+        .exists()
+    )
+
+
+def test_unchanged_checksum_is_skipped_and_an_edit_reindexes(
+    personas, ingest, django_capture_on_commit_callbacks
+):
+    first = ingest(personas.tenant, "VPN runbook", VPN, external_key="vpn.md")
+    old_ids = set(Chunk.objects.for_tenant(personas.tenant).values_list("pk", flat=True))
+    with django_capture_on_commit_callbacks() as callbacks:
+        again = services.ingest_text(
+            tenant=personas.tenant,
+            kind="runbook",
+            title="VPN runbook",
+            content=VPN,
+            external_key="vpn.md",
+        )
+    assert again.pk == first.pk and callbacks == []  # nothing enqueued
+    assert set(Chunk.objects.for_tenant(personas.tenant).values_list("pk", flat=True)) == old_ids
+
+    edited = ingest(
+        personas.tenant,
+        "VPN runbook",
+        VPN + "\n## Split tunnel\n\nDisable split tunnelling.\n",
+        external_key="vpn.md",
+    )
+    assert edited.pk != first.pk and edited.version == 2 and edited.source_id == first.source_id
+    first.refresh_from_db()
+    assert not first.is_current
+    chunks = Chunk.objects.for_tenant(personas.tenant)
+    assert set(chunks.values_list("document_id", flat=True)) == {edited.pk}
+    assert "Split tunnel" in " ".join(chunks.values_list("heading_path", flat=True))
+    assert Source.objects.for_tenant(personas.tenant).count() == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "empty"),
+        ("   \n\t", "empty"),
+        ("abc\x00def", "binary"),
+        ("word " * 250_000, "too large"),
+    ],
+)
+def test_bad_content_is_refused_and_nothing_stored(personas, content, message):
+    with pytest.raises(ValidationError) as err:
+        services.ingest_text(tenant=personas.tenant, kind="runbook", title="T", content=content)
+    assert message in str(err.value)
+    assert not Source.objects.for_tenant(personas.tenant).exists()
+    assert not Document.objects.for_tenant(personas.tenant).exists()
+
+
+@pytest.mark.parametrize(
+    ("data", "filename", "message"),
+    [
+        (b"", "empty.md", "empty"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00", "runbook.md", "binary"),
+        (b"\xff\xfe\xfa broken", "runbook.txt", "UTF-8"),
+        (b"x" * 1_000_001, "big.txt", "too large"),
+        (b"# Fine", "runbook.pdf", "Unsupported file type"),
+        (b"# Fine", "noext", "Unsupported file type"),
+    ],
+)
+def test_bad_uploads_are_refused(data, filename, message):
+    with pytest.raises(ValidationError) as err:
+        services.decode_upload(data, filename=filename)
+    assert message in str(err.value)
+
+
+def test_upload_types():
+    assert services.decode_upload(b"# A\n\nb", filename="a.MD") == ("# A\n\nb", "markdown")
+    assert services.decode_upload(b"<h1>A</h1>", filename="a.htm")[1] == "html"
+    assert services.decode_upload(b"\xef\xbb\xbfplain", filename="a.txt") == ("plain", "text")
+
+
+def test_source_of_another_tenant_is_refused(personas, ingest):
+    doc = ingest(personas.other_tenant, "Globex VPN", VPN)
+    with pytest.raises(ValidationError):
+        services.ingest_text(
+            tenant=personas.tenant, kind="runbook", title="x", content="hello", source=doc.source
+        )
+
+
+def test_redelivered_index_task_does_nothing(personas, ingest):
+    from knowledge.tasks import index_document_now
+
+    doc = ingest(personas.tenant, "VPN runbook", VPN)
+    ids = set(Chunk.objects.for_tenant(personas.tenant).values_list("pk", flat=True))
+    assert index_document_now(doc.pk) == "skipped"
+    assert set(Chunk.objects.for_tenant(personas.tenant).values_list("pk", flat=True)) == ids
+
+
+def test_reembed_stale_reindexes_chunks_of_another_model(
+    personas, ingest, django_capture_on_commit_callbacks
+):
+    doc = ingest(personas.tenant, "VPN runbook", VPN)
+    Chunk.objects.for_tenant(personas.tenant).update(embedding_model="old-model")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.reembed_stale(personas.tenant) == 1
+    assert set(
+        Chunk.objects.for_tenant(personas.tenant).values_list("embedding_model", flat=True)
+    ) == {"hashing-v1"}
+    doc.refresh_from_db()
+    assert doc.status == IndexStatus.READY
+    assert services.reembed_stale(personas.tenant) == 0
+
+
+def test_a_failing_index_marks_the_document_failed_and_an_unchanged_ingest_retries(
+    personas, ingest, monkeypatch
+):
+    from knowledge import embeddings
+
+    def broken():
+        raise embeddings.EmbeddingBackendError("model files missing")
+
+    monkeypatch.setattr(embeddings, "get_embedder", broken)
+    doc = ingest(personas.tenant, "VPN runbook", VPN, external_key="vpn.md")
+    assert doc.status == IndexStatus.FAILED and "model files missing" in doc.error
+    monkeypatch.undo()
+    assert services.reembed_stale(personas.tenant) == 0  # failed waits for a retry, no loop
+    again = ingest(personas.tenant, "VPN runbook", VPN, external_key="vpn.md")
+    assert again.pk == doc.pk and again.status == IndexStatus.READY and again.chunks_embedded == 2
