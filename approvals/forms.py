@@ -61,3 +61,16 @@ class DecisionForm(forms.Form):
         for problem in problems:
             self.add_error("arguments", problem)
         return None if problems else parsed
+
+
+class AvailabilityForm(forms.Form):
+    """A reviewer's own toggle: away (optionally until a time) or available again."""
+
+    away = forms.TypedChoiceField(
+        choices=(("1", "Away"), ("0", "Available")), coerce=lambda v: v == "1"
+    )
+    away_until = forms.DateTimeField(
+        required=False,
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"],
+        error_messages={"invalid": "Enter a date and time (YYYY-MM-DD HH:MM)."},
+    )

@@ -1,11 +1,20 @@
-"""Reading the approvals queue: one tenant-scoped queryset, the filters and their counters."""
+"""Reading the approvals queue, and the gate every approvals URL goes through.
+
+``approvals_for`` is the one tenant-scoped, permission-filtered queryset (tenant-wide reviewers
+see every request, reviewers granted a queue or ticket only those scopes, see
+``approvals.access``); ``access_queue`` and ``access_approval`` raise 404 (may not see it: do
+not reveal it exists) or 403 (a staff role that decides nothing).
+"""
 
 from __future__ import annotations
 
-from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Value, When
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, F, Q, QuerySet
+from django.http import Http404
 from django.utils import timezone
 
-from approvals.models import ApprovalRequest
+from approvals import access
+from approvals.models import ApprovalRequest, ReviewerAvailability
 
 Status = ApprovalRequest.Status
 Priority = ApprovalRequest.Priority
@@ -22,15 +31,6 @@ DEFAULT_FILTER = "all"
 # A queue page shows at most this many requests (the counters say how many there are).
 QUEUE_LIMIT = 100
 
-PRIORITY_RANK = Case(
-    When(priority=Priority.CRITICAL, then=Value(0)),
-    When(priority=Priority.HIGH, then=Value(1)),
-    When(priority=Priority.MEDIUM, then=Value(2)),
-    When(priority=Priority.LOW, then=Value(3)),
-    default=Value(4),
-    output_field=IntegerField(),
-)
-
 
 def _filter_q(name: str, user, now) -> Q:
     pending = Q(status=Status.PENDING)
@@ -38,14 +38,62 @@ def _filter_q(name: str, user, now) -> Q:
         "all": pending,
         "mine": pending & Q(assigned_to=user),
         "unassigned": pending & Q(assigned_to__isnull=True),
-        "breached": pending & Q(sla_due__lt=now),
+        # Past due now, or breached before and escalated (the clock restarted): still shown.
+        "breached": pending & (Q(sla_due__lt=now) | Q(breached_at__isnull=False)),
         "decided": ~pending,
     }[name]
 
 
+def _visible(membership) -> Q | None:
+    """Memoised on the membership (one resolver pass per request)."""
+    if "_approval_visibility" not in membership.__dict__:
+        membership.__dict__["_approval_visibility"] = access.visibility_filter(membership)
+    return membership.__dict__["_approval_visibility"]
+
+
 def approvals_for(membership) -> QuerySet[ApprovalRequest]:
-    """Every approval request of the member's tenant (the gate decides who gets here)."""
-    return ApprovalRequest.objects.for_tenant(membership.tenant)
+    """The requests of the member's tenant they may see: all for tenant-wide reviewers, the
+    granted scopes for scoped reviewers, none for anyone else."""
+    qs = ApprovalRequest.objects.for_tenant(membership.tenant)
+    visible = _visible(membership)
+    return qs.none() if visible is None else qs.filter(visible)
+
+
+def access_queue(membership) -> None:
+    """The queue's gate: 404 for those who see no staff pages (requesters), 403 for staff who
+    decide nothing (auditors; agents without a granted queue or ticket)."""
+    if membership is None or not membership.can("ticket.view_all"):
+        raise Http404("No such page")
+    if _visible(membership) is None:
+        raise PermissionDenied("Only reviewers and admins decide approvals.")
+
+
+def access_approval(membership, pk: int, *, decide: bool = False) -> ApprovalRequest:
+    """One request or 404: another tenant's, out of the member's scopes, or no staff role."""
+    if membership is None or not membership.can("ticket.view_all"):
+        raise Http404("No such approval")
+    request = approvals_for(membership).filter(pk=pk).first()
+    if request is None:
+        # Staff of this tenant who decide nothing may know the request exists (they see its
+        # ticket): 403. Another tenant's, or outside a scoped reviewer's grants: 404.
+        own = ApprovalRequest.objects.for_tenant(membership.tenant).filter(pk=pk)
+        if _visible(membership) is None and own.exists():
+            raise PermissionDenied("Only reviewers and admins decide approvals.")
+        raise Http404("No such approval")
+    return request
+
+
+def is_scoped(membership) -> bool:
+    """True for reviewers who see only granted queues/tickets (the page says so)."""
+    return not membership.can(access.DECIDE_ALL)
+
+
+def availability_of(membership, now=None) -> ReviewerAvailability | None:
+    return (
+        ReviewerAvailability.objects.for_tenant(membership.tenant)
+        .filter(user=membership.user)
+        .first()
+    )
 
 
 def approval_queue(membership, name: str = DEFAULT_FILTER) -> QuerySet[ApprovalRequest]:
@@ -61,9 +109,8 @@ def approval_queue(membership, name: str = DEFAULT_FILTER) -> QuerySet[ApprovalR
     )
     if name == "decided":
         return qs.order_by(F("decided_at").desc(nulls_last=True), "-created_at", "-id")
-    return qs.alias(priority_rank=PRIORITY_RANK).order_by(
-        "priority_rank", F("sla_due").asc(nulls_last=True), "id"
-    )
+    # The stored priority_rank: the pending-order indexes serve this without a sort.
+    return qs.order_by("priority_rank", F("sla_due").asc(nulls_last=True), "id")
 
 
 def queue_counts(membership) -> dict[str, int]:

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Count, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.urls import reverse
 from django.utils import timezone
 
 from agentops import audit
-from agentops.models import Membership, Role
-from approvals import handlers
-from approvals.models import ApprovalRequest
+from agentops.models import Membership
+from agentops.notifications import notify
+from approvals import access, handlers
+from approvals.models import ApprovalRequest, ApprovalSettings, ReviewerAvailability
 
-# Hours to decide, by priority (issue: tenant setting; defaults here until then).
-SLA_HOURS = {"critical": 1, "high": 4, "medium": 8, "low": 24}
-DECIDER_ROLES = frozenset({Role.REVIEWER, Role.ADMIN})
+Status = ApprovalRequest.Status
+# The roles that decide every request of their tenant (capability "approval.decide").
+DECIDER_ROLES = access.roles_with(access.DECIDE_ALL)
 
 
 class DecisionConflict(Exception):
@@ -26,6 +30,122 @@ class DecisionConflict(Exception):
 
 def arguments_hash(arguments: dict) -> str:
     return hashlib.sha256(json.dumps(arguments, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- settings, clock
+
+
+def settings_for(tenant) -> ApprovalSettings:
+    """The tenant's approval settings; the defaults (unsaved) until an admin saves some."""
+    found = ApprovalSettings.objects.for_tenant(tenant).first()
+    return found if found is not None else ApprovalSettings(tenant=tenant)
+
+
+def sla_due_for(tenant, priority: str, *, start: datetime, config=None) -> datetime:
+    config = config or settings_for(tenant)
+    return start + timedelta(hours=config.hours_for(priority))
+
+
+def expiry_for(tenant, priority: str, *, start: datetime, config=None) -> datetime | None:
+    config = config or settings_for(tenant)
+    if not config.expiry_factor:
+        return None
+    return start + timedelta(hours=config.hours_for(priority) * config.expiry_factor)
+
+
+# --------------------------------------------------------------------------- availability
+
+
+def is_available(user, tenant, *, now: datetime | None = None) -> bool:
+    row = ReviewerAvailability.objects.for_tenant(tenant).filter(user=user).first()
+    return row is None or row.available_at(now or timezone.now())
+
+
+@transaction.atomic
+def set_availability(
+    *, tenant, user, actor, away: bool, away_until: datetime | None = None
+) -> ReviewerAvailability:
+    """A reviewer marks themself (or an admin marks them) away (until a time) or available."""
+    now = timezone.now()
+    if away and away_until is not None and away_until <= now:
+        raise ValidationError({"away_until": "Pick a time in the future, or leave it empty."})
+    row, _ = ReviewerAvailability.objects.for_tenant(tenant).get_or_create(tenant=tenant, user=user)
+    row.is_away = away
+    row.away_until = away_until if away else None
+    row.updated_at = now
+    row.save(update_fields=["is_away", "away_until", "updated_at"])
+    audit.record(
+        tenant=tenant,
+        actor=actor,
+        action="approval.availability",
+        target_type="user",
+        target_id=user.pk,
+        target_repr=user.get_username(),
+        changes={"away": away, "away_until": away_until.isoformat() if away_until else None},
+    )
+    return row
+
+
+# --------------------------------------------------------------------------- assignment
+
+
+def _lock_assignment(tenant) -> None:
+    """Serialise assignment within a tenant until the caller's transaction ends, so two
+    requests created at once never both count the same reviewer as least loaded.
+
+    The lock is the tenant's audit-chain lock (``agentops.audit``), which opening a request
+    takes anyway for its audit event: one lock, taken in one order. A lock of its own would
+    deadlock against a step that audited first (policy verdict) and then opens a request.
+    Advisory locks are re-entrant within a session, so taking it twice is harmless."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, %s)",
+            [audit.AUDIT_LOCK_NAMESPACE, tenant.pk % 2147483647],  # the very key audit takes
+        )
+
+
+def reviewers_by_load(
+    tenant, *, now: datetime | None = None, exclude_ids=(), roles=None
+) -> list[tuple[int, int]]:
+    """(user id, pending assigned) of the tenant's available deciders, least loaded first;
+    ties by user id, so the order is stable. One query."""
+    now = now or timezone.now()
+    load = (
+        ApprovalRequest.objects.for_tenant(tenant)
+        .filter(status=Status.PENDING, assigned_to=OuterRef("user_id"))
+        .order_by()
+        .values("assigned_to")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    away = (
+        ReviewerAvailability.objects.for_tenant(tenant)
+        .filter(is_away=True)
+        .filter(Q(away_until__isnull=True) | Q(away_until__gt=now))
+        .values("user_id")
+    )
+    rows = (
+        Membership.objects.filter(
+            tenant=tenant, role__in=sorted(roles or DECIDER_ROLES), user__is_active=True
+        )
+        .exclude(user_id__in=[i for i in exclude_ids if i is not None])
+        .exclude(user_id__in=Subquery(away))
+        .annotate(load=Coalesce(Subquery(load), Value(0)))
+        .order_by("load", "user_id")
+        .values_list("user_id", "load")
+    )
+    return list(rows)
+
+
+def pick_reviewer(tenant, *, exclude_ids=(), now=None, roles=None) -> int | None:
+    """The least-loaded available decider (not one of ``exclude_ids``), or None. Call inside
+    a transaction: it takes the tenant's assignment lock."""
+    _lock_assignment(tenant)
+    ranked = reviewers_by_load(tenant, now=now, exclude_ids=exclude_ids, roles=roles)
+    return ranked[0][0] if ranked else None
+
+
+# --------------------------------------------------------------------------- opening
 
 
 @transaction.atomic
@@ -45,8 +165,20 @@ def request_approval(
     priority: str = ApprovalRequest.Priority.HIGH,
     requested_by=None,
     requested_by_label: str = "agent",
+    scope: str = "",
+    expires_at: datetime | None = None,
+    auto_assign: bool = True,
 ) -> ApprovalRequest:
+    """Open a request: SLA due and expiry from the tenant's settings, auto-assigned to the
+    least-loaded available reviewer who did not request it (none: unassigned), audited."""
     handlers.get(handler)  # fail now, not at decision time
+    now = timezone.now()
+    config = settings_for(tenant)
+    assignee_id = (
+        pick_reviewer(tenant, exclude_ids=[getattr(requested_by, "pk", None)], now=now)
+        if auto_assign
+        else None
+    )
     request = ApprovalRequest.objects.create(
         tenant=tenant,
         handler=handler,
@@ -61,9 +193,13 @@ def request_approval(
         reason=reason,
         evidence=evidence or {},
         priority=priority,
-        sla_due=timezone.now() + timedelta(hours=SLA_HOURS.get(priority, 4)),
+        sla_due=sla_due_for(tenant, priority, start=now, config=config),
+        expires_at=expires_at or expiry_for(tenant, priority, start=now, config=config),
+        scope=scope[:200],
         requested_by=requested_by,
         requested_by_label=requested_by_label,
+        assigned_to_id=assignee_id,
+        created_at=now,
     )
     audit.record(
         tenant=tenant,
@@ -72,12 +208,19 @@ def request_approval(
         target_type="approval",
         target_id=request.pk,
         target_repr=str(request),
-        changes={"action": action, "arguments": arguments, "reason": reason},
+        changes={
+            "action": action,
+            "arguments": arguments,
+            "reason": reason,
+            "assigned_to": assignee_id,
+            "scope": request.scope,
+        },
     )
     return request
 
 
 def can_decide(user, tenant) -> bool:
+    """Whether ``user`` decides every request of ``tenant`` (scoped deciders: access.may_decide)."""
     return Membership.objects.filter(user=user, tenant=tenant, role__in=DECIDER_ROLES).exists()
 
 
@@ -93,13 +236,18 @@ def decide(
     """Approve or reject. Exactly one decision wins; the loser gets DecisionConflict."""
     if actor is None or not getattr(actor, "is_authenticated", False):
         raise PermissionDenied("Only a signed-in person can decide an approval.")
-    if not can_decide(actor, request.tenant):
+    if not access.may_decide(actor, request):
         raise PermissionDenied("Only reviewers and admins of this tenant can decide approvals.")
     locked = (
         ApprovalRequest.objects.for_tenant(request.tenant).select_for_update().get(pk=request.pk)
     )
+    locked.tenant = request.tenant  # no query to load it again (the audit needs it)
     if locked.status != ApprovalRequest.Status.PENDING:
         raise DecisionConflict(f"This request was already {locked.get_status_display().lower()}.")
+    now = timezone.now()
+    if locked.expires_at is not None and locked.expires_at <= now:
+        # Past its deadline: the SLA task expires it (and tells the handler); too late to decide.
+        raise DecisionConflict("This request expired before a decision; nothing was changed.")
     if locked.requested_by_id is not None and locked.requested_by_id == actor.pk:
         raise PermissionDenied("Whoever requested an action cannot approve it (four-eyes rule).")
     comment = (comment or "").strip()
@@ -110,7 +258,7 @@ def decide(
         locked.arguments_hash = arguments_hash(edited_arguments)
     locked.status = ApprovalRequest.Status.APPROVED if approve else ApprovalRequest.Status.REJECTED
     locked.decided_by = actor
-    locked.decided_at = timezone.now()
+    locked.decided_at = now
     locked.comment = comment
     locked.save(
         update_fields=[
@@ -122,6 +270,8 @@ def decide(
             "arguments_hash",
         ]
     )
+    handlers.get(locked.handler)(locked)
+    # Last: the audit append holds the tenant's chain lock until commit, so take it late.
     audit.record(
         tenant=locked.tenant,
         actor=actor,
@@ -132,5 +282,257 @@ def decide(
         changes={"edited_arguments": edited_arguments} if locked.edited_arguments else {},
         metadata={"comment": comment} if comment else {},
     )
-    handlers.get(locked.handler)(locked)
     return locked
+
+
+# --------------------------------------------------------------------------- SLA, escalation
+
+RAISED_PRIORITY = {"low": "medium", "medium": "high", "high": "critical", "critical": "critical"}
+
+
+def _queue_link(request: ApprovalRequest) -> str:
+    return reverse("approvals:detail", args=[request.pk])
+
+
+def _deciders(tenant, roles=None) -> list:
+    from django.contrib.auth import get_user_model
+
+    return list(
+        get_user_model()
+        .objects.filter(
+            is_active=True,
+            memberships__tenant=tenant,
+            memberships__role__in=sorted(roles or DECIDER_ROLES),
+        )
+        .order_by("pk")
+    )
+
+
+def _user(pk):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.filter(pk=pk, is_active=True).first() if pk else None
+
+
+@transaction.atomic
+def expire(*, request: ApprovalRequest, now: datetime | None = None) -> ApprovalRequest | None:
+    """Expire a pending request past its deadline. Never approves: the handler hears
+    "expired" (the runtime escalates the run to a person). None if already decided."""
+    now = now or timezone.now()
+    locked = (
+        ApprovalRequest.objects.for_tenant(request.tenant)
+        .select_for_update()
+        .filter(pk=request.pk)
+        .first()
+    )
+    if locked is None or locked.status != Status.PENDING:
+        return None
+    locked.tenant = request.tenant
+    locked.status = Status.EXPIRED
+    locked.decided_at = now
+    locked.comment = "Expired: no reviewer decided before the deadline."
+    locked.save(update_fields=["status", "decided_at", "comment"])
+    audit.record(
+        tenant=locked.tenant,
+        actor=None,
+        action="approval.expired",
+        target_type="approval",
+        target_id=locked.pk,
+        target_repr=str(locked),
+        metadata={"expires_at": locked.expires_at.isoformat() if locked.expires_at else None},
+    )
+    handlers.get(locked.handler)(locked)
+    recipients = [locked.assigned_to] if locked.assigned_to_id else []
+    for user in recipients:
+        notify(
+            tenant=locked.tenant,
+            user=user,
+            verb="approval.expired",
+            title=f"Approval expired: {locked.action} for {locked.subject_repr or locked.subject_id}",
+            body="No one decided it in time. It was not approved; the work goes to a person.",
+            link=_queue_link(locked),
+        )
+    return locked
+
+
+@transaction.atomic
+def mark_breached(*, request: ApprovalRequest, now: datetime | None = None) -> bool:
+    """Flag a pending request past its SLA due, once (a conditional UPDATE claims it), and
+    notify its reviewer (unassigned: every available reviewer) by e-mail and in the console."""
+    now = now or timezone.now()
+    claimed = (
+        ApprovalRequest.objects.for_tenant(request.tenant)
+        .filter(pk=request.pk, status=Status.PENDING, breached_at__isnull=True, sla_due__lte=now)
+        .update(breached_at=now)
+    )
+    if not claimed:
+        return False
+    request.breached_at = now
+    audit.record(
+        tenant=request.tenant,
+        actor=None,
+        action="approval.sla_breached",
+        target_type="approval",
+        target_id=request.pk,
+        target_repr=str(request),
+        metadata={"sla_due": request.sla_due.isoformat() if request.sla_due else None},
+    )
+    if request.assigned_to_id:
+        recipients = [_user(request.assigned_to_id)]
+    else:
+        available = {
+            uid
+            for uid, _ in reviewers_by_load(
+                request.tenant, now=now, exclude_ids=[request.requested_by_id]
+            )
+        }
+        recipients = [u for u in _deciders(request.tenant) if u.pk in available]
+    for user in recipients:
+        notify(
+            tenant=request.tenant,
+            user=user,
+            verb="approval.breached",
+            title=f"SLA breached: {request.action} for {request.subject_repr or request.subject_id}",
+            body=(
+                f"The {request.get_priority_display().lower()} approval request was due "
+                f"{request.sla_due:%Y-%m-%d %H:%M} UTC and is still waiting for a decision."
+            ),
+            link=_queue_link(request),
+        )
+    return True
+
+
+def _escalation_target(rule, request: ApprovalRequest, now) -> tuple[int | None, list]:
+    """Who the request goes to next (None: keep the assignee) and who else hears of it."""
+    Target = rule.Target
+    excluded = [request.requested_by_id]
+    if rule.target == Target.USER and rule.user_id and rule.user_id != request.requested_by_id:
+        ranked = {
+            uid for uid, _ in reviewers_by_load(request.tenant, now=now, exclude_ids=excluded)
+        }
+        if rule.user_id in ranked:
+            return rule.user_id, []
+    roles = {"admin"} if rule.target == Target.ADMINS else None
+    others = [request.assigned_to_id, *excluded]
+    _lock_assignment(request.tenant)
+    ranked = reviewers_by_load(request.tenant, now=now, exclude_ids=others, roles=roles)
+    if not ranked and roles:
+        ranked = reviewers_by_load(request.tenant, now=now, exclude_ids=excluded, roles=roles)
+    target = ranked[0][0] if ranked else None
+    also = []
+    if rule.target == Target.ADMINS:
+        also = [u for u in _deciders(request.tenant, roles) if u.pk not in (target, *excluded)]
+    return target, also
+
+
+@transaction.atomic
+def escalate(
+    *, request: ApprovalRequest, rule, level: int, now: datetime | None = None
+) -> ApprovalRequest | None:
+    """Apply escalation step ``level`` (``rule``): reassign, raise the priority if the rule
+    says so, restart the SLA clock from the (new) priority. Claimed by a row lock and the
+    level it expects, so a step applies once."""
+    now = now or timezone.now()
+    locked = (
+        ApprovalRequest.objects.for_tenant(request.tenant)
+        .select_for_update(skip_locked=True)
+        .filter(pk=request.pk, status=Status.PENDING, escalation_level=level)
+        .first()
+    )
+    if locked is None or locked.sla_due is None:
+        return None
+    locked.tenant = request.tenant
+    if locked.sla_due + timedelta(minutes=rule.after_minutes) > now:
+        return None
+    before = {"assigned_to": locked.assigned_to_id, "priority": locked.priority}
+    target, also = _escalation_target(rule, locked, now)
+    if target is not None:
+        locked.assigned_to_id = target
+    if rule.raise_priority:
+        locked.priority = RAISED_PRIORITY.get(locked.priority, locked.priority)
+    locked.sla_due = sla_due_for(locked.tenant, locked.priority, start=now)
+    locked.escalation_level = level + 1
+    locked.escalated_at = now
+    locked.save(
+        update_fields=["assigned_to", "priority", "sla_due", "escalation_level", "escalated_at"]
+    )
+    audit.record(
+        tenant=locked.tenant,
+        actor=None,
+        action="approval.escalated",
+        target_type="approval",
+        target_id=locked.pk,
+        target_repr=str(locked),
+        changes={
+            "assigned_to": [before["assigned_to"], locked.assigned_to_id],
+            "priority": [before["priority"], locked.priority],
+            "level": locked.escalation_level,
+        },
+        metadata={"rule": str(rule)},
+    )
+    recipients = [_user(locked.assigned_to_id)] if locked.assigned_to_id else []
+    for user in [*recipients, *also]:
+        notify(
+            tenant=locked.tenant,
+            user=user,
+            verb="approval.escalated",
+            title=f"Escalated to you: {locked.action} for {locked.subject_repr or locked.subject_id}",
+            body=(
+                f"Overdue approval request, now {locked.get_priority_display().lower()} priority, "
+                f"due {locked.sla_due:%Y-%m-%d %H:%M} UTC."
+            ),
+            link=_queue_link(locked),
+        )
+    return locked
+
+
+def _rules_for(tenant) -> list:
+    from approvals.models import EscalationRule
+
+    return list(
+        EscalationRule.objects.for_tenant(tenant)
+        .filter(policy__is_active=True)
+        .select_related("user")
+        .order_by("order", "id")
+    )
+
+
+def check_tenant_sla(tenant, *, now: datetime | None = None, batch: int = 500) -> dict[str, int]:
+    """One pass of the SLA clock over one tenant: expire, flag breaches, escalate."""
+    now = now or timezone.now()
+    done = {"expired": 0, "breached": 0, "escalated": 0}
+    pending = ApprovalRequest.objects.for_tenant(tenant).filter(status=Status.PENDING)
+    # 1. Past the deadline: expired (never approved), the handler is told.
+    for request in pending.filter(expires_at__lte=now).order_by("expires_at", "id")[:batch]:
+        done["expired"] += expire(request=request, now=now) is not None
+    # 2. Past the SLA due for the first time: flagged and notified, once.
+    overdue = pending.filter(sla_due__lte=now).select_related("tenant")
+    for request in overdue.filter(breached_at__isnull=True).order_by("sla_due", "id")[:batch]:
+        done["breached"] += mark_breached(request=request, now=now)
+    # 3. Overdue long enough for the next step of the policy: escalated.
+    rules = _rules_for(tenant)
+    if rules:
+        for request in overdue.order_by("sla_due", "id")[:batch]:
+            matching = [rule for rule in rules if rule.matches(request)]
+            if request.escalation_level >= len(matching):
+                continue
+            rule = matching[request.escalation_level]
+            if request.sla_due + timedelta(minutes=rule.after_minutes) > now:
+                continue
+            done["escalated"] += (
+                escalate(request=request, rule=rule, level=request.escalation_level, now=now)
+                is not None
+            )
+    return done
+
+
+def check_sla(*, now: datetime | None = None) -> dict[str, int]:
+    """The beat task's pass over every active tenant."""
+    from agentops.models import Tenant
+
+    now = now or timezone.now()
+    total = {"expired": 0, "breached": 0, "escalated": 0}
+    for tenant in Tenant.objects.filter(is_active=True).order_by("pk"):
+        for key, value in check_tenant_sla(tenant, now=now).items():
+            total[key] += value
+    return total

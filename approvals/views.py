@@ -1,4 +1,5 @@
-"""The reviewer queue and its decisions. Every view goes through the gates below."""
+"""The reviewer queue, its decisions and the reviewer's availability. Every view goes through
+the gate in ``approvals.selectors`` (404 / 403)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import json
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -15,31 +15,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from agentops.access import tenant_member
 from approvals import selectors, services
-from approvals.forms import DecisionForm
+from approvals.forms import AvailabilityForm, DecisionForm
 from approvals.models import ApprovalRequest
+from approvals.selectors import access_approval, access_queue
 
 TEMPLATE = "approvals/queue.html"
-
-
-def access_queue(membership) -> None:
-    """The queue's gate: 404 for those who see no staff pages (requesters), 403 unless the
-    role decides approvals (agents, auditors)."""
-    if membership is None or not membership.can("ticket.view_all"):
-        raise Http404("No such page")
-    if membership.role not in services.DECIDER_ROLES:
-        raise PermissionDenied("Only reviewers and admins decide approvals.")
-
-
-def access_approval(membership, pk: int, *, decide: bool = False) -> ApprovalRequest:
-    """The gate: 404 outside the tenant (or for requesters), 403 for roles that cannot decide."""
-    if membership is None or not membership.can("ticket.view_all"):
-        raise Http404("No such approval")
-    request = ApprovalRequest.objects.for_tenant(membership.tenant).filter(pk=pk).first()
-    if request is None:
-        raise Http404("No such approval")
-    if decide and membership.role not in services.DECIDER_ROLES:
-        raise PermissionDenied("Only reviewers and admins decide approvals.")
-    return request
 
 
 def _filter_name(value) -> str:
@@ -76,11 +56,53 @@ def _present(approval: ApprovalRequest, *, user, now) -> ApprovalRequest:
     approval.ev_run_url = _url("agents:run-detail", approval.ev_run)
     approval.ev_triage = list(triage.items()) if isinstance(triage, dict) else []
     approval.ev_text = str(evidence.get("ticket_text") or "")[:1000]
+    approval.ev_timeline = _timeline(evidence.get("timeline"))
+    approval.ev_citations = _citations(evidence.get("citations"))
+    approval.was_breached = approval.breached_at is not None
+    approval.breached = bool(approval.is_pending and (approval.breached or approval.was_breached))
     approval.edit_value = approval.arguments_text
     approval.comment_value = ""
     approval.errors = []
     approval.edit_open = False
     return approval
+
+
+def _timeline(value) -> list[dict]:
+    """The run's latest steps as the opener stored them (untrusted: shown escaped)."""
+    rows = value if isinstance(value, list) else []
+    return [
+        {
+            "seq": row.get("seq", ""),
+            "name": str(row.get("name") or "")[:100],
+            "status": str(row.get("status") or "")[:20],
+            "summary": str(row.get("summary") or "")[:300],
+        }
+        for row in rows[:10]
+        if isinstance(row, dict)
+    ]
+
+
+def _safe_link(url: str) -> str:
+    """Only http(s) and same-site links become hrefs (no javascript: from a document)."""
+    url = (url or "").strip()
+    if url.startswith("/") and not url.startswith("//"):
+        return url
+    if url.lower().startswith(("https://", "http://")):
+        return url
+    return ""
+
+
+def _citations(value) -> list[dict]:
+    rows = value if isinstance(value, list) else []
+    return [
+        {
+            "title": str(row.get("title") or row.get("url") or "Untitled")[:200],
+            "heading": str(row.get("heading") or "")[:200],
+            "url": _safe_link(str(row.get("url") or "")),
+        }
+        for row in rows[:10]
+        if isinstance(row, dict)
+    ]
 
 
 def _tabs(counts: dict[str, int], current: str) -> list[dict]:
@@ -129,6 +151,74 @@ def queue(request):
     if counts_only:  # the counters refresh themselves on approvalDecided
         return render(request, f"{TEMPLATE}#counts", context)
     context.update(_results_context(request, current))
+    context.update(_availability_context(request))
+    context["scoped"] = selectors.is_scoped(request.membership)
+    return render(request, TEMPLATE, context)
+
+
+def _availability_context(request, form: AvailabilityForm | None = None) -> dict:
+    row = selectors.availability_of(request.membership)
+    now = timezone.now()
+    return {
+        "available": row is None or row.available_at(now),
+        "away_until": row.away_until if row is not None and row.is_away else None,
+        "availability_form": form,
+        "availability_errors": (
+            [m for errs in form.errors.values() for m in errs] if form is not None else []
+        ),
+    }
+
+
+@tenant_member
+@require_POST
+def availability(request):
+    """The reviewer's own availability toggle (admins set anyone's in the Django admin)."""
+    access_queue(request.membership)
+    form = AvailabilityForm(request.POST)
+    if form.is_valid():
+        try:
+            services.set_availability(
+                tenant=request.tenant,
+                user=request.user,
+                actor=request.user,
+                away=form.cleaned_data["away"],
+                away_until=form.cleaned_data["away_until"],
+            )
+        except ValidationError as exc:
+            for message in exc.messages:
+                form.add_error("away_until", message)
+    if request.htmx:
+        context = _availability_context(request, form if form.errors else None)
+        return render(
+            request,
+            f"{TEMPLATE}#availability",
+            context,
+            status=400 if form.errors else 200,
+        )
+    if form.errors:
+        messages.error(request, " ".join(m for errs in form.errors.values() for m in errs))
+    return redirect("approvals:index")
+
+
+@tenant_member
+@require_GET
+def detail(request, pk: int):
+    """One request on its own (where notifications link to), with the queue's controls."""
+    approval = access_approval(request.membership, pk, decide=True)
+    current = selectors.DEFAULT_FILTER
+    context = {
+        "current": current,
+        "current_label": f"Approval request {approval.pk}",
+        "tabs": _tabs(selectors.queue_counts(request.membership), current),
+        "approvals": [_present(approval, user=request.user, now=timezone.now())],
+        "truncated": False,
+        "limit": selectors.QUEUE_LIMIT,
+        "read_only": False,
+        "queue_url": reverse("approvals:detail", args=[approval.pk]),
+        "single": True,
+        "scoped": selectors.is_scoped(request.membership),
+    }
+    context.update(_availability_context(request))
     return render(request, TEMPLATE, context)
 
 

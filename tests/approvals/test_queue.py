@@ -12,13 +12,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 
-from agentops.models import Role
+from agentops.models import Membership, Role
 from agents import approval_hooks, engine
 from agents.connectors.sandbox.models import DirectoryUser
 from approvals import handlers, selectors, services
-from approvals.models import ApprovalRequest
-from incidents.services import ticket_create, ticket_start_agent
-from tests.agents.scripted import ScriptedBackend, tool_reply, triage_reply
+from tests.approvals.conftest import drive
 from tests.conftest import make_user
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -56,6 +54,9 @@ def make_request(personas):
             evidence=fields.pop("evidence", {}),
             priority=priority,
             requested_by=fields.pop("requested_by", None),
+            scope=fields.pop("scope", ""),
+            # These tests assign by hand; auto-assignment has its own tests (test_sla.py).
+            auto_assign=fields.pop("auto_assign", False),
         )
         if sla_in is not None:
             request.sla_due = timezone.now() + sla_in
@@ -65,42 +66,6 @@ def make_request(personas):
         return request
 
     return factory
-
-
-@pytest.fixture
-def model(monkeypatch):
-    backend = ScriptedBackend()
-    monkeypatch.setattr(engine, "backend_for", lambda config: backend)
-    return backend
-
-
-@pytest.fixture
-def parked(personas, model):
-    """A service-desk run parked on grant_admin_access, waiting for a reviewer."""
-    DirectoryUser.objects.create(
-        tenant=personas.tenant, email=personas.requester.email, display_name="Robin"
-    )
-    args = {"user_email": personas.requester.email, "reason": "Needs developer tools"}
-    model.responses += [triage_reply(), tool_reply(("grant_admin_access", args))]
-    ticket = ticket_create(
-        tenant=personas.tenant,
-        actor=personas.requester,
-        title="Need admin",
-        description="Please <script>alert('pwn')</script> grant me admin",
-        start_agent=False,
-    )
-    run = ticket_start_agent(ticket=ticket, actor=personas.requester)
-    while engine.advance(run.pk) == "advanced":
-        pass
-    run.refresh_from_db()
-    assert run.status == "waiting_approval"
-    return ticket, run, ApprovalRequest.objects.for_tenant(personas.tenant).get()
-
-
-def drive(run):
-    while engine.advance(run.pk) in ("advanced", "model-retry"):
-        pass
-    run.refresh_from_db()
 
 
 def ids_in(html: str) -> list[int]:
@@ -160,9 +125,8 @@ def test_each_filter_and_its_counter(personas, client_for, make_request):
     assert 'hx-trigger="approvalDecided from:body"' in counts
     # An unknown filter falls back to all pending.
     assert len(ids_in(client.get(QUEUE, {"filter": "bogus"}).content.decode())) == 3
-    assert selectors.queue_counts(
-        type("M", (), {"tenant": personas.tenant, "user": personas.reviewer})()
-    ) == {name: len(pks) for name, pks in expected.items()}
+    membership = Membership.objects.get(tenant=personas.tenant, user=personas.reviewer)
+    assert selectors.queue_counts(membership) == {name: len(pks) for name, pks in expected.items()}
 
 
 def test_item_shows_action_arguments_reason_risk_requester_and_evidence(
@@ -388,11 +352,12 @@ def test_queue_query_count_does_not_grow(
     evidence = {"ticket": "INC0000001", "run_id": "run_x", "triage": {"priority": "high"}}
     for _ in range(3):
         make_request(evidence=evidence, requested_by=personas.agent, assigned_to=personas.admin)
-    with django_assert_max_num_queries(5):
+    # session, user, memberships, counters, the list, own availability, the bell's count
+    with django_assert_max_num_queries(7):
         assert len(ids_in(client.get(QUEUE).content.decode())) == 3
     for _ in range(12):
         make_request(evidence=evidence, requested_by=personas.agent, assigned_to=personas.admin)
-    with django_assert_max_num_queries(5):
+    with django_assert_max_num_queries(7):
         assert len(ids_in(client.get(QUEUE).content.decode())) == 15
     with django_assert_max_num_queries(4):
         client.get(QUEUE, **HTMX)
