@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 
 from agentops import services
-from agentops.models import ApiToken, AuditEvent, Membership, Sequence, Tenant
+from agentops.models import ApiToken, AuditEvent, Membership, Notification, Sequence, Tenant
 
 
 class UnscopedAdminMixin:
@@ -117,4 +117,17 @@ class AuditEventAdmin(UnscopedAdminMixin, admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Notification)
+class NotificationAdmin(UnscopedAdminMixin, admin.ModelAdmin):
+    """In-console notifications (agentops.notifications.notify writes them); read-only here."""
+
+    list_display = ["created_at", "tenant", "user", "verb", "title", "read_at"]
+    list_filter = ["tenant", "verb", ("read_at", admin.EmptyFieldListFilter)]
+    search_fields = ["title", "user__username"]
+    readonly_fields = [f.name for f in Notification._meta.fields]
+
+    def has_add_permission(self, request):
         return False

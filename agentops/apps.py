@@ -7,6 +7,8 @@ class AgentopsConfig(AppConfig):
     verbose_name = "AgentOps core"
 
     def ready(self) -> None:
+        from agentops import audit_context
         from agentops.roles import ensure_role_groups
 
         post_migrate.connect(ensure_role_groups, dispatch_uid="agentops.ensure_role_groups")
+        audit_context.connect()  # memberships, user groups and permissions are audited

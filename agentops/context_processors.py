@@ -1,6 +1,19 @@
+import functools
+
 from django.conf import settings
 
-from agentops.models import Role
+
+def _unread(request, membership):
+    if membership is None:
+        return 0
+
+    @functools.cache
+    def count() -> int:
+        from agentops.notifications import unread_count
+
+        return unread_count(membership.tenant, request.user, cached=True)
+
+    return count
 
 
 def console(request):
@@ -9,8 +22,8 @@ def console(request):
     return {
         # Decided here, not in templates: staff-only navigation (runs, sandbox).
         "nav_staff": bool(membership and membership.can("ticket.view_all")),
-        # The approvals queue is for the roles that decide (approvals.services.DECIDER_ROLES).
-        "nav_approvals": bool(membership and membership.role in (Role.REVIEWER, Role.ADMIN)),
+        # The bell's unread count, counted only when a full page renders it.
+        "notifications_unread": _unread(request, membership),
         # The audit page: auditors and tenant admins.
         "nav_audit": bool(membership and membership.can("audit.view")),
         "current_tenant": getattr(request, "tenant", None),

@@ -7,6 +7,8 @@ for users without a membership; console views guard with ``agentops.access.tenan
 
 from __future__ import annotations
 
+from agentops.audit_context import acting_as
+
 SESSION_KEY = "agentops_tenant_id"
 
 
@@ -30,4 +32,6 @@ class TenantMiddleware:
             request.memberships = memberships
             request.membership = current
             request.tenant = current.tenant if current else None
-        return self.get_response(request)
+        # Changes audited by signal receivers (admin, guardian) are attributed to this user.
+        with acting_as(user if user.is_authenticated else None):
+            return self.get_response(request)

@@ -59,10 +59,22 @@ ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
             "ticket.comment",
             "ticket.internal_note",
             "ticket.write",
+            # Knowledge: read every kind (past tickets too), add and edit sources.
+            "knowledge.view_all",
+            "knowledge.write",
+            # Decide approvals only in the queues or tickets granted to them (approvals.access).
+            "approval.decide_granted",
         }
     ),
     Role.REVIEWER: frozenset(
-        {"ticket.view_all", "ticket.create", "ticket.comment", "ticket.internal_note"}
+        {
+            "ticket.view_all",
+            "ticket.create",
+            "ticket.comment",
+            "ticket.internal_note",
+            "approval.decide",
+            "knowledge.view_all",
+        }
     ),
     Role.ADMIN: frozenset(
         {
@@ -72,9 +84,14 @@ ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
             "ticket.internal_note",
             "ticket.write",
             "audit.view",
+            "approval.decide",
+            "knowledge.view_all",
+            "knowledge.write",
+            # Grant and revoke view/work on queues and tickets; create queues (incidents).
+            "access.manage",
         }
     ),
-    Role.AUDITOR: frozenset({"ticket.view_all", "audit.view"}),
+    Role.AUDITOR: frozenset({"ticket.view_all", "audit.view", "knowledge.view_all"}),
 }
 
 
@@ -189,3 +206,36 @@ class AuditEvent(TenantOwned):
 
     def delete(self, *args, **kwargs):
         raise RuntimeError("Audit events are append-only")
+
+
+class Notification(TenantOwned):
+    """An in-console message for one user of one tenant (the bell): SLA breaches, escalations.
+
+    Only its recipient ever reads it (``agentops.notifications.notifications_for``).
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
+    verb = models.CharField(
+        max_length=60, help_text="What happened, for filters: approval.breached"
+    )
+    title = models.CharField(max_length=200)
+    body = models.TextField(blank=True)
+    link = models.CharField(max_length=500, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["tenant", "user", "-created_at"], name="notification_inbox_idx"),
+            models.Index(
+                fields=["tenant", "user"],
+                condition=models.Q(read_at__isnull=True),
+                name="notification_unread_idx",
+            ),
+        ]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.title}"

@@ -9,6 +9,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from agentops import audit
+from agentops.audit_context import MEMBERSHIP, recorded_by_caller
 from agentops.models import ApiToken, Membership, Role, Sequence, Tenant
 
 
@@ -44,10 +45,11 @@ def sync_role_groups(user) -> None:
 def membership_set(*, tenant: Tenant, user, role: str, actor=None) -> Membership:
     if role not in Role.values:
         raise ValueError(f"Unknown role {role!r}; choose one of {', '.join(Role.values)}")
-    membership, created = Membership.objects.update_or_create(
-        user=user, tenant=tenant, defaults={"role": role}
-    )
-    sync_role_groups(user)
+    with recorded_by_caller(MEMBERSHIP):  # the event below says it all
+        membership, created = Membership.objects.update_or_create(
+            user=user, tenant=tenant, defaults={"role": role}
+        )
+        sync_role_groups(user)
     audit.record(
         tenant=tenant,
         actor=actor,
@@ -63,8 +65,9 @@ def membership_set(*, tenant: Tenant, user, role: str, actor=None) -> Membership
 @transaction.atomic
 def membership_remove(*, membership: Membership, actor=None) -> None:
     user, tenant = membership.user, membership.tenant
-    membership.delete()
-    sync_role_groups(user)
+    with recorded_by_caller(MEMBERSHIP):  # the event below says it all
+        membership.delete()
+        sync_role_groups(user)
     audit.record(
         tenant=tenant,
         actor=actor,

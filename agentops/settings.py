@@ -96,6 +96,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "agentops.context_processors.console",
+                "approvals.context_processors.nav",
             ],
         },
     }
@@ -178,6 +179,16 @@ CELERY_BEAT_SCHEDULE = {
     "run-watchdog": {
         "task": "agents.tasks.watchdog",
         "schedule": 30.0,
+    },
+    "approval-sla-clock": {
+        "task": "approvals.tasks.check_approval_slas",
+        "schedule": crontab(minute="*"),
+    },
+    # Re-embeds chunks written by another embedding model (after KNOWLEDGE_EMBEDDING_BACKEND
+    # changed) and re-enqueues documents whose index task died; cheap when nothing is stale.
+    "knowledge-reembed-stale": {
+        "task": "knowledge.tasks.reembed_stale",
+        "schedule": crontab(minute="*/15"),
     },
 }
 # A step owns its run for this long; after that the watchdog hands the run to another worker.
@@ -285,3 +296,11 @@ LOGGING = {
 KNOWLEDGE_EMBEDDING_BACKEND = env_str("KNOWLEDGE_EMBEDDING_BACKEND", "minilm")
 KNOWLEDGE_EMBEDDING_THREADS = env_int("KNOWLEDGE_EMBEDDING_THREADS", 1, minimum=1)
 KNOWLEDGE_EMBEDDING_BATCH = env_int("KNOWLEDGE_EMBEDDING_BATCH", 32, minimum=1)
+# Speed of the minilm backend (knowledge/embeddings.py says what was measured): int8 dynamic
+# quantisation of its Linear layers, and the word pieces read per passage (the model's 256 max).
+KNOWLEDGE_EMBEDDING_QUANTIZE = env_bool("KNOWLEDGE_EMBEDDING_QUANTIZE", True)
+KNOWLEDGE_EMBEDDING_MAX_TOKENS = env_int("KNOWLEDGE_EMBEDDING_MAX_TOKENS", 256, minimum=16)
+# Chunks embedded per step of the index task (the console's progress moves per step).
+KNOWLEDGE_INDEX_BATCH = env_int("KNOWLEDGE_INDEX_BATCH", 32, minimum=1)
+# HNSW candidate list per vector search (recall vs latency; tests/bench/test_bench_knowledge.py).
+KNOWLEDGE_HNSW_EF_SEARCH = env_int("KNOWLEDGE_HNSW_EF_SEARCH", 100, minimum=10)

@@ -16,10 +16,13 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("workspace/switch", views.switch_tenant, name="switch-tenant"),
     path("tickets/", include("incidents.urls")),
+    path("queues/", include("incidents.queue_urls")),
     path("sandbox/", include("agents.connectors.sandbox.urls")),
     path("runs/", include("agents.urls")),
     path("approvals/", include("approvals.urls")),
+    path("knowledge/", include("knowledge.urls")),
     path("audit/", include("agentops.audit_views")),
+    path("notifications/", include("agentops.notification_views")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

@@ -27,8 +27,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
-from django.db.models.functions import Coalesce
+from django.db.models import Q
+from django.db.models.query import RawQuerySet
 from django.utils import timezone
 
 from agentops import audit
@@ -169,26 +169,64 @@ def _cancel_open_approvals(run: Run) -> None:
 # --------------------------------------------------------------------------- claiming
 
 
+_CLAIM_SQL = None
+
+
+def _claim_sql() -> str:
+    """UPDATE … RETURNING the whole run row: the claim and the read in one round trip."""
+    global _CLAIM_SQL
+    if _CLAIM_SQL is None:
+        table = Run._meta.db_table
+        columns = ", ".join(f'"{f.column}"' for f in Run._meta.concrete_fields)
+        _CLAIM_SQL = (
+            f'UPDATE "{table}" SET status = %s, lease_expires_at = %s, '  # noqa: S608
+            "deliveries = deliveries + 1, started_at = COALESCE(started_at, %s), updated_at = %s "
+            "WHERE id = %s AND status IN (%s, %s) "
+            "AND (lease_expires_at IS NULL OR lease_expires_at < %s) "
+            f"RETURNING {columns}"
+        )
+    return _CLAIM_SQL
+
+
 def claim(run_id: int) -> Run | None:
-    """Take the run for one step. One conditional UPDATE: exactly one task wins."""
+    """Take the run for one step. One conditional UPDATE: exactly one task wins.
+
+    The UPDATE returns the claimed row (converted by the ORM like any query), so winning and
+    reading the run cost one round trip; the tenant comes with the agent config (one join).
+    """
     now = timezone.now()
-    claimed = (
-        Run.objects.unscoped("a task claims its run by id")
-        .filter(pk=run_id, status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
-        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-        .update(
-            status=RunStatus.RUNNING,
-            lease_expires_at=now + timedelta(seconds=lease_seconds()),
-            deliveries=F("deliveries") + 1,
-            started_at=Coalesce(F("started_at"), now),
-            updated_at=now,
+    rows = list(
+        RawQuerySet(
+            _claim_sql(),
+            model=Run,
+            params=[
+                RunStatus.RUNNING,
+                now + timedelta(seconds=lease_seconds()),
+                now,
+                now,
+                run_id,
+                RunStatus.QUEUED,
+                RunStatus.RUNNING,
+                now,
+            ],
         )
     )
-    if not claimed:
+    if not rows:
         return None
-    return (
-        Run.objects.unscoped("claimed above").select_related("tenant", "started_by").get(pk=run_id)
+    run = rows[0]
+    config = (
+        AgentConfig.objects.unscoped("the claimed run's tenant")
+        .select_related("tenant")
+        .filter(tenant_id=run.tenant_id)
+        .first()
     )
+    if config is None:  # the tenant's first run: the config is created with its defaults
+        from agentops.models import Tenant
+
+        config = agent_config(Tenant.objects.get(pk=run.tenant_id))
+    run.tenant = config.tenant
+    run._claimed_config = config
+    return run
 
 
 def _release(run: Run, **fields) -> None:
@@ -407,7 +445,12 @@ class StepContext:
         return verdict
 
     def request_approval(
-        self, call: ToolCall, *, priority: str = "high", evidence: dict | None = None
+        self,
+        call: ToolCall,
+        *,
+        priority: str = "high",
+        evidence: dict | None = None,
+        scope: str = "",
     ):
         from approvals.services import request_approval
 
@@ -424,11 +467,52 @@ class StepContext:
             arguments=call.args_json,
             risk="high",
             reason=call.policy_reason,
-            evidence=evidence or {},
+            evidence={**self.approval_evidence(), **(evidence or {})},
             priority=priority,
             requested_by=self.run.started_by,
             requested_by_label=f"agent ({self.run.agent_name})",
+            scope=scope,  # who else may decide it (approvals.access), named by the blueprint
         )
+
+    def approval_evidence(self, *, steps: int = 6, citations: int = 8) -> dict:
+        """What a reviewer sees beside the action: the run's latest steps and the knowledge
+        articles they cited (a step's detail, or the run's state, may carry "citations":
+        [{title, url, heading}])."""
+        recent = list(
+            Step.objects.for_tenant(self.tenant)
+            .filter(run=self.run)
+            .order_by("-seq")
+            .values("seq", "name", "state", "status", "output_summary", "detail")[:steps]
+        )
+        timeline, found = [], []
+        for step in reversed(recent):
+            timeline.append(
+                {
+                    "seq": step["seq"],
+                    "name": step["name"] or step["state"],
+                    "status": step["status"],
+                    "summary": (step["output_summary"] or "")[:300],
+                }
+            )
+            if isinstance(step["detail"], dict):
+                found.append(step["detail"].get("citations"))
+        found.append(self.state.get("citations"))
+        cited, seen = [], set()
+        for items in found:
+            for item in items if isinstance(items, list) else []:
+                if not isinstance(item, dict) or len(cited) >= citations:
+                    continue
+                key = (item.get("url") or "", item.get("title") or "", item.get("heading") or "")
+                if key not in seen:
+                    seen.add(key)
+                    cited.append(
+                        {
+                            "title": str(key[1])[:200],
+                            "url": str(key[0])[:500],
+                            "heading": str(key[2])[:200],
+                        }
+                    )
+        return {"timeline": timeline, "citations": cited}
 
     def approved(self, call: ToolCall) -> bool:
         """An approval exists for exactly these arguments (edited arguments rebind the hash)."""
@@ -583,22 +667,44 @@ def _model_name(config: AgentConfig) -> str:
     return cfg.model if cfg.backend == "anthropic" else "offline"
 
 
+_OPEN_STEP_SQL = None
+
+
 def _open_step(run: Run, bp) -> Step:
+    """Insert the run's next step, or take back the one a crashed delivery left (one query)."""
+    global _OPEN_STEP_SQL
+    if _OPEN_STEP_SQL is None:
+        table = Step._meta.db_table
+        columns = ", ".join(f'"{f.column}"' for f in Step._meta.concrete_fields)
+        _OPEN_STEP_SQL = (
+            f'INSERT INTO "{table}" (tenant_id, run_id, seq, step_id, name, state, status, '  # noqa: S608
+            "started_at, updated_at, input_summary, output_summary, detail, retries, latency_ms, "
+            "tokens_prompt, tokens_completion, cost_usd) "
+            "VALUES (%s, %s, %s, %s, %s, %s, 'running', %s, %s, '', '', '{}'::jsonb, 0, 0, 0, 0, 0) "
+            # A previous delivery crashed in this step: resume it, counting the retry.
+            "ON CONFLICT (run_id, seq) DO UPDATE SET retries = "
+            f"\"{table}\".retries + 1, status = 'running' "
+            f"RETURNING {columns}"
+        )
     seq = run.step_count + 1
-    step = Step.objects.for_tenant(run.tenant).filter(run=run, seq=seq).first()
-    if step is not None:  # a previous delivery crashed in this step: resume it
-        step.retries += 1
-        step.status = "running"
-        step.save(update_fields=["retries", "status"])
-        return step
-    return Step.objects.create(
-        tenant=run.tenant,
-        run=run,
-        seq=seq,
-        step_id=f"step-{seq:03d}",
-        name=bp.step_name(run.state),
-        state=run.state,
+    now = timezone.now()
+    [step] = RawQuerySet(
+        _OPEN_STEP_SQL,
+        model=Step,
+        params=[
+            run.tenant_id,
+            run.pk,
+            seq,
+            f"step-{seq:03d}",
+            bp.step_name(run.state),
+            run.state,
+            now,
+            now,
+        ],
     )
+    step.tenant = run.tenant
+    step.run = run
+    return step
 
 
 def _finish(
@@ -652,7 +758,7 @@ def advance(run_id: int) -> str:
             _cancel_open_approvals(run)
         return "cancelled"
     bp = blueprints.get(run.agent_name)
-    config = agent_config(run.tenant)
+    config = getattr(run, "_claimed_config", None) or agent_config(run.tenant)
     if run.step_count >= config.max_steps:
         return _fail(run, "StepLimit", f"Stopped after {run.step_count} steps (tenant max_steps).")
 
@@ -684,7 +790,9 @@ def advance(run_id: int) -> str:
     elapsed = int((time.monotonic() - started) * 1000)
     metrics.AGENT_REQUESTS.labels(run.agent_name, step.state, outcome.step_status).inc()
     metrics.AGENT_LATENCY.labels(run.agent_name, step.state).observe(elapsed / 1000)
-    with transaction.atomic():
+    # One transaction for the step's record, the run's checkpoint and what finishing does
+    # (the blueprint's on_finished, the run.* event); its audit events go in together.
+    with audit.batched():
         _record_step(step, outcome, ctx, elapsed)
         run.step_count = step.seq
         run.state_data = _jsonable(ctx.state)
@@ -737,7 +845,20 @@ def _record_step(step: Step, outcome: Outcome, ctx: StepContext, elapsed: int) -
     step.tokens_prompt = ctx.usage["in"]
     step.tokens_completion = ctx.usage["out"]
     step.cost_usd = Decimal(str(round(ctx.usage["cost"], 6)))
-    step.save()
+    step.save(
+        update_fields=[
+            "status",
+            "ended_at",
+            "updated_at",
+            "latency_ms",
+            "input_summary",
+            "output_summary",
+            "detail",
+            "tokens_prompt",
+            "tokens_completion",
+            "cost_usd",
+        ]
+    )
 
 
 def _jsonable(value):
@@ -807,11 +928,16 @@ def on_approval_decided(request) -> None:
         call.args_json = request.edited_arguments
         call.args_hash = args_hash(request.edited_arguments)
     call.status = ToolCall.Status.PROPOSED if approved else ToolCall.Status.REJECTED
-    call.policy_reason = (
-        f"{call.policy_reason} Approved by {audit.actor_label(request.decided_by)}."
-        if approved
-        else f"Rejected by {audit.actor_label(request.decided_by)}: {request.comment}"
-    )
+    if approved:
+        call.policy_reason = (
+            f"{call.policy_reason} Approved by {audit.actor_label(request.decided_by)}."
+        )
+    elif request.status == "expired":  # expiry never approves: the run goes to a person
+        call.policy_reason = "Not approved in time: the approval request expired undecided."
+    else:
+        call.policy_reason = (
+            f"Rejected by {audit.actor_label(request.decided_by)}: {request.comment}"
+        )
     call.save(update_fields=["status", "policy_reason", "args_json", "args_hash"])
     if call.step_id:  # the live timeline shows the decision on the step that proposed it
         Step.objects.for_tenant(request.tenant).filter(pk=call.step_id).update(

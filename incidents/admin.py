@@ -1,9 +1,10 @@
+from django import forms
 from django.contrib import admin
 from guardian.admin import GuardedModelAdmin
 
 from agentops.admin import UnscopedAdminMixin
 from incidents import services
-from incidents.models import Comment, Ticket
+from incidents.models import Comment, Queue, Ticket
 
 
 class CommentInline(admin.TabularInline):
@@ -21,6 +22,18 @@ class CommentInline(admin.TabularInline):
         return False
 
 
+class TicketAdminForm(forms.ModelForm):
+    class Meta:
+        model = Ticket
+        fields = ["title", "description", "requester_email", "requester", "category", "priority"]
+
+    def clean_queue(self):
+        queue = self.cleaned_data.get("queue")
+        if queue is not None and queue.tenant_id != self.instance.tenant_id:
+            raise forms.ValidationError("That queue belongs to another tenant.")
+        return queue
+
+
 @admin.register(Ticket)
 class TicketAdmin(UnscopedAdminMixin, GuardedModelAdmin):
     """Tickets in the admin. 'Object permissions' (guardian) shares one ticket with a user."""
@@ -33,13 +46,14 @@ class TicketAdmin(UnscopedAdminMixin, GuardedModelAdmin):
         "status",
         "priority",
         "category",
+        "queue",
         "assignee",
         "sla_due",
         "created_at",
     ]
     list_filter = ["tenant", "kind", "status", "priority", "category", "source", "sla_breached"]
     search_fields = ["number", "title", "requester_email"]
-    list_select_related = ["tenant", "assignee"]
+    list_select_related = ["tenant", "assignee", "queue"]
     date_hierarchy = "created_at"
     raw_id_fields = ["requester", "assignee"]
     readonly_fields = [
@@ -70,6 +84,7 @@ class TicketAdmin(UnscopedAdminMixin, GuardedModelAdmin):
         "affected_services",
         "detected_by",
         "source",
+        "queue",
         "assignee",
         "sla_due",
         "sla_breached",
@@ -80,6 +95,17 @@ class TicketAdmin(UnscopedAdminMixin, GuardedModelAdmin):
         "closed_at",
     ]
     inlines = [CommentInline]
+    form = TicketAdminForm  # the admin's own fields list decides what the form shows
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "queue":
+            # A select of every tenant's queues (a raw-id widget would look its label up
+            # unscoped); the form refuses another tenant's.
+            kwargs["queryset"] = Queue.objects.unscoped("django admin").select_related("tenant")
+            field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+            field.label_from_instance = lambda queue: f"{queue.name} ({queue.tenant.slug})"
+            return field
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_add_permission(self, request):
         return False  # tickets are opened in the console, the portal or the API (numbering, SLA, audit)
@@ -95,9 +121,67 @@ class TicketAdmin(UnscopedAdminMixin, GuardedModelAdmin):
         if changed:
             ticket = services.ticket_update(ticket=ticket, actor=request.user, **changed)
         if "assignee" in form.changed_data:
-            services.ticket_assign(
+            ticket = services.ticket_assign(
                 ticket=ticket, actor=request.user, assignee=form.cleaned_data["assignee"]
             )
+        if "queue" in form.changed_data:
+            services.ticket_set_queue(
+                ticket=ticket, actor=request.user, queue=form.cleaned_data["queue"]
+            )
+
+
+class QueueAdminForm(forms.ModelForm):
+    class Meta:
+        model = Queue
+        fields = ["tenant", "name", "slug", "description", "categories"]
+
+    def _get_validation_exclusions(self):
+        # The slug's uniqueness per tenant is checked by queue_create (a scoped query); the
+        # model's constraint check would query the tenant-owned table unscoped. The form
+        # field still validates the slug's shape.
+        return {*super()._get_validation_exclusions(), "slug"}
+
+
+@admin.register(Queue)
+class QueueAdmin(UnscopedAdminMixin, GuardedModelAdmin):
+    """Queues in the admin. 'Object permissions' (guardian) grants a user or group a queue:
+    view_queue to see its tickets, work_queue (or change_queue) to work them. Every grant is
+    audited (incidents.signals)."""
+
+    form = QueueAdminForm
+    list_display = ["name", "slug", "tenant", "categories", "created_at"]
+    list_filter = ["tenant"]
+    search_fields = ["name", "slug"]
+    fields = ["tenant", "name", "slug", "description", "categories", "created_at"]
+    readonly_fields = ["created_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # The tenant and slug are fixed once the queue exists (URLs and grants refer to them).
+        return (
+            [*self.readonly_fields, "tenant", "slug"] if obj is not None else self.readonly_fields
+        )
+
+    def save_model(self, request, obj, form, change):
+        # Through the services, so the change is validated and audited like any other.
+        if not change:
+            created = services.queue_create(
+                tenant=obj.tenant,
+                actor=request.user,
+                name=obj.name,
+                slug=obj.slug,
+                description=obj.description,
+                categories=obj.categories,
+            )
+            obj.pk = created.pk
+            return
+        fields = {
+            name: form.cleaned_data[name]
+            for name in form.changed_data
+            if name in ("name", "description", "categories")
+        }
+        if fields:
+            queue = Queue.objects.for_tenant(obj.tenant).get(pk=obj.pk)
+            services.queue_update(queue=queue, actor=request.user, **fields)
 
 
 @admin.register(Comment)

@@ -299,3 +299,34 @@ def get_ticket_status(request, number: str):
         "steps": list(run.steps.all()) if run and staff else [],
         "tool_calls": list(run.tool_calls.all()) if run and staff else [],
     }
+
+
+class CsatIn(Schema):
+    score: int = Field(..., ge=1, le=5, description="1 = very dissatisfied … 5 = very satisfied.")
+    comment: str = Field("", max_length=1000)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _json_object_only(cls, data: Any, handler):
+        if not isinstance(data, (dict, cls)):
+            raise ValueError("The body must be a JSON object.")
+        return handler(data)
+
+
+class CsatOut(Schema):
+    number: str
+    csat_score: int
+    csat_comment: str
+    csat_at: datetime
+
+
+@router.post(
+    "/{number}/csat",
+    response=CsatOut,
+    summary="Rate a resolved ticket 1-5 (its requester only; rating again updates it)",
+)
+def rate_ticket(request, number: str, payload: CsatIn):
+    ticket = access_ticket(request.membership, number)  # 404 when the token may not see it
+    return services.ticket_rate(  # 403 unless the requester, 400 unless resolved
+        ticket=ticket, actor=request.membership.user, score=payload.score, comment=payload.comment
+    )

@@ -28,6 +28,7 @@ class QueueFilterForm(forms.Form):
     kind = forms.ChoiceField(required=False, choices=BLANK + Kind.choices)
     category = forms.ChoiceField(required=False, choices=BLANK + Category.choices)
     assignee = forms.CharField(required=False, max_length=20)
+    queue = forms.CharField(required=False, max_length=100)
     sort = forms.ChoiceField(
         required=False,
         choices=[
@@ -41,9 +42,18 @@ class QueueFilterForm(forms.Form):
         ],
     )
 
-    def __init__(self, *args, staff_choices=(), **kwargs):
+    def __init__(self, *args, staff_choices=(), queue_choices=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.staff_choices = [("", "Anyone"), ("me", "Me"), ("none", "Unassigned"), *staff_choices]
+        self.queue_choices = (
+            [("", "Any"), ("none", "No queue"), *queue_choices] if queue_choices else []
+        )
+
+    def clean_queue(self):
+        value = self.cleaned_data["queue"]
+        if value and value not in {c[0] for c in self.queue_choices}:
+            raise forms.ValidationError("Unknown queue.")
+        return value
 
     def clean_assignee(self):
         value = self.cleaned_data["assignee"]
@@ -147,3 +157,43 @@ class BulkForm(forms.Form):
         self.fields["numbers"].choices = (
             [(n, n) for n in self.data.getlist("numbers")[:200]] if self.data else []
         )
+
+
+class QueueCreateForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    slug = forms.SlugField(max_length=100, required=False, help_text="Leave empty to derive it.")
+    description = forms.CharField(max_length=500, required=False)
+    categories = forms.MultipleChoiceField(
+        choices=Category.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Tickets triaged into these categories are routed here.",
+    )
+
+
+class AccessForm(forms.Form):
+    """Grant or revoke one member's view/work access to a queue or a ticket."""
+
+    action = forms.ChoiceField(choices=[("grant", "Grant"), ("revoke", "Revoke")])
+    user = forms.TypedChoiceField(coerce=int, label="Member")
+    level = forms.ChoiceField(
+        choices=[("view", "View"), ("work", "Work")], initial="view", label="Access"
+    )
+
+    def __init__(self, *args, members=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["user"].choices = [(str(pk), name) for pk, name, _role in members]
+
+
+class CsatForm(forms.Form):
+    """The requester's rating of a resolved ticket (range checked again by the service)."""
+
+    score = forms.TypedChoiceField(
+        choices=[(str(n), str(n)) for n in range(1, 6)],
+        coerce=int,
+        widget=forms.RadioSelect,
+        label="How satisfied are you with the resolution? (1 = not at all, 5 = very)",
+    )
+    comment = forms.CharField(
+        max_length=1000, required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )

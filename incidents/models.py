@@ -9,6 +9,7 @@ from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.db.models import Case, Value, When
 from django.utils import timezone
+from guardian.managers import GroupObjectPermissionManager, UserObjectPermissionManager
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from agentops.tenancy import TenantOwned
@@ -229,6 +230,8 @@ class Ticket(TenantOwned):
             models.Index(fields=["tenant", "category", "-created_at"], name="ticket_category_idx"),
             GinIndex(fields=["search_vector"], name="ticket_search_idx"),
             models.Index(fields=["tenant", "queue", "-created_at"], name="ticket_queue_fk_idx"),
+            # Open tickets per queue (/queues/) and a queue's status filter: index-only.
+            models.Index(fields=["tenant", "status", "queue"], name="ticket_status_queue_idx"),
         ]
         ordering = ["-created_at", "-id"]
 
@@ -278,10 +281,41 @@ class Comment(TenantOwned):
         return f"{self.author_label} on {self.ticket_id}: {self.body[:40]}"
 
 
+class _RowByRowBulkCreate:
+    """guardian's bulk shortcuts (assign_perm on a queryset, assign_perm_to_many) call
+    bulk_create, which sends no post_save: create the rows one by one instead, so the audit
+    receivers (incidents.signals) see every grant. Grants are few; the cost does not matter."""
+
+    def bulk_create(self, objs, batch_size=None, ignore_conflicts=False, **kwargs):
+        from django.db import transaction
+
+        created = []
+        field = self.user_or_group_field
+        with transaction.atomic():
+            for obj in objs:
+                row, _ = self.get_or_create(
+                    **{field: getattr(obj, field)},
+                    permission=obj.permission,
+                    content_object=obj.content_object,
+                )
+                created.append(row)
+        return created
+
+
+class AuditedUserObjectPermissionManager(_RowByRowBulkCreate, UserObjectPermissionManager):
+    pass
+
+
+class AuditedGroupObjectPermissionManager(_RowByRowBulkCreate, GroupObjectPermissionManager):
+    pass
+
+
 class TicketUserObjectPermission(UserObjectPermissionBase):
     """guardian: a permission on one ticket granted to one user (direct foreign key, fast joins)."""
 
     content_object = models.ForeignKey(Ticket, on_delete=models.CASCADE)
+
+    objects = AuditedUserObjectPermissionManager()
 
 
 class TicketGroupObjectPermission(GroupObjectPermissionBase):
@@ -289,14 +323,20 @@ class TicketGroupObjectPermission(GroupObjectPermissionBase):
 
     content_object = models.ForeignKey(Ticket, on_delete=models.CASCADE)
 
+    objects = AuditedGroupObjectPermissionManager()
+
 
 class QueueUserObjectPermission(UserObjectPermissionBase):
     """guardian: a permission on one queue granted to one user (inherited by its tickets)."""
 
     content_object = models.ForeignKey(Queue, on_delete=models.CASCADE)
 
+    objects = AuditedUserObjectPermissionManager()
+
 
 class QueueGroupObjectPermission(GroupObjectPermissionBase):
     """guardian: a permission on one queue granted to a group (inherited by its tickets)."""
 
     content_object = models.ForeignKey(Queue, on_delete=models.CASCADE)
+
+    objects = AuditedGroupObjectPermissionManager()

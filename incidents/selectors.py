@@ -1,8 +1,11 @@
-"""Reading tickets. Every view, partial, API endpoint and task starts here: this is the gate.
+"""Reading tickets and queues. Every view, partial, API endpoint and task starts here: this is
+the gate.
 
 ``tickets_visible_to`` is the one tenant-scoped, permission-filtered queryset;
 ``access_ticket`` returns one ticket or raises 404 (may not see it: do not reveal it exists)
-or 403 (may see it, may not change it).
+or 403 (may see it, may not change it). Permissions inherit tenant -> queue -> ticket: the
+role's capabilities, then guardian grants on the ticket's queue, then on the ticket itself
+(``ticket_grants``). ``access_queue`` is the queues' gate.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from dataclasses import dataclass
 
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.core.exceptions import PermissionDenied
-from django.db.models import F, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet, Value
 from django.http import Http404
 
 from agentops.models import Membership, Role
@@ -19,38 +22,121 @@ from incidents.models import (
     OPEN_STATUSES,
     PRIORITY_RANK,
     Comment,
+    Queue,
+    QueueGroupObjectPermission,
+    QueueUserObjectPermission,
     Ticket,
+    TicketGroupObjectPermission,
     TicketUserObjectPermission,
 )
 
+# Codenames that grant seeing / working, per level of the inheritance tenant -> queue -> ticket.
+# Working implies seeing. The role's capabilities (ticket.view_all, ticket.write) come first.
+QUEUE_VIEW_PERMS = ("view_queue",)
+QUEUE_WORK_PERMS = ("work_queue", "change_queue")
+TICKET_VIEW_PERMS = ("view_ticket",)
+TICKET_WORK_PERMS = ("change_ticket",)
+
+
+@dataclass(frozen=True)
+class TicketGrants:
+    """A user's guardian grants inside one tenant: the queues and tickets they may see / work."""
+
+    view_queues: frozenset[int] = frozenset()
+    work_queues: frozenset[int] = frozenset()
+    view_tickets: frozenset[int] = frozenset()
+    work_tickets: frozenset[int] = frozenset()
+
+    @property
+    def queues(self) -> frozenset[int]:
+        return self.view_queues | self.work_queues
+
+    @property
+    def tickets(self) -> frozenset[int]:
+        return self.view_tickets | self.work_tickets
+
+    def may_work(self, ticket: Ticket) -> bool:
+        return ticket.pk in self.work_tickets or (
+            ticket.queue_id is not None and ticket.queue_id in self.work_queues
+        )
+
+
+def ticket_grants(membership: Membership) -> TicketGrants:
+    """The membership's queue and ticket grants, read in one query (a UNION of four tables).
+
+    User grants and grants to the user's groups count, except grants to the role groups:
+    those mirror roles of every tenant the user belongs to, and a tenant-wide role is the
+    first level of the inheritance already. Memoised on the membership (one per request).
+    """
+    cached = membership.__dict__.get("_ticket_grants")
+    if cached is not None:
+        return cached
+    user, tenant = membership.user, membership.tenant
+    own_groups = Q(group__user=user) & ~Q(group__name__in=Role.values)
+    columns = ("content_object_id", "permission__codename")
+    ticket_perms = (*TICKET_VIEW_PERMS, *TICKET_WORK_PERMS)
+    queue_perms = (*QUEUE_VIEW_PERMS, *QUEUE_WORK_PERMS)
+    parts = [
+        model.objects.filter(who, content_object__tenant=tenant, permission__codename__in=perms)
+        .annotate(level=Value(level))
+        .values_list("level", *columns)
+        for model, who, level, perms in (
+            (TicketUserObjectPermission, Q(user=user), "ticket", ticket_perms),
+            (TicketGroupObjectPermission, own_groups, "ticket", ticket_perms),
+            (QueueUserObjectPermission, Q(user=user), "queue", queue_perms),
+            (QueueGroupObjectPermission, own_groups, "queue", queue_perms),
+        )
+    ]
+    found: dict[tuple[str, bool], set[int]] = {
+        key: set()
+        for key in (("queue", False), ("queue", True), ("ticket", False), ("ticket", True))
+    }
+    for level, object_id, codename in parts[0].union(*parts[1:], all=True):
+        work = codename in (QUEUE_WORK_PERMS if level == "queue" else TICKET_WORK_PERMS)
+        found[(level, work)].add(object_id)
+    grants = TicketGrants(
+        view_queues=frozenset(found[("queue", False)]),
+        work_queues=frozenset(found[("queue", True)]),
+        view_tickets=frozenset(found[("ticket", False)]),
+        work_tickets=frozenset(found[("ticket", True)]),
+    )
+    membership.__dict__["_ticket_grants"] = grants
+    return grants
+
 
 def tickets_visible_to(membership: Membership) -> QuerySet[Ticket]:
-    """All tickets of the membership's tenant that its user may see."""
+    """All tickets of the membership's tenant that its user may see.
+
+    Inheritance, in order: the role (ticket.view_all: every ticket of the tenant); a guardian
+    permission on a queue (view or work: every ticket in it); one on a ticket (that ticket).
+    Requesters also see their own tickets.
+    """
     tickets = Ticket.objects.for_tenant(membership.tenant)
     if membership.can("ticket.view_all"):
         return tickets
     user = membership.user
-    # Requesters see their own tickets and those shared with them one by one (guardian).
-    # The shared ids are read first (a short list): "OR id IN (subquery)" would stop
-    # PostgreSQL from OR-ing the index bitmaps and scan every ticket of the tenant.
-    shared = list(
-        TicketUserObjectPermission.objects.filter(
-            user=user, permission__codename="view_ticket"
-        ).values_list("content_object_id", flat=True)
-    )
+    # The granted ids are read first (short lists, one query): "OR id IN (subquery)" would
+    # stop PostgreSQL from OR-ing the index bitmaps and scan every ticket of the tenant.
+    grants = ticket_grants(membership)
     visible = Q(requester=user)
     if user.email:
         # A ticket opened by e-mail or API for their address (stored lower-case) is theirs too.
         visible |= Q(requester__isnull=True, requester_email=user.email.lower())
-    if shared:
-        visible |= Q(pk__in=shared)
+    if grants.tickets:
+        visible |= Q(pk__in=sorted(grants.tickets))
+    if grants.queues:
+        visible |= Q(queue_id__in=sorted(grants.queues))
     return tickets.filter(visible)
 
 
 def can_write_ticket(membership: Membership, ticket: Ticket) -> bool:
+    """Work (change) a ticket the membership can see: the role, or a work grant on the
+    ticket's queue or on the ticket itself."""
+    if ticket.tenant_id != membership.tenant_id:
+        return False
     if membership.can("ticket.write"):
         return True
-    return membership.user.has_perm("incidents.change_ticket", ticket)
+    return ticket_grants(membership).may_work(ticket)
 
 
 def access_ticket(membership: Membership | None, number: str, *, write: bool = False) -> Ticket:
@@ -58,7 +144,7 @@ def access_ticket(membership: Membership | None, number: str, *, write: bool = F
         raise Http404("No such ticket")
     ticket = (
         tickets_visible_to(membership)
-        .select_related("assignee", "requester")
+        .select_related("assignee", "requester", "queue")
         .filter(number=number.upper())
         .first()
     )
@@ -67,6 +153,161 @@ def access_ticket(membership: Membership | None, number: str, *, write: bool = F
     if write and not can_write_ticket(membership, ticket):
         raise PermissionDenied("You may view this ticket but not change it.")
     return ticket
+
+
+# --- queues -----------------------------------------------------------------------------------
+
+
+def may_see_queues(membership: Membership | None) -> bool:
+    """Staff see every queue of the tenant; others only the queues granted to them."""
+    if membership is None:
+        return False
+    return membership.can("ticket.view_all") or bool(ticket_grants(membership).queues)
+
+
+def queues_visible_to(membership: Membership) -> QuerySet[Queue]:
+    queues = Queue.objects.for_tenant(membership.tenant)
+    if membership.can("ticket.view_all"):
+        return queues
+    return queues.filter(pk__in=sorted(ticket_grants(membership).queues))
+
+
+def access_queue(membership: Membership | None, slug: str, *, manage: bool = False) -> Queue:
+    """The queue gate: 403 for a role that sees no queues (a requester), 404 for a queue the
+    membership may not see (or another tenant's), 403 to manage it without access.manage."""
+    if membership is None:
+        raise Http404("No such queue")
+    if not may_see_queues(membership):
+        raise PermissionDenied("Your role does not work queues.")
+    queue = queues_visible_to(membership).filter(slug=slug).first()
+    if queue is None:
+        raise Http404("No such queue")
+    if manage and not membership.can("access.manage"):
+        raise PermissionDenied("Only a tenant admin manages access.")
+    return queue
+
+
+def open_counts_by_queue(membership: Membership) -> dict[int | None, int]:
+    """Open tickets the membership sees, per queue id (None: in no queue). One grouped query,
+    an index-only scan of (tenant, status, queue)."""
+    rows = (
+        tickets_visible_to(membership)
+        .filter(status__in=sorted(OPEN_STATUSES))
+        .order_by()
+        .values("queue_id")
+        .annotate(n=Count("*"))  # not Count("pk"): the id is not in the index
+        .values_list("queue_id", "n")
+    )
+    return dict(rows)
+
+
+def queue_overview(membership: Membership) -> tuple[list[Queue], int | None]:
+    """The visible queues, each with ``open_count``, and the open tickets in no queue (staff
+    only; None for others). Two queries whatever the number of queues and tickets."""
+    counts = open_counts_by_queue(membership)
+    queues = list(queues_visible_to(membership))
+    for queue in queues:
+        queue.open_count = counts.get(queue.pk, 0)
+    unrouted = counts.get(None, 0) if membership.can("ticket.view_all") else None
+    return queues, unrouted
+
+
+def queue_choices(membership: Membership) -> list[tuple[str, str]]:
+    """(slug, name) of the visible queues, for filters and the ticket page."""
+    return list(queues_visible_to(membership).values_list("slug", "name"))
+
+
+@dataclass(frozen=True)
+class ListChoices:
+    """The ticket list's filter choices, and the queue names its rows show (by queue id)."""
+
+    staff: list[tuple[str, str]]  # (user id, name)
+    queues: list[tuple[str, str]]  # (slug, name)
+    queue_names: dict[int, str]
+
+
+def list_choices(membership: Membership) -> ListChoices:
+    """Assignee and queue choices in one round trip (UNION ALL): the list page's query count
+    is pinned. The rows' queue names come from here too, so the page's ticket query joins no
+    queue table. Staff get the tenant's agents/admins and every queue; others no assignees
+    and only their granted queues (no query at all when they have none)."""
+    from django.db.models import CharField
+    from django.db.models.functions import Cast
+
+    text = CharField()
+    queues = (
+        queues_visible_to(membership)
+        .order_by()
+        .annotate(
+            kind=Value("queue", output_field=text),
+            ref=Cast("pk", text),
+            blank=Value("", output_field=text),
+        )
+        .values_list("kind", "slug", "name", "ref", "blank")
+    )
+    if membership.can("ticket.view_all"):
+        users = (
+            tenant_staff(membership.tenant)
+            .order_by()
+            .annotate(kind=Value("user", output_field=text), key=Cast("pk", text))
+            .values_list("kind", "key", "username", "first_name", "last_name")
+        )
+        rows = users.union(queues, all=True)
+    elif ticket_grants(membership).queues:
+        rows = queues
+    else:
+        return ListChoices([], [], {})
+    staff, queue_rows = [], []
+    for kind, key, name, first, last in rows:
+        if kind == "user":
+            staff.append((name, key, f"{first} {last}".strip() or name))
+        else:
+            queue_rows.append((name, key, int(first)))
+    return ListChoices(
+        staff=[(key, label) for _, key, label in sorted(staff)],
+        queues=[(slug, name) for name, slug, _ in sorted(queue_rows)],
+        queue_names={pk: name for name, _, pk in queue_rows},
+    )
+
+
+@dataclass(frozen=True)
+class AccessHolder:
+    """One user's direct grant on a queue or ticket, for the Access panel."""
+
+    user_id: int
+    username: str
+    level: str  # "view" | "work"
+
+
+def access_holders(obj: Queue | Ticket) -> list[AccessHolder]:
+    """Users holding a direct guardian grant on ``obj`` (the gate already admitted ``obj``)."""
+    if isinstance(obj, Queue):
+        model, work = QueueUserObjectPermission, QUEUE_WORK_PERMS
+    else:
+        model, work = TicketUserObjectPermission, TICKET_WORK_PERMS
+    levels: dict[tuple[int, str], str] = {}
+    rows = model.objects.filter(content_object=obj).values_list(
+        "user_id", "user__username", "permission__codename"
+    )
+    for user_id, username, codename in rows:
+        key = (user_id, username)
+        if codename in work or levels.get(key) == "work":
+            levels[key] = "work"
+        else:
+            levels[key] = "view"
+    return [
+        AccessHolder(user_id, username, level)
+        for (user_id, username), level in sorted(levels.items(), key=lambda kv: kv[0][1])
+    ]
+
+
+def tenant_members(tenant) -> list[tuple[int, str, str]]:
+    """(user id, username, role) of every member: who may be granted access."""
+    return list(
+        Membership.objects.filter(tenant=tenant)
+        .order_by("user__username")
+        .values_list("user_id", "user__username", "role")
+    )
 
 
 def comments_visible_to(membership: Membership, ticket: Ticket) -> QuerySet[Comment]:
@@ -94,12 +335,15 @@ class QueueFilters:
     kind: str = ""
     category: str = ""
     assignee: str = ""  # "", "me", "none" or a user id
+    queue: str = ""  # "", "none" (unrouted) or a queue's slug
     sort: str = "newest"
 
 
 def ticket_queue(membership: Membership, filters: QueueFilters) -> QuerySet[Ticket]:
     """The queue: visible tickets, filtered, searched and sorted. Paginated through
     ``queue_page``: a COUNT and the page, plus the matches' ids when they are few."""
+    # Queue names come from ``list_choices`` (no join here: a search's relevance sort would
+    # join every match before the LIMIT).
     qs = tickets_visible_to(membership).select_related("assignee")
     if filters.status == "open":
         qs = qs.filter(status__in=sorted(OPEN_STATUSES))
@@ -119,6 +363,10 @@ def ticket_queue(membership: Membership, filters: QueueFilters) -> QuerySet[Tick
         qs = qs.filter(assignee__isnull=True)
     elif filters.assignee.isdigit():
         qs = qs.filter(assignee_id=int(filters.assignee))
+    if filters.queue == "none":
+        qs = qs.filter(queue__isnull=True)
+    elif filters.queue:
+        qs = qs.filter(queue__slug=filters.queue)
     order = SORTS.get(filters.sort, SORTS["newest"])
     if filters.q:
         if _looks_like_number(filters.q):

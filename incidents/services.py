@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -21,12 +21,16 @@ from agentops.services import sequence_next
 from incidents.models import (
     KIND_PREFIX,
     TRANSITIONS,
+    Category,
     Comment,
     Kind,
     Priority,
+    Queue,
+    QueueUserObjectPermission,
     Source,
     Status,
     Ticket,
+    TicketUserObjectPermission,
 )
 
 NUMBER_DIGITS = 7
@@ -43,9 +47,15 @@ UPDATABLE_FIELDS = (
 )
 
 
-def _validate(ticket: Ticket, *, exclude: Iterable[str] = ()) -> None:
-    # tenant/number are set by the service; search_vector belongs to the database trigger.
-    ticket.full_clean(exclude=["tenant", "search_vector", *exclude], validate_unique=False)
+def _validate(ticket: Ticket, *, exclude: Iterable[str] = (), constraints: bool = True) -> None:
+    # tenant/number are set by the service; search_vector belongs to the database trigger;
+    # the CSAT score has its own service (ticket_rate), which checks its range, and checking
+    # its CHECK constraint here cost a savepoint and a query on every ticket written.
+    ticket.full_clean(
+        exclude=["tenant", "search_vector", "csat_score", *exclude],
+        validate_unique=False,
+        validate_constraints=constraints,
+    )
 
 
 def sla_due_for(*, tenant: Tenant, priority: str, start=None):
@@ -159,19 +169,26 @@ def ticket_create(
     return ticket
 
 
-def _lock(ticket: Ticket) -> Ticket:
-    """Re-read the ticket under a row lock, so concurrent writers serialise."""
+def _lock(ticket: Ticket, *, row_locked: bool = False) -> Ticket:
+    """Re-read the ticket under a row lock, so concurrent writers serialise.
+
+    ``row_locked=True``: the caller read ``ticket`` with ``select_for_update`` in the
+    transaction that is still open (the agent pipeline does), so it is fresh and locked
+    already; reading it again would only cost a round trip.
+    """
+    if row_locked:
+        return ticket
     locked = Ticket.objects.for_tenant(ticket.tenant).select_for_update().get(pk=ticket.pk)
     locked.tenant = ticket.tenant  # the same tenant (scoped above): no query to load it again
     return locked
 
 
 @transaction.atomic
-def ticket_update(*, ticket: Ticket, actor, **fields) -> Ticket:
+def ticket_update(*, ticket: Ticket, actor, row_locked: bool = False, **fields) -> Ticket:
     unknown = set(fields) - set(UPDATABLE_FIELDS)
     if unknown:
         raise ValidationError({name: "This field cannot be changed here." for name in unknown})
-    locked = _lock(ticket)
+    locked = _lock(ticket, row_locked=row_locked)
     changes = {}
     for name, value in fields.items():
         if name == "affected_services":
@@ -184,7 +201,9 @@ def ticket_update(*, ticket: Ticket, actor, **fields) -> Ticket:
             setattr(locked, name, value)
     if not changes:
         return locked
-    _validate(locked)
+    # Only the fields above changed: no foreign key to re-check, and the table's constraints
+    # (unique number, CSAT range) are not touched by them (the database enforces both anyway).
+    _validate(locked, exclude=["requester", "assignee", "queue"], constraints=False)
     if "priority" in changes and locked.is_open:
         locked.sla_due = sla_due_for(
             tenant=locked.tenant, priority=locked.priority, start=locked.created_at
@@ -227,11 +246,13 @@ def ticket_assign(*, ticket: Ticket, actor, assignee) -> Ticket:
 
 
 @transaction.atomic
-def ticket_transition(*, ticket: Ticket, actor, status: str, note: str = "") -> Ticket:
+def ticket_transition(
+    *, ticket: Ticket, actor, status: str, note: str = "", row_locked: bool = False
+) -> Ticket:
     """Move a ticket along its lifecycle; resolving needs resolution notes."""
     if status not in Status.values:
         raise ValidationError({"status": f"Unknown status {status!r}."})
-    locked = _lock(ticket)
+    locked = _lock(ticket, row_locked=row_locked)
     if status not in TRANSITIONS[locked.status]:
         raise ValidationError(
             {
@@ -269,7 +290,71 @@ def ticket_transition(*, ticket: Ticket, actor, status: str, note: str = "") -> 
         changes={"status": {"from": old, "to": status}},
         metadata={"note": note} if note else {},
     )
+    if status == Status.RESOLVED:
+        _learn_after_commit("learn_from_resolution", locked)  # a past ticket to learn from
     return locked
+
+
+def _learn_after_commit(task_name: str, ticket: Ticket) -> None:
+    """Queue a learning task (incidents.tasks) once the ticket's change is committed."""
+    from incidents import tasks
+
+    task = getattr(tasks, task_name)
+    tenant_id, number = ticket.tenant_id, ticket.number
+    transaction.on_commit(lambda: task.delay(tenant_id, number))
+
+
+CSAT_COMMENT_MAX = 1000
+
+
+@transaction.atomic
+def ticket_rate(*, ticket: Ticket, actor, score: int, comment: str = "") -> Ticket:
+    """The requester rates a resolved (or closed) ticket 1-5, with an optional comment.
+
+    Only the requester rates; rating again updates the rating. A 4 or 5 makes the resolution
+    a golden path (incidents.learning, after commit).
+    """
+    if actor is None or not _is_requester(ticket, actor):
+        raise PermissionDenied("Only the requester can rate this ticket.")
+    try:
+        score = int(score)
+    except (TypeError, ValueError):
+        raise ValidationError({"score": "Give a rating from 1 to 5."}) from None
+    if not 1 <= score <= 5:
+        raise ValidationError({"score": "Give a rating from 1 to 5."})
+    comment = (comment or "").strip()
+    if len(comment) > CSAT_COMMENT_MAX:
+        raise ValidationError({"comment": f"Keep the comment under {CSAT_COMMENT_MAX} characters."})
+    locked = _lock(ticket)
+    if locked.status not in (Status.RESOLVED, Status.CLOSED):
+        raise ValidationError({"score": "Only a resolved ticket can be rated."})
+    old = {"score": locked.csat_score, "comment": locked.csat_comment}
+    if old == {"score": score, "comment": comment}:
+        return locked
+    locked.csat_score = score
+    locked.csat_comment = comment
+    locked.csat_at = timezone.now()
+    locked.save(update_fields=["csat_score", "csat_comment", "csat_at"])
+    audit.record(
+        tenant=locked.tenant,
+        actor=actor,
+        action="ticket.rated" if old["score"] is None else "ticket.rerated",
+        target_type="ticket",
+        target_id=locked.number,
+        target_repr=locked.title,
+        changes={"csat": {"from": old["score"], "to": score}},
+        metadata={"comment": comment} if comment else {},
+    )
+    _learn_after_commit("learn_from_rating", locked)
+    return locked
+
+
+def _is_requester(ticket: Ticket, user) -> bool:
+    """The ticket's requester: the linked account, or (unlinked) the account of its address."""
+    if ticket.requester_id is not None:
+        return ticket.requester_id == getattr(user, "pk", None)
+    email = (getattr(user, "email", "") or "").lower()
+    return bool(email) and email == ticket.requester_email
 
 
 @transaction.atomic
@@ -301,16 +386,28 @@ def ticket_comment(*, ticket: Ticket, actor, body: str, is_internal: bool = Fals
 
 @transaction.atomic
 def ticket_record_triage(
-    *, ticket: Ticket, decision: str, confidence: float, suggested_path: str
+    *,
+    ticket: Ticket,
+    decision: str,
+    confidence: float,
+    suggested_path: str,
+    row_locked: bool = False,
 ) -> Ticket:
     """The triage agent's verdict on the ticket (category/priority go through ticket_update)."""
-    locked = _lock(ticket)
+    locked = _lock(ticket, row_locked=row_locked)
     locked.triage_decision = decision
     locked.triage_confidence = round(float(confidence), 3)
     locked.suggested_path = (suggested_path or "")[:500]
     locked.updated_at = timezone.now()
+    routed_to = _route_by_category(locked)
     locked.save(
-        update_fields=["triage_decision", "triage_confidence", "suggested_path", "updated_at"]
+        update_fields=[
+            "triage_decision",
+            "triage_confidence",
+            "suggested_path",
+            "updated_at",
+            *(["queue"] if routed_to else []),
+        ]
     )
     audit.record(
         tenant=locked.tenant,
@@ -323,9 +420,26 @@ def ticket_record_triage(
             "decision": decision,
             "confidence": locked.triage_confidence,
             "suggested_path": locked.suggested_path,
+            **({"queue": {"from": None, "to": routed_to.name}} if routed_to else {}),
         },
     )
     return locked
+
+
+def _route_by_category(ticket: Ticket) -> Queue | None:
+    """Routing: a ticket without a queue goes to the queue whose categories hold its category
+    (the first by name if several do). Sets ``ticket.queue``; the caller saves."""
+    if ticket.queue_id is not None or not ticket.category:
+        return None
+    queue = (
+        Queue.objects.for_tenant(ticket.tenant)
+        .filter(categories__contains=[ticket.category])
+        .order_by("name", "id")
+        .first()
+    )
+    if queue is not None:
+        ticket.queue = queue
+    return queue
 
 
 def _identity_verified(ticket: Ticket, actor) -> bool:
@@ -380,4 +494,266 @@ def user_for_email(*, tenant: Tenant, email: str):
         get_user_model()
         .objects.filter(memberships__tenant=tenant, email__iexact=email.strip())
         .first()
+    )
+
+
+# --- queues and access -------------------------------------------------------------------------
+# Permissions inherit tenant -> queue -> ticket (incidents.selectors). These services grant and
+# revoke the guardian permissions of the last two levels; each grant or revoke is one audit
+# event, written here (the signal receivers in incidents.signals skip what is claimed here).
+
+ACCESS_LEVELS = ("view", "work")
+QUEUE_LEVEL_PERMS = {"view": ("view_queue",), "work": ("view_queue", "work_queue")}
+TICKET_LEVEL_PERMS = {"view": ("view_ticket",), "work": ("view_ticket", "change_ticket")}
+# Revoking "work" leaves seeing; revoking "view" takes everything (working implies seeing).
+QUEUE_REVOKE_PERMS = {
+    "view": ("view_queue", "work_queue", "change_queue"),
+    "work": ("work_queue", "change_queue"),
+}
+TICKET_REVOKE_PERMS = {"view": ("view_ticket", "change_ticket"), "work": ("change_ticket",)}
+
+
+def _clean_categories(categories) -> list[str]:
+    if isinstance(categories, str):
+        categories = categories.split(",")
+    cleaned = []
+    for value in categories or ():
+        value = str(value).strip()
+        if not value:
+            continue
+        if value not in Category.values:
+            raise ValidationError({"categories": f"Unknown category {value!r}."})
+        if value not in cleaned:
+            cleaned.append(value)
+    return cleaned
+
+
+@transaction.atomic
+def queue_create(
+    *,
+    tenant: Tenant,
+    actor,
+    name: str,
+    slug: str = "",
+    description: str = "",
+    categories: Iterable[str] | str = (),
+) -> Queue:
+    """Open a queue (an assignment group) in a tenant; its slug is unique in the tenant."""
+    from django.utils.text import slugify
+
+    name = (name or "").strip()
+    queue = Queue(
+        tenant=tenant,
+        name=name,
+        slug=(slug or "").strip() or slugify(name)[:100],
+        description=(description or "").strip(),
+        categories=_clean_categories(categories),
+    )
+    queue.full_clean(exclude=["tenant"], validate_unique=False)
+    if Queue.objects.for_tenant(tenant).filter(slug=queue.slug).exists():
+        raise ValidationError({"slug": f"A queue {queue.slug!r} already exists."})
+    queue.save(force_insert=True)
+    audit.record(
+        tenant=tenant,
+        actor=actor,
+        action="queue.created",
+        target_type="queue",
+        target_id=queue.slug,
+        target_repr=queue.name,
+        changes={"name": queue.name, "categories": queue.categories},
+    )
+    return queue
+
+
+@transaction.atomic
+def queue_update(*, queue: Queue, actor, **fields) -> Queue:
+    """Rename a queue, or change its description or categories (the slug stays)."""
+    unknown = set(fields) - {"name", "description", "categories"}
+    if unknown:
+        raise ValidationError({name: "This field cannot be changed here." for name in unknown})
+    if "categories" in fields:
+        fields["categories"] = _clean_categories(fields["categories"])
+    changes = {}
+    for name, value in fields.items():
+        value = value.strip() if isinstance(value, str) else value
+        if getattr(queue, name) != value:
+            changes[name] = {"from": getattr(queue, name), "to": value}
+            setattr(queue, name, value)
+    if not changes:
+        return queue
+    queue.full_clean(exclude=["tenant"], validate_unique=False)
+    queue.save(update_fields=list(changes))
+    audit.record(
+        tenant=queue.tenant,
+        actor=actor,
+        action="queue.updated",
+        target_type="queue",
+        target_id=queue.slug,
+        target_repr=queue.name,
+        changes=changes,
+    )
+    return queue
+
+
+@transaction.atomic
+def ticket_set_queue(
+    *, ticket: Ticket, actor, queue: Queue | None, row_locked: bool = False
+) -> Ticket:
+    """Move a ticket to a queue of its tenant (or out of every queue with None)."""
+    if queue is not None and queue.tenant_id != ticket.tenant_id:
+        raise ValidationError({"queue": "No such queue."})
+    locked = _lock(ticket, row_locked=row_locked)
+    if locked.queue_id == (queue.pk if queue else None):
+        return locked
+    old = (
+        Queue.objects.for_tenant(locked.tenant).filter(pk=locked.queue_id).first()
+        if locked.queue_id
+        else None
+    )
+    locked.queue = queue
+    locked.updated_at = timezone.now()
+    locked.save(update_fields=["queue", "updated_at"])
+    audit.record(
+        tenant=locked.tenant,
+        actor=actor,
+        action="ticket.queue_changed",
+        target_type="ticket",
+        target_id=locked.number,
+        target_repr=locked.title,
+        changes={"queue": {"from": old.name if old else None, "to": queue.name if queue else None}},
+    )
+    return locked
+
+
+def _check_grantee(tenant: Tenant, user) -> None:
+    if user is None or not Membership.objects.filter(tenant=tenant, user=user).exists():
+        raise ValidationError({"user": "Access can only be granted to a member of this tenant."})
+
+
+def _check_level(level: str) -> None:
+    if level not in ACCESS_LEVELS:
+        raise ValidationError({"level": f"Choose one of {', '.join(ACCESS_LEVELS)}."})
+
+
+def _grant(*, obj, target_type: str, target_id: str, actor, user, level: str, perms) -> list[str]:
+    from guardian.shortcuts import assign_perm
+
+    from agentops.audit_context import PERMISSION, recorded_by_caller
+
+    _check_level(level)
+    _check_grantee(obj.tenant, user)
+    model = QueueUserObjectPermission if isinstance(obj, Queue) else TicketUserObjectPermission
+    held = set(
+        model.objects.filter(content_object=obj, user=user).values_list(
+            "permission__codename", flat=True
+        )
+    )
+    added = [codename for codename in perms[level] if codename not in held]
+    if not added:
+        return []
+    with recorded_by_caller(PERMISSION):  # the event below is the one for these rows
+        for codename in added:
+            assign_perm(f"incidents.{codename}", user, obj)
+    audit.record(
+        tenant=obj.tenant,
+        actor=actor,
+        action="permission.granted",
+        target_type=target_type,
+        target_id=target_id,
+        target_repr=str(obj) if isinstance(obj, Queue) else obj.title,
+        changes={
+            "user": user.get_username(),
+            "user_id": user.pk,
+            "level": level,
+            "permissions": added,
+        },
+    )
+    return added
+
+
+def _revoke(*, obj, target_type: str, target_id: str, actor, user, level: str, perms) -> list[str]:
+    from agentops.audit_context import PERMISSION, recorded_by_caller
+
+    _check_level(level)
+    if user is None:
+        raise ValidationError({"user": "Whose access?"})
+    model = QueueUserObjectPermission if isinstance(obj, Queue) else TicketUserObjectPermission
+    rows = model.objects.filter(
+        content_object=obj, user=user, permission__codename__in=perms[level]
+    )
+    removed = sorted(rows.values_list("permission__codename", flat=True))
+    if not removed:
+        return []
+    with recorded_by_caller(PERMISSION):
+        rows.delete()
+    audit.record(
+        tenant=obj.tenant,
+        actor=actor,
+        action="permission.revoked",
+        target_type=target_type,
+        target_id=target_id,
+        target_repr=str(obj) if isinstance(obj, Queue) else obj.title,
+        changes={
+            "user": user.get_username(),
+            "user_id": user.pk,
+            "level": level,
+            "permissions": removed,
+        },
+    )
+    return removed
+
+
+@transaction.atomic
+def grant_queue_access(*, queue: Queue, actor, user, level: str = "view") -> list[str]:
+    """Let ``user`` see ("view") or work ("work") every ticket in ``queue``. Returns the
+    permissions added (none if they held them already: nothing written, nothing audited)."""
+    return _grant(
+        obj=queue,
+        target_type="queue",
+        target_id=queue.slug,
+        actor=actor,
+        user=user,
+        level=level,
+        perms=QUEUE_LEVEL_PERMS,
+    )
+
+
+@transaction.atomic
+def revoke_queue_access(*, queue: Queue, actor, user, level: str = "view") -> list[str]:
+    """Take back working ("work") or all access ("view") to ``queue``; returns what was removed."""
+    return _revoke(
+        obj=queue,
+        target_type="queue",
+        target_id=queue.slug,
+        actor=actor,
+        user=user,
+        level=level,
+        perms=QUEUE_REVOKE_PERMS,
+    )
+
+
+@transaction.atomic
+def grant_ticket_access(*, ticket: Ticket, actor, user, level: str = "view") -> list[str]:
+    """Share one ticket with ``user``: to see it ("view") or work it ("work")."""
+    return _grant(
+        obj=ticket,
+        target_type="ticket",
+        target_id=ticket.number,
+        actor=actor,
+        user=user,
+        level=level,
+        perms=TICKET_LEVEL_PERMS,
+    )
+
+
+@transaction.atomic
+def revoke_ticket_access(*, ticket: Ticket, actor, user, level: str = "view") -> list[str]:
+    return _revoke(
+        obj=ticket,
+        target_type="ticket",
+        target_id=ticket.number,
+        actor=actor,
+        user=user,
+        level=level,
+        perms=TICKET_REVOKE_PERMS,
     )

@@ -33,3 +33,51 @@ def mark_sla_breaches() -> int:
             )
         flagged += len(numbers)
     return flagged
+
+
+def _ticket(tenant_id: int, number: str) -> Ticket | None:
+    tenant = Tenant.objects.filter(pk=tenant_id).first()
+    if tenant is None:
+        return None
+    ticket = Ticket.objects.for_tenant(tenant).select_related("queue").filter(number=number).first()
+    if ticket is not None:
+        ticket.tenant = tenant
+    return ticket
+
+
+@shared_task(
+    name="incidents.tasks.learn_from_resolution",
+    acks_late=True,
+    autoretry_for=(ConnectionError, TimeoutError),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    max_retries=5,
+)
+def learn_from_resolution(tenant_id: int, number: str) -> bool:
+    """After a ticket is resolved: index it as a past ticket (and a golden path if approved)."""
+    from incidents import learning
+
+    ticket = _ticket(tenant_id, number)
+    if ticket is None:
+        return False
+    learning.learn_from_resolution(ticket)
+    return True
+
+
+@shared_task(
+    name="incidents.tasks.learn_from_rating",
+    acks_late=True,
+    autoretry_for=(ConnectionError, TimeoutError),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    max_retries=5,
+)
+def learn_from_rating(tenant_id: int, number: str) -> bool:
+    """After a CSAT rating: a 4 or 5 makes the resolution a golden path."""
+    from incidents import learning
+
+    ticket = _ticket(tenant_id, number)
+    if ticket is None:
+        return False
+    learning.learn_from_rating(ticket)
+    return True

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from incidents import views
+from incidents import learning_views, queue_views, views
 
 app_name = "incidents"
 
@@ -13,4 +13,8 @@ urlpatterns = [
     path("<str:number>/transition", views.ticket_transition, name="ticket-transition"),
     path("<str:number>/assign", views.ticket_assign, name="ticket-assign"),
     path("<str:number>/resolve", views.ticket_resolve, name="ticket-resolve"),
+    path("<str:number>/csat", learning_views.ticket_rate, name="ticket-rate"),
+    path("<str:number>/similar", learning_views.ticket_similar, name="ticket-similar"),
+    path("<str:number>/queue", queue_views.ticket_set_queue, name="ticket-set-queue"),
+    path("<str:number>/access", queue_views.ticket_access, name="ticket-access"),
 ]

@@ -30,6 +30,8 @@ from incidents.selectors import (
     access_ticket,
     can_write_ticket,
     comments_visible_to,
+    list_choices,
+    queue_choices,
     queue_page,
     tenant_staff,
     ticket_queue,
@@ -64,8 +66,9 @@ def _short_delta(seconds: float) -> str:
     return "now"
 
 
-def queue_rows(tickets) -> list[dict]:
+def queue_rows(tickets, queue_names: dict[int, str] | None = None) -> list[dict]:
     """What each queue row shows, computed once in Python (the page renders 25 at a time)."""
+    queue_names = queue_names or {}
     now = timezone.now()
     rows = []
     for t in tickets:
@@ -90,6 +93,7 @@ def queue_rows(tickets) -> list[dict]:
                 "created": timezone.localtime(t.created_at).strftime("%Y-%m-%d %H:%M"),
                 "created_ago": f"{_short_delta((now - t.created_at).total_seconds())} ago",
                 "assignee": t.assignee.username if t.assignee_id else "—",
+                "queue": queue_names.get(t.queue_id, "—"),
             }
         )
     return rows
@@ -109,15 +113,17 @@ def _apply_errors(form, exc: ValidationError) -> None:
 @tenant_member
 def queue(request):
     membership = request.membership
-    staff_choices = _staff_choices(membership)
-    form = QueueFilterForm(request.GET or None, staff_choices=staff_choices)
+    choices = list_choices(membership)
+    form = QueueFilterForm(
+        request.GET or None, staff_choices=choices.staff, queue_choices=choices.queues
+    )
     filters = QueueFilters()
     if form.is_bound and form.is_valid():
         filters = QueueFilters(**{k: v or "" for k, v in form.cleaned_data.items()})
     tickets = ticket_queue(membership, filters)
     paginator = QueuePaginator(tickets, settings.TICKETS_PER_PAGE)
     page = paginator.get_page(request.GET.get("page"))
-    rows = queue_rows(page.object_list)
+    rows = queue_rows(page.object_list, choices.queue_names)
     query = request.GET.copy()
     query.pop("page", None)
     context = {
@@ -127,6 +133,7 @@ def queue(request):
         "filters": filters,
         "querystring": query.urlencode(),
         "is_staff": membership.can("ticket.view_all"),
+        "show_queue": bool(choices.queues),
         "can_bulk": membership.can("ticket.write"),
         "bulk_actions": BulkForm.ACTIONS,
     }
@@ -212,7 +219,27 @@ def _detail_context(request, ticket: Ticket, **forms) -> dict:
         or AssignForm(initial={"assignee": ticket.assignee_id}, staff_choices=staff_choices),
         "transitions": [(s, Status(s).label) for s in ticket.allowed_transitions],
     }
+    context.update(_queue_context(membership, ticket, can_write))
+    context.update(_csat_context(membership, ticket, forms.get("csat_form")))
     context.update(_agent_context(request, ticket, can_write))
+    return context
+
+
+def _csat_context(membership, ticket: Ticket, form=None) -> dict:
+    from incidents.learning_views import csat_context
+
+    return csat_context(membership, ticket, form)
+
+
+def _queue_context(membership, ticket: Ticket, can_write: bool) -> dict:
+    """The queue picker (staff who may work the ticket) and the Access panel (admins)."""
+    from incidents.queue_views import ticket_access_context
+
+    context = {"can_set_queue": can_write and membership.can("ticket.view_all")}
+    if context["can_set_queue"]:
+        context["queue_choices"] = queue_choices(membership)
+    if membership.can("access.manage"):
+        context["access"] = ticket_access_context(membership, ticket)
     return context
 
 

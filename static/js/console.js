@@ -31,3 +31,83 @@
   document.addEventListener("htmx:afterSwap", function (event) { sizeBars(event.target); });
   document.addEventListener("htmx:afterSwap", function (event) { expireMessages(event.target); });
 })();
+
+// Approvals queue keyboard: j/k next/previous request, a focuses Approve (Enter confirms: one
+// stray key never approves), r focuses the reason and makes Enter reject, e opens the editor.
+// Enter alone in the reason does nothing (the form's default button is disabled).
+(function () {
+  "use strict";
+  var lastIndex = -1;
+  function queue() { return document.querySelector("[data-approval-queue]"); }
+  function items() {
+    var root = queue();
+    return root ? Array.prototype.slice.call(root.querySelectorAll("article.approval-item")) : [];
+  }
+  function current() {
+    var el = document.activeElement;
+    return el && el.closest ? el.closest("article.approval-item") : null;
+  }
+  function focusItem(index) {
+    var all = items();
+    if (!all.length) { return; }
+    var item = all[Math.max(0, Math.min(all.length - 1, index))];
+    item.focus();
+    item.scrollIntoView({ block: "nearest" });
+  }
+  function typing(el) {
+    return el && (el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName));
+  }
+  document.addEventListener("keydown", function (event) {
+    if (!queue() || event.ctrlKey || event.metaKey || event.altKey) { return; }
+    var target = event.target;
+    if (event.key === "Enter" && target.matches && target.matches("input[data-comment]")) {
+      var form = target.closest("form");
+      if (form && form.getAttribute("data-intent") === "reject" && target.value.trim()) {
+        event.preventDefault();
+        form.querySelector("button[data-reject]").click();
+      }
+      return;
+    }
+    if (event.key === "Escape" && typing(target)) {
+      var holder = target.closest("article.approval-item");
+      if (holder) { holder.focus(); }
+      return;
+    }
+    if (typing(target)) { return; }
+    var all = items();
+    var item = current();
+    var index = item ? all.indexOf(item) : -1;
+    if (event.key === "j") { event.preventDefault(); focusItem(index + 1); return; }
+    if (event.key === "k") { event.preventDefault(); focusItem(index < 0 ? 0 : index - 1); return; }
+    if (!item) { return; }
+    if (event.key === "a") {
+      var approve = item.querySelector("button[data-approve]");
+      if (approve) { event.preventDefault(); approve.focus(); }
+    } else if (event.key === "r") {
+      var comment = item.querySelector("input[data-comment]");
+      if (comment) {
+        event.preventDefault();
+        comment.closest("form").setAttribute("data-intent", "reject");
+        comment.focus();
+      }
+    } else if (event.key === "e") {
+      var editor = item.querySelector("details.edit-args");
+      if (editor) {
+        event.preventDefault();
+        editor.open = true;
+        editor.querySelector("textarea").focus();
+      }
+    }
+  });
+  // After a decision the list is re-rendered: keep the reviewer's place in it.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var item = event.target.closest ? event.target.closest("article.approval-item") : null;
+    lastIndex = item ? items().indexOf(item) : -1;
+  });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (lastIndex >= 0 && queue()) {
+      focusItem(lastIndex);
+      lastIndex = -1;
+    }
+  });
+})();

@@ -21,6 +21,59 @@ DEMO_USERS = [
 ]
 
 
+# Each demo tenant's queues: name, slug, description, the categories triage routes there.
+DEMO_QUEUES = [
+    (
+        "Service Desk",
+        "service-desk",
+        "First line: software, e-mail and business applications; anything else.",
+        ["software", "email", "application", "other"],
+    ),
+    (
+        "Identity & Access",
+        "identity-access",
+        "Accounts, passwords, MFA, access rights and security reports.",
+        ["access", "security"],
+    ),
+    (
+        "Network",
+        "network",
+        "VPN, Wi-Fi, connectivity and the infrastructure behind them.",
+        ["network", "infrastructure"],
+    ),
+    (
+        "Workplace & Hardware",
+        "workplace-hardware",
+        "Laptops, phones, printers and peripherals.",
+        ["hardware"],
+    ),
+]
+
+
+def seed_queues(tenant, tickets, actor=None) -> None:
+    """The tenant's demo queues, and each demo ticket routed to the queue of its category."""
+    from incidents import services
+    from incidents.models import Queue
+
+    by_category = {}
+    for name, slug, description, categories in DEMO_QUEUES:
+        queue = Queue.objects.for_tenant(tenant).filter(slug=slug).first()
+        if queue is None:
+            queue = services.queue_create(
+                tenant=tenant,
+                actor=actor,
+                name=name,
+                slug=slug,
+                description=description,
+                categories=categories,
+            )
+        by_category.update(dict.fromkeys(queue.categories, queue))
+    for ticket in tickets:
+        queue = by_category.get(ticket.category) or by_category.get("other")
+        if ticket.queue_id is None and queue is not None:
+            services.ticket_set_queue(ticket=ticket, actor=actor, queue=queue)
+
+
 class Command(BaseCommand):
     help = "Load demo tenants (acme, globex), users and tickets on first run; a no-op afterwards."
 
@@ -86,6 +139,14 @@ class Command(BaseCommand):
             assignees=[users["globex-agent"]],
             start_agent=False,
         )
+        seed_queues(acme, acme_tickets)
+        seed_queues(globex, globex_tickets)
+        # The demo knowledge base (runbooks, guides, the compliance policy) for each tenant,
+        # indexed by the worker after commit, so the agents' Resolution steps cite it.
+        from knowledge.services import DEMO_KB_DIR, import_folder
+
+        for tenant in (acme, globex):
+            import_folder(tenant=tenant, folder=DEMO_KB_DIR, actor=None)
         # The sandbox connector's directory and devices: every demo person and every
         # requester of a demo ticket exists there, with realistic problems (the requesters
         # come first, so `requester` starts locked out with a VPN that times out).

@@ -114,9 +114,19 @@ class SandboxConnector(Connector):
             previous = None
             with connection.cursor() as cursor:
                 if nested:
-                    cursor.execute("SHOW statement_timeout")
+                    # Read the old value and set the new one in one round trip (the
+                    # materialised CTE is read before the outer row sets the new value).
+                    cursor.execute(
+                        "WITH prev AS MATERIALIZED "
+                        "(SELECT current_setting('statement_timeout') AS value) "
+                        "SELECT value, set_config('statement_timeout', %s, true) FROM prev",
+                        [milliseconds],
+                    )
                     previous = cursor.fetchone()[0]
-                cursor.execute("SELECT set_config('statement_timeout', %s, true)", [milliseconds])
+                else:
+                    cursor.execute(
+                        "SELECT set_config('statement_timeout', %s, true)", [milliseconds]
+                    )
             yield
             if previous is not None:
                 with connection.cursor() as cursor:
