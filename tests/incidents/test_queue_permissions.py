@@ -579,6 +579,14 @@ def test_demo_data_has_queues_and_routed_tickets(db):
         assert tickets.exists() and not tickets.filter(queue__isnull=True).exists()
         for ticket in tickets.exclude(category=""):
             assert ticket.category in ticket.queue.categories or ticket.queue.slug == "service-desk"
+        # and an escalation chain for overdue approvals: least loaded, then the admins
+        from approvals.models import EscalationRule
+
+        rules = EscalationRule.objects.for_tenant(tenant).order_by("order")
+        assert [(r.after_minutes, r.target, r.raise_priority) for r in rules] == [
+            (0, "least_loaded", False),
+            (60, "admins", True),
+        ]
 
 
 def _admin_change_data(response) -> dict:

@@ -50,6 +50,31 @@ DEMO_QUEUES = [
 ]
 
 
+def seed_escalation_policy(tenant) -> None:
+    """A sensible default chain: a breached request goes to the least-loaded available
+    reviewer; an hour later to the admins, at a higher priority (admin: Escalation policies)."""
+    from approvals.models import EscalationPolicy, EscalationRule
+
+    policy, created = EscalationPolicy.objects.for_tenant(tenant).get_or_create(
+        tenant=tenant, defaults={"name": "Default"}
+    )
+    if not created:
+        return
+    Target = EscalationRule.Target
+    for order, (after, target, raise_priority) in enumerate(
+        [(0, Target.LEAST_LOADED, False), (60, Target.ADMINS, True)]
+    ):
+        EscalationRule.objects.create(
+            tenant=tenant,
+            policy=policy,
+            order=order,
+            action_pattern="*",
+            after_minutes=after,
+            target=target,
+            raise_priority=raise_priority,
+        )
+
+
 def seed_queues(tenant, tickets, actor=None) -> None:
     """The tenant's demo queues, and each demo ticket routed to the queue of its category."""
     from incidents import services
@@ -141,6 +166,8 @@ class Command(BaseCommand):
         )
         seed_queues(acme, acme_tickets)
         seed_queues(globex, globex_tickets)
+        for tenant in (acme, globex):
+            seed_escalation_policy(tenant)
         # The demo knowledge base (runbooks, guides, the compliance policy) for each tenant,
         # indexed by the worker after commit, so the agents' Resolution steps cite it.
         from knowledge.services import DEMO_KB_DIR, import_folder
