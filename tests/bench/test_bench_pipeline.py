@@ -27,7 +27,9 @@ Scenarios (BENCH_PIPELINE_SCENARIOS, comma-separated; default all):
 - ``prefork2-burst`` / ``prefork2-paced20``  the production setting of ``make run``: one
                        worker with the prefork pool and concurrency 2.
 
-The goal (2-core machine): at least 20 tickets/s with one worker and p95 under 2 s. Nothing
+The goal (2-core machine): at least 20 tickets/s with one worker and p95 under 2 s, judged
+for one worker process (solo) and for one worker with two pool processes (prefork, what
+``make run`` starts); the headline line and var/bench/pipeline.json give both. Nothing
 here asserts a time; the asserts are about correctness: every run settled, none failed,
 every resolved ticket's tool calls verified, no tool call applied twice. The CPU line says
 where the machine's time went (the worker, PostgreSQL, this process, everything else: other
@@ -472,6 +474,15 @@ def _measure(tenant, kinds: dict[str, str], t0: float, arrivals: float, query_lo
         "worker_ms_per_run": _stats(run_worker_ms, 1),
         "top_statements": dict(tables.most_common(25)),
         "tasks_logged": len(lines),
+        # Other tasks the worker ran meanwhile (after-resolution learning, indexing): count
+        # and worker CPU ms, so their share of the worker's time shows.
+        "tasks_other": {
+            name: {
+                "n": sum(1 for x in lines if x["task"] == name),
+                "cpu_ms": round(sum(x.get("cpu_ms", 0) for x in lines if x["task"] == name)),
+            }
+            for name in sorted({x["task"] for x in lines} - {"agents.tasks.advance_run"})
+        },
         "tasks_eager": sum(1 for line in lines if line["eager"]),
         "tasks_not_claimed": unclaimed,
         "first_created_offset_s": round(first_created - t0, 3),
@@ -503,7 +514,11 @@ def _check(tenant, n: int, query_log: Path) -> None:
     lines = _read_query_log(query_log)
     assert lines, "the worker's query log is empty"
     assert not [x for x in lines if x["eager"]], "a task ran eagerly inside the worker"
-    claimed = [x for x in lines if x["result"] != "not-claimed"]
+    # The worker also runs what a resolution starts (learning from it, indexing the past
+    # ticket): only the agent's step tasks count here.
+    claimed = [
+        x for x in lines if x["task"] == "agents.tasks.advance_run" and x["result"] != "not-claimed"
+    ]
     assert len(claimed) == sum(r.step_count for r in runs)
 
     tickets = dict(Ticket.objects.for_tenant(tenant).values_list("number", "status"))
@@ -559,17 +574,25 @@ def _write() -> None:
         cursor.execute("SHOW server_version")
         pg_version = cursor.fetchone()[0]
     OUT_DIR.mkdir(parents=True, exist_ok=True)
+    # "One worker" two ways: one process (--pool=solo), and one worker with the prefork pool
+    # and concurrency 2 (what `make run` starts on this 2-core machine). The goal is judged on
+    # each; both are printed.
     headline = {}
-    burst, paced = _results.get("solo-burst"), _results.get("solo-paced20")
-    if burst:
-        headline["one_worker_tickets_per_s"] = burst["tickets_per_s"]
-    if paced:
-        headline["one_worker_p95_s_at_20_per_s"] = paced["latency_s"]["p95"]
+    for label, prefix in (("solo", "solo"), ("prefork2", "prefork2")):
+        burst, paced = _results.get(f"{prefix}-burst"), _results.get(f"{prefix}-paced20")
+        if burst:
+            headline[f"{label}_tickets_per_s"] = burst["tickets_per_s"]
+        if paced:
+            headline[f"{label}_p95_s_at_20_per_s"] = paced["latency_s"]["p95"]
+        if burst and paced:
+            headline[f"{label}_meets_goal"] = (
+                burst["tickets_per_s"] >= GOAL_RATE and paced["latency_s"]["p95"] < GOAL_P95_S
+            )
     if "solo-paced5" in _results:
-        headline["one_worker_p95_s_at_5_per_s"] = _results["solo-paced5"]["latency_s"]["p95"]
-    if burst and paced:
-        headline["meets_goal"] = (
-            burst["tickets_per_s"] >= GOAL_RATE and paced["latency_s"]["p95"] < GOAL_P95_S
+        headline["solo_p95_s_at_5_per_s"] = _results["solo-paced5"]["latency_s"]["p95"]
+    if headline:
+        print(
+            f"\n== pipeline goal (>= {GOAL_RATE:g} tickets/s, p95 < {GOAL_P95_S:g} s): {headline}"
         )
     OUT.write_text(
         json.dumps(
@@ -614,6 +637,12 @@ def _print(name: str, r: dict) -> None:
         f"{cpu['other_ms_per_ticket']} ms; machine busy {cpu['machine_busy_fraction']:.0%}"
     )
     print(f"   outcomes {r['outcomes']}")
+    if r["tasks_other"]:
+        other = ", ".join(
+            f"{name.rsplit('.', 1)[-1]} {v['n']}x ({v['cpu_ms']} ms CPU)"
+            for name, v in r["tasks_other"].items()
+        )
+        print(f"   other tasks on the worker: {other}")
     steps = r["steps_per_run"]
     print(f"   steps/run mean {steps['mean']}  histogram {steps['histogram']}")
     print(
