@@ -826,6 +826,18 @@ def advance(run_id: int) -> str:
             run.status = RunStatus.WAITING_APPROVAL
             run.lease_expires_at = None
             run.save(update_fields=RUN_STEP_FIELDS)
+            # A reviewer may have decided between the request's commit (mid-step) and this
+            # save: the handler then found the run still running and could not resume it.
+            # Read after the UPDATE (which waited for any decision holding the run's row), so
+            # such a decision is seen here and the run resumes instead of parking forever.
+            early = _decided_while_parking(run, since=step.started_at)
+            if early is not None:
+                request, call = early
+                run.state = bp.on_decision(run, call, request.status == "approved")
+                run.status = RunStatus.QUEUED
+                run.save(update_fields=["state", "status"])
+                _enqueue(run.pk)
+                return "advanced"
             return "parked"
         run.state = outcome.next_state
         run.lease_expires_at = None
@@ -951,6 +963,28 @@ def on_approval_decided(request) -> None:
     run.updated_at = timezone.now()
     run.save(update_fields=["state", "status", "updated_at"])
     _enqueue(run.pk)
+
+
+def _decided_while_parking(run: Run, *, since):
+    """The first approval of ``run`` decided since its parking step began, with its tool call."""
+    from approvals.models import ApprovalRequest
+
+    request = (
+        ApprovalRequest.objects.for_tenant(run.tenant)
+        .filter(
+            handler=APPROVAL_HANDLER,
+            subject_type="run",
+            subject_id=str(run.pk),
+            status__in=["approved", "rejected", "expired"],
+            decided_at__gte=since,
+        )
+        .order_by("decided_at", "pk")
+        .first()
+    )
+    if request is None:
+        return None
+    call = ToolCall.objects.for_tenant(run.tenant).get(pk=int(request.handler_ref), run=run)
+    return request, call
 
 
 # --------------------------------------------------------------------------- watchdog

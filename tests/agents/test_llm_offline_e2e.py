@@ -93,3 +93,36 @@ def test_admin_rights_request_waits_for_a_reviewer(personas, offline):
     assert (run.status, ticket.status) == ("waiting_approval", "on_hold")
     [call] = ToolCall.objects.for_tenant(personas.tenant).filter(run=run)
     assert call.tool_name == "grant_admin_access"
+
+
+@pytest.mark.parametrize("approve", [True, False], ids=["approved", "rejected"])
+def test_a_decision_before_the_run_parks_is_not_lost(personas, offline, monkeypatch, approve):
+    """A reviewer decides between the request's commit and the step's end (when the handler
+    still sees a running run): the run must resume, not park forever."""
+    from approvals.services import decide
+
+    original = engine.StepContext.request_approval
+
+    def request_and_decide_at_once(self, call, **kwargs):
+        request = original(self, call, **kwargs)
+        decide(
+            request=request,
+            actor=personas.reviewer,
+            approve=approve,
+            comment="" if approve else "No local admin rights.",
+        )
+        return request
+
+    monkeypatch.setattr(engine.StepContext, "request_approval", request_and_decide_at_once)
+    ticket, run = _open(
+        personas, 3, "Need admin rights on my workstation", "Please grant me local admin rights."
+    )
+    drive(run)
+    ticket.refresh_from_db()
+    [call] = ToolCall.objects.for_tenant(personas.tenant).filter(run=run)
+    if approve:
+        assert (run.status, ticket.status) == ("succeeded", "resolved")
+        assert call.status == ToolCall.Status.SUCCESS
+    else:
+        assert (run.status, ticket.status) == ("escalated", "escalated")
+        assert call.status == ToolCall.Status.REJECTED

@@ -145,3 +145,47 @@ def test_sigkill_mid_step_resumes_on_another_worker_and_applies_nothing_twice(
     assert call.status == "success" and call.retries == 1 and call.verified
     assert ToolCall.objects.for_tenant(personas.tenant).filter(run=run).count() == 1
     assert Ticket.objects.for_tenant(personas.tenant).get(pk=ticket.pk).status == "resolved"
+
+
+def test_rejected_action_escalates_the_parked_run_on_a_real_worker(
+    worker_factory, real_delivery, personas
+):
+    """Resume the other way: a reviewer rejects; the worker escalates; nothing was applied."""
+    from approvals.models import ApprovalRequest
+    from approvals.services import decide
+
+    config = agent_config(personas.tenant)
+    config.auto_resolve_on_create = True
+    config.llm_backend = "offline"
+    config.save()
+    DirectoryUser.objects.create(
+        tenant=personas.tenant, email=personas.requester.email, display_name="Robin"
+    )
+    worker = worker_factory()
+    ticket = ticket_create(
+        tenant=personas.tenant,
+        actor=personas.requester,
+        title="Need admin rights on my workstation",
+        description="Please grant me local admin rights so I can install developer tools myself.",
+        source="portal",
+    )
+    wait_for(
+        lambda: (
+            Run.objects.for_tenant(personas.tenant)
+            .filter(subject_id=ticket.number, status="waiting_approval")
+            .exists()
+        )
+    )
+    request = ApprovalRequest.objects.for_tenant(personas.tenant).get(status="pending")
+    decide(
+        request=request, actor=personas.reviewer, approve=False, comment="Not without a manager."
+    )
+    run = wait_for(lambda: finished_run(personas.tenant, ticket.number))
+    assert run.status == "escalated", (run.error_message, worker.log())
+    call = ToolCall.objects.for_tenant(personas.tenant).get(run=run)
+    assert call.tool_name == "grant_admin_access" and call.status == "rejected"
+    assert "Not without a manager." in call.policy_reason
+    assert not Operation.objects.for_tenant(personas.tenant).exists()  # no connector call
+    ticket.refresh_from_db()
+    assert ticket.status == "escalated"
+    assert run.deliveries == run.step_count  # every step one delivery, through the broker
