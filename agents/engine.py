@@ -131,6 +131,10 @@ def start_run(
 
 @transaction.atomic
 def request_cancel(*, run: Run, actor) -> Run:
+    # Lock order as in a decision (approvals.services.decide locks the request, then its
+    # handler locks the run): the run's pending requests first, then the run. The other
+    # order could deadlock with a reviewer deciding at the same moment.
+    _lock_open_approvals(run)
     locked = Run.objects.for_tenant(run.tenant).select_for_update().get(pk=run.pk)
     if locked.status in FINISHED_RUN_STATUSES:
         return locked
@@ -156,6 +160,18 @@ def request_cancel(*, run: Run, actor) -> Run:
         target_repr=locked.subject_repr,
     )
     return locked
+
+
+def _open_approvals(run: Run):
+    from approvals.models import ApprovalRequest
+
+    return ApprovalRequest.objects.for_tenant(run.tenant).filter(
+        handler=APPROVAL_HANDLER, subject_type="run", subject_id=str(run.pk), status="pending"
+    )
+
+
+def _lock_open_approvals(run: Run) -> None:
+    list(_open_approvals(run).select_for_update().values_list("pk", flat=True))
 
 
 def _cancel_open_approvals(run: Run) -> None:
@@ -753,9 +769,9 @@ def advance(run_id: int) -> str:
         return "not-claimed"
     if run.cancel_requested:
         with transaction.atomic():
+            _cancel_open_approvals(run)  # the requests before the run: the decisions' order
             _finish(run, RunStatus.CANCELLED, error_message="Cancelled on request")
             run.save()
-            _cancel_open_approvals(run)
         return "cancelled"
     bp = blueprints.get(run.agent_name)
     config = getattr(run, "_claimed_config", None) or agent_config(run.tenant)
