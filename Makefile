@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml
 		|| { echo "error: cannot create a venv; on Debian: apt-get install python3-venv"; exit 1; }
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
+	@# NNCF without its `ninja` requirement, which would overwrite django-ninja (pyproject.toml).
+	$(PY) -m pip install --quiet --no-deps "nncf==3.4.0"
+	@$(PY) -c "import importlib.metadata as m, sys; sys.exit(any((d.metadata['Name'] or '').lower() == 'ninja' for d in m.distributions()))" || { echo "error: the ninja build tool is installed and shadows django-ninja; run: $(PY) -m pip uninstall -y ninja && $(PY) -m pip install --force-reinstall --no-deps django-ninja"; exit 1; }
 	@touch $(STAMP)
 
 run: $(STAMP)

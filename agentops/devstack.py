@@ -76,6 +76,10 @@ def run() -> int:
         _say("Migrating the database")
         if _run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], env=env):
             return 1
+        # The int8 embedding model, built once per machine (about 15 s), before the worker
+        # indexes the demo knowledge base with it.
+        if _run([PY, "manage.py", "prepare_embeddings"], env=env):
+            return 1
         if _run([PY, "manage.py", "seed_demo"], env=env):
             return 1
         (localservices.VAR_DIR / "celery").mkdir(parents=True, exist_ok=True)
@@ -176,6 +180,15 @@ def lint() -> int:
     return 0
 
 
+def _prepare_embeddings() -> int:
+    """Build the int8 MiniLM model if missing (once per machine, about 15 s): the tests about
+    meaning (tests/knowledge/test_semantic.py) and the benchmarks use the real model. The dev
+    settings name the same model directory (var/models) as the test settings."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "agentops.settings"}
+    env.pop("KNOWLEDGE_EMBEDDING_BACKEND", None)
+    return _run([PY, "manage.py", "prepare_embeddings"], env=env)
+
+
 def test(pytest_args: list[str]) -> int:
     started = _services()
     try:
@@ -185,6 +198,8 @@ def test(pytest_args: list[str]) -> int:
         # Importing the agentops package (for localservices) set DJANGO_SETTINGS_MODULE to the
         # dev settings in this process; pytest must use the test settings from pyproject.toml.
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+        if _prepare_embeddings():
+            return 1
         return _run([PY, "-m", "pytest", "--durations=15", *pytest_args], env=env)
     finally:
         localservices.stop_started(started)
@@ -193,6 +208,8 @@ def test(pytest_args: list[str]) -> int:
 def bench(pytest_args: list[str]) -> int:
     started = _services()
     try:
+        if _prepare_embeddings():
+            return 1
         env = {**os.environ, "AGENTOPS_BENCH": "1", "DJANGO_SETTINGS_MODULE": "tests.settings"}
         return _run([PY, "-m", "pytest", "tests/bench", "-s", *pytest_args], env=env)
     finally:

@@ -294,10 +294,20 @@ LOGGING = {
 # --- Knowledge (knowledge/) ---------------------------------------------------------------
 # minilm: all-MiniLM-L6-v2, offline, 384 dims (default); hashing: deterministic, for tests.
 KNOWLEDGE_EMBEDDING_BACKEND = env_str("KNOWLEDGE_EMBEDDING_BACKEND", "minilm")
-KNOWLEDGE_EMBEDDING_THREADS = env_int("KNOWLEDGE_EMBEDDING_THREADS", 1, minimum=1)
+# How the minilm backend runs (knowledge/minilm_openvino.py says what was measured): openvino,
+# an int8 model built once into KNOWLEDGE_MODEL_DIR (default; about 4x torch float32 here), or
+# torch, sentence-transformers itself.
+KNOWLEDGE_EMBEDDING_RUNTIME = env_str("KNOWLEDGE_EMBEDDING_RUNTIME", "openvino")
+if KNOWLEDGE_EMBEDDING_RUNTIME not in ("openvino", "torch"):
+    raise ImproperlyConfigured(
+        f"KNOWLEDGE_EMBEDDING_RUNTIME must be 'openvino' or 'torch', not {KNOWLEDGE_EMBEDDING_RUNTIME!r}"
+    )
+KNOWLEDGE_MODEL_DIR = Path(env_str("KNOWLEDGE_MODEL_DIR", str(BASE_DIR / "var" / "models")))
+# Threads per process for embedding; 0 = automatic (every core with openvino, 1 with torch).
+KNOWLEDGE_EMBEDDING_THREADS = env_int("KNOWLEDGE_EMBEDDING_THREADS", 0, minimum=0)
 KNOWLEDGE_EMBEDDING_BATCH = env_int("KNOWLEDGE_EMBEDDING_BATCH", 32, minimum=1)
-# Speed of the minilm backend (knowledge/embeddings.py says what was measured): int8 dynamic
-# quantisation of its Linear layers, and the word pieces read per passage (the model's 256 max).
+# The torch runtime's speed setting: int8 dynamic quantisation of its Linear layers. For both
+# runtimes: the word pieces read per passage (the model's 256 max).
 KNOWLEDGE_EMBEDDING_QUANTIZE = env_bool("KNOWLEDGE_EMBEDDING_QUANTIZE", True)
 KNOWLEDGE_EMBEDDING_MAX_TOKENS = env_int("KNOWLEDGE_EMBEDDING_MAX_TOKENS", 256, minimum=16)
 # Chunks embedded per step of the index task (the console's progress moves per step).

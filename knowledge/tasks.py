@@ -64,9 +64,12 @@ def index_document_now(document_id: int) -> str:
     """Chunk, store and embed one document; returns what happened (for logs and tests).
 
     1. Claim the document (or return "skipped": someone else has it, or it is done).
-    2. Chunk its content and replace its chunks in one transaction (a retry starts clean).
-    3. Embed in batches; after each batch the chunks' vectors and the document's
-       ``chunks_embedded`` are committed, so the console shows progress.
+    2. Chunk its content; remove the chunks of an earlier attempt (a retry starts clean).
+    3. Embed in batches; each batch's chunks are inserted with their vectors, and the
+       document's ``chunks_embedded`` moves, in one commit, so the console shows progress.
+       (Inserting each chunk once, with its vector, instead of inserting it bare and updating
+       it later, writes each row and its index entries once: the update was a third of the
+       time of indexing.)
     4. Mark it ready with the model's name, or failed with the error.
     """
     from knowledge.embeddings import get_embedder
@@ -80,37 +83,34 @@ def index_document_now(document_id: int) -> str:
         drafts = chunk_document(document.content, document.content_type)
         with transaction.atomic():
             Chunk.objects.for_tenant(tenant).filter(document=document).delete()
-            chunks = Chunk.objects.bulk_create(
-                [
-                    Chunk(
-                        tenant=tenant,
-                        document=document,
-                        source=document.source,
-                        kind=document.source.kind,
-                        seq=d.seq,
-                        heading_path=d.heading_path,
-                        anchor=d.anchor,
-                        text=d.text,
-                        token_count=d.word_count,
-                    )
-                    for d in drafts
-                ],
-                batch_size=500,
-            )
             Document.objects.for_tenant(tenant).filter(pk=document.pk).update(
-                chunks_total=len(chunks), chunks_embedded=0
+                chunks_total=len(drafts), chunks_embedded=0
             )
         batch = max(1, getattr(settings, "KNOWLEDGE_INDEX_BATCH", 32))
-        for start in range(0, len(chunks), batch):
-            part = chunks[start : start + batch]
-            vectors = embedder.embed([drafts[c.seq].embedding_text for c in part])
+        for start in range(0, len(drafts), batch):
+            part = drafts[start : start + batch]
+            vectors = embedder.embed([d.embedding_text for d in part])
             with transaction.atomic():
                 if not _still_current(document):
                     return "superseded"  # an edit replaced it; the new version indexes itself
-                for chunk, vector in zip(part, vectors, strict=True):
-                    chunk.embedding = vector
-                    chunk.embedding_model = embedder.name
-                Chunk.objects.for_tenant(tenant).bulk_update(part, ["embedding", "embedding_model"])
+                Chunk.objects.bulk_create(
+                    [
+                        Chunk(
+                            tenant=tenant,
+                            document=document,
+                            source=document.source,
+                            kind=document.source.kind,
+                            seq=d.seq,
+                            heading_path=d.heading_path,
+                            anchor=d.anchor,
+                            text=d.text,
+                            token_count=d.word_count,
+                            embedding=vector,
+                            embedding_model=embedder.name,
+                        )
+                        for d, vector in zip(part, vectors, strict=True)
+                    ]
+                )
                 services.mark_progress(document.pk, len(part))
         Document.objects.for_tenant(tenant).filter(
             pk=document.pk, status=IndexStatus.INDEXING
