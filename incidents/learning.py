@@ -167,13 +167,23 @@ def promote(ticket: Ticket, resolution: AgentResolution | None = None, *, reason
 
 def learn_from_rating(ticket: Ticket) -> None:
     """After a CSAT rating: 4-5 promotes the resolution to a golden path; the example's
-    ``resolved_ok`` follows the rating (a 1-2 is not a way to repeat)."""
-    history.set_resolved_ok(ticket.tenant, ticket.number, (ticket.csat_score or 0) >= 3)
-    if (ticket.csat_score or 0) >= GOLDEN_CSAT and ticket.status in (
-        Status.RESOLVED,
-        Status.CLOSED,
-    ):
-        promote(ticket, reason=f"the requester rated it {ticket.csat_score}/5")
+    ``resolved_ok`` follows the rating (a 1-2 is not a way to repeat).
+
+    A lower rating retires a golden path that no longer has anyone vouching for it: a 1-2
+    always (the requester says it did not work, whoever approved it), a 3 unless a reviewer
+    approved the resolution. A later 4-5 brings it back."""
+    score = ticket.csat_score
+    history.set_resolved_ok(ticket.tenant, ticket.number, (score or 0) >= 3)
+    if score is None:
+        return
+    if score >= GOLDEN_CSAT:
+        if ticket.status in (Status.RESOLVED, Status.CLOSED):
+            promote(ticket, reason=f"the requester rated it {score}/5")
+        return
+    if score <= 2 or agent_resolution(ticket).approval is None:
+        learning.retire_golden_path(
+            tenant=ticket.tenant, ref=ticket.number, reason=f"the requester rated it {score}/5"
+        )
 
 
 # --------------------------------------------------------------------------- reading

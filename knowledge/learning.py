@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from knowledge.history import DEFAULT_K, Neighbour, min_similarity, similar
-from knowledge.models import SourceKind
+from knowledge.models import Source, SourceKind
 
 PATH_SEPARATOR = " > "  # how LabelledExample.resolution_path joins tool names
 MIN_PLAYBOOK_SUPPORT = 3
@@ -103,6 +103,25 @@ def promote_golden_path(
         provenance=provenance,
         actor=actor,
     )
+
+
+def retire_golden_path(*, tenant, ref: str, reason: str, actor=None):
+    """Take the golden path of ``ref`` out of retrieval, when what vouched for it no longer
+    does (the requester lowered the rating). Its versions stay for the record, with the reason
+    in its provenance; a later approval or a 4-5 rating brings it back. Returns the Source, or
+    None if there was none."""
+    from knowledge.services import source_deactivate
+
+    source = (
+        Source.objects.for_tenant(tenant)
+        .filter(kind=SourceKind.GOLDEN_PATH, external_key=golden_key(ref))
+        .first()
+    )
+    if source is None or not source.is_active:
+        return source
+    source.provenance = {**source.provenance, "retired": reason}
+    source.save(update_fields=["provenance"])
+    return source_deactivate(source=source, actor=actor)
 
 
 @dataclass(frozen=True)

@@ -251,7 +251,9 @@ def ingest_text(
                 target_repr=src.title,
                 changes=changed_fields,
             )
-        if current.status == IndexStatus.FAILED:
+        # A failed index is retried; a reactivated source lost its chunks when it was
+        # deactivated, so it is indexed again.
+        if current.status == IndexStatus.FAILED or "is_active" in changed_fields:
             _reset_for_indexing(current)
             _enqueue_index(current.pk)
         return current

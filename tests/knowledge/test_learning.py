@@ -232,3 +232,63 @@ def test_ticket_page_shows_similar_tickets_and_the_playbook_to_staff_only(
 
     assert client_for(personas.requester2).get(url).status_code == 404  # not rosa's ticket
     assert client_for(personas.outsider).get(url).status_code in (403, 404)
+
+
+def test_a_lowered_rating_retires_the_golden_path_and_a_new_5_brings_it_back(
+    personas, make_ticket, django_capture_on_commit_callbacks
+):
+    from knowledge import retrieval
+    from knowledge.models import Chunk
+
+    ticket = make_ticket(personas.tenant, personas.requester, title="Locked out after MFA reset")
+    ticket = resolve(ticket, personas.agent, django_capture_on_commit_callbacks)
+
+    def rate(score):
+        with django_capture_on_commit_callbacks(execute=True):
+            services.ticket_rate(ticket=ticket, actor=personas.requester, score=score)
+        return golden(personas.tenant).get()
+
+    def found():
+        hits = retrieval.search(personas.tenant, "Unlocked the account in the directory", k=10)
+        return [h.source_title for h in hits if h.source_title.startswith("Golden path")]
+
+    source = rate(5)
+    assert source.is_active and found()
+    source = rate(3)  # nobody else vouched for it: retired
+    assert not source.is_active
+    assert source.provenance["retired"] == "the requester rated it 3/5"
+    assert not Chunk.objects.for_tenant(personas.tenant).filter(source=source).exists()
+    assert found() == []
+    assert source.documents.count() == 1  # its versions stay for the record
+    source = rate(5)  # vouched for again: back, indexed again
+    assert source.is_active and "retired" not in source.provenance
+    assert Chunk.objects.for_tenant(personas.tenant).filter(source=source).exists()
+    assert found()
+
+
+def test_an_approved_golden_path_survives_a_3_but_not_a_1(personas, monkeypatch):
+    from incidents import learning as ticket_learning
+
+    ticket = services.ticket_create(
+        tenant=personas.tenant,
+        actor=personas.requester,
+        title="Admin rights for the SDK",
+        description="To install the SDK.",
+        start_agent=False,
+    )
+    learning.promote_golden_path(
+        tenant=personas.tenant,
+        ref=ticket.number,
+        title=ticket.title,
+        problem="SDK install needs admin rights",
+        resolution="Granted temporary admin access.",
+        provenance={"ticket": ticket.number, "approver": "riley"},
+    )
+    approved = ticket_learning.AgentResolution(run=None, tools=[], approval=object())
+    monkeypatch.setattr(ticket_learning, "agent_resolution", lambda t: approved)
+    ticket.csat_score = 3
+    ticket_learning.learn_from_rating(ticket)
+    assert golden(personas.tenant).get().is_active  # the reviewer's approval still stands
+    ticket.csat_score = 1
+    ticket_learning.learn_from_rating(ticket)
+    assert not golden(personas.tenant).get().is_active  # the requester says it did not work
