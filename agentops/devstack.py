@@ -96,6 +96,28 @@ def run() -> int:
                     "2",
                     "--hostname",
                     "worker@%h",
+                    "--queues",
+                    os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery"),
+                ],
+                cwd=ROOT,
+                env=env,
+            )
+        )
+        # Knowledge work (indexing, learning from resolved tickets) on a worker of its own, so
+        # a large import never queues ahead of agent steps (agentops/settings.py).
+        children.append(
+            subprocess.Popen(
+                [
+                    *celery,
+                    "worker",
+                    "--loglevel",
+                    "INFO",
+                    "--concurrency",
+                    "1",
+                    "--hostname",
+                    "knowledge@%h",
+                    "--queues",
+                    os.environ.get("CELERY_KNOWLEDGE_QUEUE", "knowledge"),
                 ],
                 cwd=ROOT,
                 env=env,

@@ -165,6 +165,18 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A task whose worker died is redelivered after this long (must exceed the longest task).
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 60}
 CELERY_TASK_ALWAYS_EAGER = False
+# Agent steps go to the default queue; the knowledge work (indexing documents, learning from
+# resolved tickets: seconds of model time each) to a queue of its own with its own worker, so
+# a large import never queues ahead of agent steps. `make run` starts a worker for each.
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery")
+CELERY_KNOWLEDGE_QUEUE = env_str("CELERY_KNOWLEDGE_QUEUE", "knowledge")
+KNOWLEDGE_TASKS = (
+    "knowledge.tasks.index_document",
+    "knowledge.tasks.reembed_stale",
+    "incidents.tasks.learn_from_resolution",
+    "incidents.tasks.learn_from_rating",
+)
+CELERY_TASK_ROUTES = {name: {"queue": CELERY_KNOWLEDGE_QUEUE} for name in KNOWLEDGE_TASKS}
 # Celery's Django fixup closes the database connection around every task unless this is set:
 # a new PostgreSQL backend per task (fork, authentication, cold catalogue caches). Workers keep
 # their connections instead, and agentops.celery drops stale or broken ones around each task

@@ -24,6 +24,8 @@ CELERY_TASK_EAGER_PROPAGATES = True
 # A broker queue of this test session's own (inherited by the workers it starts), so two test
 # sessions at once (a developer and CI, or parallel helpers) never run each other's tasks.
 CELERY_TASK_DEFAULT_QUEUE = os.environ.setdefault("AGENTOPS_TEST_QUEUE", f"test-{os.getpid()}")
+CELERY_KNOWLEDGE_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-knowledge"
+CELERY_TASK_ROUTES = {name: {"queue": CELERY_KNOWLEDGE_QUEUE} for name in KNOWLEDGE_TASKS}  # noqa: F405
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CACHES["default"]["KEY_PREFIX"] = "agentops-test"  # noqa: F405
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405

@@ -51,3 +51,25 @@ def test_worker_flags_an_overdue_ticket(celery_worker, real_delivery, personas):
     # Idempotent: the next beat tick finds nothing new.
     assert tasks.mark_sla_breaches.delay().get(timeout=30) == 0
     assert events.count() == 1
+
+
+def test_knowledge_work_has_a_queue_of_its_own():
+    """Indexing and learning (seconds of model time each) never queue ahead of agent steps:
+    they are routed to the knowledge queue, which `make run` gives a worker of its own."""
+    from django.conf import settings
+
+    from agentops.celery import app
+
+    def queue_of(task_name):
+        route = app.amqp.router.route({}, task_name)
+        return route["queue"].name
+
+    assert settings.CELERY_KNOWLEDGE_QUEUE != settings.CELERY_TASK_DEFAULT_QUEUE
+    for name in (
+        "knowledge.tasks.index_document",
+        "incidents.tasks.learn_from_resolution",
+        "incidents.tasks.learn_from_rating",
+    ):
+        assert queue_of(name) == settings.CELERY_KNOWLEDGE_QUEUE, name
+    for name in ("agents.tasks.advance_run", "approvals.tasks.check_approval_slas"):
+        assert queue_of(name) == settings.CELERY_TASK_DEFAULT_QUEUE, name
