@@ -83,46 +83,18 @@ def run() -> int:
         if _run([PY, "manage.py", "seed_demo"], env=env):
             return 1
         (localservices.VAR_DIR / "celery").mkdir(parents=True, exist_ok=True)
-        _say("Starting the Celery worker, Celery beat and the web server")
+        _say("Starting the Celery workers, Celery beat and the web server")
         celery = [PY, "-m", "celery", "-A", "agentops"]
-        children.append(
-            subprocess.Popen(
-                [
-                    *celery,
-                    "worker",
-                    "--loglevel",
-                    "INFO",
-                    "--concurrency",
-                    "2",
-                    "--hostname",
-                    "worker@%h",
-                    "--queues",
-                    os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery"),
-                ],
-                cwd=ROOT,
-                env=env,
-            )
-        )
-        # Knowledge work (indexing, learning from resolved tickets) on a worker of its own, so
-        # a large import never queues ahead of agent steps (agentops/settings.py).
-        children.append(
-            subprocess.Popen(
-                [
-                    *celery,
-                    "worker",
-                    "--loglevel",
-                    "INFO",
-                    "--concurrency",
-                    "1",
-                    "--hostname",
-                    "knowledge@%h",
-                    "--queues",
-                    os.environ.get("CELERY_KNOWLEDGE_QUEUE", "knowledge"),
-                ],
-                cwd=ROOT,
-                env=env,
-            )
-        )
+        # Agent steps on two pool processes; knowledge work (indexing, learning from resolved
+        # tickets) on a worker of its own, so a large import never queues ahead of agent steps
+        # (CELERY_TASK_ROUTES in agentops/settings.py).
+        for hostname, queue, concurrency in (
+            ("worker@%h", os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery"), "2"),
+            ("knowledge@%h", os.environ.get("CELERY_KNOWLEDGE_QUEUE", "knowledge"), "1"),
+        ):
+            worker = [*celery, "worker", "--loglevel", "INFO", "--concurrency", concurrency]
+            worker += ["--hostname", hostname, "--queues", queue]
+            children.append(subprocess.Popen(worker, cwd=ROOT, env=env))
         children.append(
             subprocess.Popen(
                 [
