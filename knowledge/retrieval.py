@@ -123,9 +123,15 @@ def query_lexemes(query: str) -> list[str]:
 # --------------------------------------------------------------------------- arms
 
 
-def vector_arm(cursor, tenant_id: int, vector: str, n: int, kinds=None, exclude=()) -> list:
+def vector_arm(
+    cursor, tenant_id: int, vector: str, n: int, kinds=None, exclude=(), model: str | None = None
+) -> list:
     """(chunk id, cosine distance), nearest first, over the HNSW index. Call inside a
-    transaction: the ``SET LOCAL``s hold until it ends."""
+    transaction: the ``SET LOCAL``s hold until it ends.
+
+    ``model``: only chunks embedded by this model (the query's). Vectors of another model live
+    in another space; while they are re-embedded (after the model changed) those chunks are
+    found by their words only."""
     ef_search = max(n, getattr(settings, "KNOWLEDGE_HNSW_EF_SEARCH", 100))
     # SET LOCAL, both in one round trip: they hold until the transaction ends.
     cursor.execute(
@@ -134,6 +140,8 @@ def vector_arm(cursor, tenant_id: int, vector: str, n: int, kinds=None, exclude=
         [str(int(ef_search))],
     )
     extra, params = _filters(kinds, exclude)
+    if model is not None:
+        extra, params = f"{extra} AND embedding_model = %s", [*params, model]
     # ``extra`` is one of _filters' fixed fragments; every value is a parameter.
     cursor.execute(
         "SELECT id, embedding <=> %s::vector AS distance FROM knowledge_chunk "  # noqa: S608
@@ -210,8 +218,12 @@ def search(
     kinds: Iterable[str] | None = None,
     exclude_source_ids: Iterable[int] = (),
     query_vector: Sequence[float] | None = None,
+    embedding_model: str | None = None,
 ) -> list[Hit]:
-    """The ``k`` best passages of ``tenant``'s knowledge for ``query``, best first."""
+    """The ``k`` best passages of ``tenant``'s knowledge for ``query``, best first.
+
+    The vector arm compares the query's vector with chunks of the same embedding model only:
+    the configured embedder's, or ``embedding_model`` for a given ``query_vector``."""
     from knowledge.embeddings import get_embedder
 
     query = " ".join((query or "").split())[:2000]
@@ -224,11 +236,12 @@ def search(
     if not lexemes:
         return []  # only stop-words or symbols
     if query_vector is None:
-        query_vector = get_embedder().embed_one(query)
+        embedder = get_embedder()
+        query_vector, embedding_model = embedder.embed_one(query), embedder.name
     vector = vector_literal(query_vector)
     pool = max(40, 4 * k)
     with transaction.atomic(), connection.cursor() as cursor:
-        by_vector = vector_arm(cursor, tenant_id, vector, pool, kinds, exclude)
+        by_vector = vector_arm(cursor, tenant_id, vector, pool, kinds, exclude, embedding_model)
         by_text = text_arm(cursor, tenant_id, query, lexemes, pool, kinds, exclude, fill_below=k)
     fused = fuse(by_vector, by_text)
     if not fused:

@@ -335,7 +335,13 @@ def test_hybrid_search_latency_and_recall(kb_corpus):
 
     # Warm up (plans, caches), then time round-robin over both tenants.
     for i in range(10):
-        retrieval.search(tenants[i % 2], texts[i], k=10, query_vector=vectors[i].tolist())
+        retrieval.search(
+            tenants[i % 2],
+            texts[i],
+            k=10,
+            query_vector=vectors[i].tolist(),
+            embedding_model="bench",
+        )
     latencies, arm_ms, text_ms, recalls, empty = [], [], [], [], 0
     statements: dict[str, list[float]] = {}
 
@@ -352,7 +358,9 @@ def test_hybrid_search_latency_and_recall(kb_corpus):
         vec = vectors[i].tolist()
         t = time.perf_counter()
         with connection.execute_wrapper(timed):
-            hits = retrieval.search(tenant, texts[i], k=10, query_vector=vec)
+            hits = retrieval.search(
+                tenant, texts[i], k=10, query_vector=vec, embedding_model="bench"
+            )
         latencies.append((time.perf_counter() - t) * 1000)
         empty += not hits
         literal = retrieval.vector_literal(vec)

@@ -139,3 +139,26 @@ def test_text_arm_prefers_all_words_and_fills_with_any(personas, corpus):
     assert {"handshake" in texts[i] or "jam" in texts[i] for i, _ in filled} == {True}
     assert len(filled) >= 2
     assert excluded == []
+
+
+def test_vectors_of_another_model_are_not_compared_until_re_embedded(personas, corpus):
+    """After the embedding model changed, chunks not yet re-embedded live in another vector
+    space: the vector arm leaves them out, their words still find them."""
+    acme, _globex = corpus
+    stale = Chunk.objects.for_tenant(personas.tenant).filter(source=acme.source)
+    stale_ids = set(stale.values_list("pk", flat=True))
+    stale.update(embedding_model="old-model")
+    embedder = get_embedder()
+    vector = retrieval.vector_literal(embedder.embed_one("VPN timeout from home"))
+    with transaction.atomic(), connection.cursor() as cursor:
+        same_model = {
+            r[0]
+            for r in retrieval.vector_arm(
+                cursor, personas.tenant.pk, vector, 100, model=embedder.name
+            )
+        }
+        any_model = {r[0] for r in retrieval.vector_arm(cursor, personas.tenant.pk, vector, 100)}
+    assert stale_ids <= any_model
+    assert same_model and not (same_model & stale_ids)
+    hits = retrieval.search(personas.tenant, "VPN timeout from home", k=20)
+    assert any(h.chunk_id in stale_ids for h in hits), "the full-text arm still finds them"
