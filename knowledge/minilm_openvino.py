@@ -153,16 +153,30 @@ def build(target: Path) -> Path:
     return target
 
 
-def ensure_built(root: Path) -> Path:
-    """The cached model's directory, built first if missing (one builder at a time)."""
+def ensure_built(root: Path, *, discard_broken: bool = False) -> Path:
+    """The cached model's directory, built first if missing (one builder at a time).
+
+    ``discard_broken``: the cached files could not be loaded (a disk filled up mid-write, a
+    file was damaged): remove them and build again. After a build, the models of older
+    recipes or versions are removed."""
     target = model_dir(root)
-    if (target / "model.xml").exists():
+    if not discard_broken and (target / "model.xml").exists():
         return target
     Path(root).mkdir(parents=True, exist_ok=True)
     with open(Path(root) / ".build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be building it right now
+        if discard_broken:
+            log.warning(
+                "the int8 MiniLM model in %s could not be loaded: building it again", target
+            )
+            shutil.rmtree(target, ignore_errors=True)
         if not (target / "model.xml").exists():
             build(target)
+            for old in Path(root).glob("minilm-int8-*"):
+                if old != target:
+                    shutil.rmtree(old, ignore_errors=True)
+            for scratch in Path(root).glob(".build-*"):  # left by a builder that was killed
+                shutil.rmtree(scratch, ignore_errors=True)
     return target
 
 
@@ -214,7 +228,12 @@ class OpenVINOMiniLM:
             "CPU_DENORMALS_OPTIMIZATION": True,
         }
         self._tokenizer = _tokenizer(self.max_tokens)
-        self._dynamic = self._compile(None)
+        try:
+            self._dynamic = self._compile(None)
+        except RuntimeError:  # OpenVINO's error for unreadable or damaged model files
+            self.directory = ensure_built(root, discard_broken=True)
+            self._model_path = self.directory / "model.xml"
+            self._dynamic = self._compile(None)
         self._static: dict[int, object] = {}
         self._lock = threading.Lock()
 

@@ -5,6 +5,7 @@ the batch, and the build must happen once, whoever asks first."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -125,3 +126,28 @@ def test_an_unknown_runtime_stops_the_settings():
     )
     assert done.returncode != 0
     assert "KNOWLEDGE_EMBEDDING_RUNTIME must be 'openvino' or 'torch'" in done.stderr
+
+
+def test_a_damaged_model_is_built_again_and_old_ones_are_removed(tmp_path, monkeypatch, settings):
+    """A truncated model file (a disk that filled up mid-write) is discarded and rebuilt;
+    a build removes the models of older recipes and a killed builder's scratch files."""
+    good = minilm_openvino.ensure_built(settings.KNOWLEDGE_MODEL_DIR)
+    target = minilm_openvino.model_dir(tmp_path)
+    shutil.copytree(good, target)
+    with open(target / "model.bin", "r+b") as damaged:
+        damaged.truncate(1000)
+    (tmp_path / "minilm-int8-oldrecipe").mkdir()
+    (tmp_path / ".build-killed").mkdir()
+    builds = []
+
+    def rebuild(into: Path) -> Path:
+        builds.append(into)
+        shutil.copytree(good, into)
+        return into
+
+    monkeypatch.setattr(minilm_openvino, "build", rebuild)
+    model = minilm_openvino.OpenVINOMiniLM(tmp_path, threads=1)
+    assert builds == [target]
+    vector = model.embed(["VPN keeps dropping"])[0]
+    assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-3
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == [target.name]
