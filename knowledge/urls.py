@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.source_list, name="source-list"),
     path("new", views.source_create, name="source-create"),
     path("search/", views.search, name="search"),
+    path("suggest/", views.suggest, name="suggest"),
     path("<int:source_id>/", views.source_detail, name="source-detail"),
     path("<int:source_id>/edit", views.source_edit, name="source-edit"),
 ]

@@ -205,3 +205,32 @@ def search(request):
                 error = str(exc)
     context = {"form": form, "hits": hits, "query": query, "error": error}
     return render(request, _partial(request, "knowledge/search.html", "results"), context)
+
+
+SUGGESTIONS = 3  # articles shown beside a new ticket
+SUGGEST_MAX_CHARS = 600
+
+
+@tenant_member
+def suggest(request):
+    """Articles that may answer a ticket being written (the New ticket form asks as the title
+    and description are typed): the tenant's knowledge the viewer may read, best first. Quiet
+    on purpose: nothing to show (a short text, no match, no embedding backend) is an empty
+    partial, never an error in the middle of someone's form."""
+    membership = request.membership
+    text = " ".join(
+        (request.GET.get(name) or "").strip() for name in ("title", "description")
+    ).strip()[:SUGGEST_MAX_CHARS]
+    hits = []
+    if len(text) >= 3 and backend_problem() is None:
+        try:
+            hits = [
+                hit
+                for hit in retrieval.search(
+                    membership.tenant, text, k=SUGGESTIONS, kinds=kinds_visible_to(membership)
+                )
+                if hit.scores.text > 0 or hit.scores.vector >= SEARCH_MIN_VECTOR
+            ]
+        except EmbeddingBackendError:
+            hits = []
+    return render(request, "knowledge/_suggestions.html", {"hits": hits})

@@ -77,3 +77,33 @@ def test_agent_pastes_a_runbook_and_finds_it_by_meaning_and_words(
     page.wait_for_url(re.compile(rf"/knowledge/{source.pk}/#badge-not-accepted-at-the-turnstile$"))
     assert not browser_log.csp_violations()
     assert not browser_log.errors()
+
+
+def test_requester_writing_a_ticket_is_offered_the_article_that_solves_it(
+    page, personas, login, screenshot, browser_log, settings
+):
+    from knowledge.services import ingest_text
+
+    settings.KNOWLEDGE_EMBEDDING_BACKEND = "minilm"
+    ingest_text(
+        tenant=personas.tenant, kind="runbook", title="Badge reader runbook", content=RUNBOOK
+    )
+    for title, text in DISTRACTORS.items():
+        ingest_text(tenant=personas.tenant, kind="guide", title=title, content=text)
+    ingest_text(
+        tenant=personas.tenant,
+        kind="historical_ticket",
+        title="REQ0000042: turnstile for Bob",
+        content="# Badge\n\nBob's access card at the turnstile was re-encoded.",
+    )
+    login(personas.requester)
+    page.goto("/tickets/new")
+    suggestions = page.locator("#kb-suggestions")
+    expect(suggestions).to_be_empty()
+    # By meaning: no word of the title is in the runbook.
+    page.get_by_label("Title").fill("My entry pass stopped opening the gate")
+    expect(suggestions.get_by_role("link").first).to_contain_text("Badge reader runbook")
+    expect(suggestions).not_to_contain_text("REQ0000042")  # other people's tickets stay hidden
+    screenshot("ticket-form-suggestions.png")
+    assert not browser_log.csp_violations()
+    assert not browser_log.errors()

@@ -229,3 +229,67 @@ def test_list_query_count_is_pinned(personas, client_for, ingest, django_assert_
     client.get(reverse("knowledge:source-list"))
     with django_assert_max_num_queries(12):
         client.get(reverse("knowledge:source-list"), headers={"HX-Request": "true"})
+
+
+# --------------------------------------------------------------------------- suggestions
+
+
+def test_new_ticket_suggests_articles_the_requester_may_read(
+    personas, client_for, acme_doc, globex_doc, ingest
+):
+    ingest(
+        personas.tenant, "REQ0000009 printer", "Printer offline for Bob.", kind="historical_ticket"
+    )
+    client = client_for(personas.requester)
+    form = client.get(reverse("incidents:ticket-create"))
+    assert b'hx-get="/knowledge/suggest/"' in form.content  # the form asks while typing
+
+    response = client.get(
+        reverse("knowledge:suggest"), {"title": "Printer offline", "description": "since Monday"}
+    )
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Printer runbook" in body and f"/knowledge/{acme_doc.source_id}/" in body
+    assert "<mark>" in body  # the matching words are highlighted
+    assert "Globex" not in body  # another tenant's twin article
+    assert "REQ0000009" not in body  # other people's past tickets are for staff
+    assert (
+        "REQ0000009"
+        in client_for(personas.agent)
+        .get(reverse("knowledge:suggest"), {"title": "Printer offline"})
+        .content.decode()
+    )
+
+
+@pytest.mark.parametrize(
+    "params", [{}, {"title": "hi"}, {"title": "the and of"}, {"title": "zzqx"}]
+)
+def test_no_suggestion_is_an_empty_answer(personas, client_for, acme_doc, params):
+    response = client_for(personas.requester).get(reverse("knowledge:suggest"), params)
+    assert response.status_code == 200 and response.content.strip() == b""
+
+
+def test_suggestions_escape_titles_and_need_a_member(personas, client_for, ingest):
+    from django.test import Client
+
+    ingest(personas.tenant, "<script>alert(1)</script> VPN", "# VPN\n\nVPN <b>drops</b> at noon.")
+    body = (
+        client_for(personas.requester)
+        .get(reverse("knowledge:suggest"), {"title": "VPN drops"})
+        .content.decode()
+    )
+    assert "<script>alert(1)" not in body and "&lt;script&gt;" in body
+    assert "<b>drops" not in body
+    # Someone of the other tenant asks in their own tenant: nothing of this one.
+    outsider = client_for(personas.outsider).get(reverse("knowledge:suggest"), {"title": "VPN"})
+    assert outsider.status_code == 200 and b"VPN" not in outsider.content
+    anonymous = Client().get(reverse("knowledge:suggest"), {"title": "VPN"})
+    assert anonymous.status_code == 302  # to the login page
+
+
+def test_a_missing_backend_suggests_nothing(personas, client_for, acme_doc, settings):
+    settings.KNOWLEDGE_EMBEDDING_BACKEND = "nope"
+    response = client_for(personas.requester).get(
+        reverse("knowledge:suggest"), {"title": "Printer offline"}
+    )
+    assert response.status_code == 200 and response.content.strip() == b""
