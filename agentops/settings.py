@@ -176,7 +176,20 @@ KNOWLEDGE_TASKS = (
     "incidents.tasks.learn_from_resolution",
     "incidents.tasks.learn_from_rating",
 )
-CELERY_TASK_ROUTES = {name: {"queue": CELERY_KNOWLEDGE_QUEUE} for name in KNOWLEDGE_TASKS}
+
+
+def celery_queues(default_queue: str, knowledge_queue: str) -> tuple[tuple, dict]:
+    """(CELERY_TASK_QUEUES, CELERY_TASK_ROUTES) for these two queue names. A worker started
+    without ``--queues`` consumes both (the test workers); `make run` gives each its own."""
+    from kombu import Queue
+
+    routes = {name: {"queue": knowledge_queue} for name in KNOWLEDGE_TASKS}
+    return (Queue(default_queue), Queue(knowledge_queue)), routes
+
+
+CELERY_TASK_QUEUES, CELERY_TASK_ROUTES = celery_queues(
+    CELERY_TASK_DEFAULT_QUEUE, CELERY_KNOWLEDGE_QUEUE
+)
 # Celery's Django fixup closes the database connection around every task unless this is set:
 # a new PostgreSQL backend per task (fork, authentication, cold catalogue caches). Workers keep
 # their connections instead, and agentops.celery drops stale or broken ones around each task

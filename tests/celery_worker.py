@@ -20,7 +20,6 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import pytest
-from django.conf import settings
 
 ROOT = Path(__file__).resolve().parents[1]
 READY_TIMEOUT = 30.0
@@ -72,9 +71,6 @@ class CeleryWorker:
             "worker",
             "--pool=solo",
             "--concurrency=1",
-            # Both queues (agent steps and knowledge work), as the two workers of `make run`.
-            "-Q",
-            ",".join([settings.CELERY_TASK_DEFAULT_QUEUE, settings.CELERY_KNOWLEDGE_QUEUE]),
             "-l",
             "warning",
             "-n",

@@ -25,7 +25,9 @@ CELERY_TASK_EAGER_PROPAGATES = True
 # sessions at once (a developer and CI, or parallel helpers) never run each other's tasks.
 CELERY_TASK_DEFAULT_QUEUE = os.environ.setdefault("AGENTOPS_TEST_QUEUE", f"test-{os.getpid()}")
 CELERY_KNOWLEDGE_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-knowledge"
-CELERY_TASK_ROUTES = {name: {"queue": CELERY_KNOWLEDGE_QUEUE} for name in KNOWLEDGE_TASKS}  # noqa: F405
+CELERY_TASK_QUEUES, CELERY_TASK_ROUTES = celery_queues(  # noqa: F405
+    CELERY_TASK_DEFAULT_QUEUE, CELERY_KNOWLEDGE_QUEUE
+)
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CACHES["default"]["KEY_PREFIX"] = "agentops-test"  # noqa: F405
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405

@@ -73,3 +73,30 @@ def test_knowledge_work_has_a_queue_of_its_own():
         assert queue_of(name) == settings.CELERY_KNOWLEDGE_QUEUE, name
     for name in ("agents.tasks.advance_run", "approvals.tasks.check_approval_slas"):
         assert queue_of(name) == settings.CELERY_TASK_DEFAULT_QUEUE, name
+
+
+def test_a_worker_indexes_a_pasted_runbook_through_the_knowledge_queue(
+    celery_worker, real_delivery, personas
+):
+    """The knowledge queue is really consumed: the document pasted here is indexed by the
+    worker process (it consumes both queues, as `make run`'s two workers do together)."""
+    import time
+
+    from knowledge.models import Chunk, Document, IndexStatus
+    from knowledge.services import ingest_text
+
+    document = ingest_text(
+        tenant=personas.tenant,
+        kind="runbook",
+        title="Printer runbook",
+        content="# Printer offline\n\nRestart the spooler, then print a test page.",
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        document.refresh_from_db()
+        if document.status != IndexStatus.PENDING and document.status != IndexStatus.INDEXING:
+            break
+        time.sleep(0.2)
+    assert document.status == IndexStatus.READY, document.error
+    assert Chunk.objects.for_tenant(personas.tenant).filter(document=document).exists()
+    assert Document.objects.for_tenant(personas.tenant).count() == 1

@@ -18,6 +18,12 @@ DEBUG = False  # as in production: no debug cursor recording every query
 # bench that opens a breaker must not make the bench's runs fail over, nor the other way.
 CACHES["default"]["KEY_PREFIX"] = "agentops-bench"  # noqa: F405
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("AGENTOPS_BENCH_QUEUE", "celery")
+# Its knowledge work (learning from resolved tickets) on a bench queue too, consumed by the
+# same worker: the bench counts that work's CPU, as before the knowledge queue existed.
+CELERY_KNOWLEDGE_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-knowledge"
+CELERY_TASK_QUEUES, CELERY_TASK_ROUTES = celery_queues(  # noqa: F405
+    CELERY_TASK_DEFAULT_QUEUE, CELERY_KNOWLEDGE_QUEUE
+)
 if os.environ.get("AGENTOPS_BENCH_QUERY_LOG"):
     CELERY_IMPORTS = ["tests.bench.querylog"]
 # For comparison with how workers ran before CELERY_DB_REUSE_MAX: a new connection per task.
