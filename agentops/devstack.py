@@ -88,13 +88,19 @@ def run() -> int:
         # Agent steps on two pool processes; knowledge work (indexing, learning from resolved
         # tickets) on a worker of its own, so a large import never queues ahead of agent steps
         # (CELERY_TASK_ROUTES in agentops/settings.py).
-        for hostname, queue, concurrency in (
-            ("worker@%h", os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery"), "2"),
-            ("knowledge@%h", os.environ.get("CELERY_KNOWLEDGE_QUEUE", "knowledge"), "1"),
+        # The knowledge worker runs at a lower CPU priority (nice 10): on a small machine the
+        # OS gives agent steps the cores first, and indexing takes what is left.
+        for hostname, queue, concurrency, niceness in (
+            ("worker@%h", os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery"), "2", 0),
+            ("knowledge@%h", os.environ.get("CELERY_KNOWLEDGE_QUEUE", "knowledge"), "1", 10),
         ):
             worker = [*celery, "worker", "--loglevel", "INFO", "--concurrency", concurrency]
             worker += ["--hostname", hostname, "--queues", queue]
-            children.append(subprocess.Popen(worker, cwd=ROOT, env=env))
+            children.append(
+                subprocess.Popen(
+                    worker, cwd=ROOT, env=env, preexec_fn=(lambda n=niceness: os.nice(n))
+                )
+            )
         children.append(
             subprocess.Popen(
                 [

@@ -163,7 +163,13 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240, minimu
 CELERY_RESULT_EXPIRES = timedelta(hours=6)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A task whose worker died is redelivered after this long (must exceed the longest task).
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 60}
+# queue_order_strategy "sorted": a worker that consumes several queues (a test worker, a
+# small deployment) always takes agent steps first, knowledge work when no step waits; the
+# knowledge queue's name must sort after the default queue's (checked below).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_TASK_TIME_LIMIT + 60,
+    "queue_order_strategy": "sorted",
+}
 CELERY_TASK_ALWAYS_EAGER = False
 # Agent steps go to the default queue; the knowledge work (indexing documents, learning from
 # resolved tickets: seconds of model time each) to a queue of its own with its own worker, so
@@ -190,6 +196,12 @@ def celery_queues(default_queue: str, knowledge_queue: str) -> tuple[tuple, dict
 CELERY_TASK_QUEUES, CELERY_TASK_ROUTES = celery_queues(
     CELERY_TASK_DEFAULT_QUEUE, CELERY_KNOWLEDGE_QUEUE
 )
+if not CELERY_TASK_DEFAULT_QUEUE < CELERY_KNOWLEDGE_QUEUE:
+    raise ImproperlyConfigured(
+        f"CELERY_KNOWLEDGE_QUEUE ({CELERY_KNOWLEDGE_QUEUE!r}) must sort after "
+        f"CELERY_TASK_DEFAULT_QUEUE ({CELERY_TASK_DEFAULT_QUEUE!r}): a worker consuming both "
+        "takes the queue that sorts first first, and agent steps must come first."
+    )
 # Celery's Django fixup closes the database connection around every task unless this is set:
 # a new PostgreSQL backend per task (fork, authentication, cold catalogue caches). Workers keep
 # their connections instead, and agentops.celery drops stale or broken ones around each task

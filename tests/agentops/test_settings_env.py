@@ -62,3 +62,22 @@ def test_production_refuses_debug_and_default_secret():
         [sys.executable, "-c", "import agentops.settings"], env=env, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_the_knowledge_queue_must_sort_after_the_agent_queue():
+    """A worker consuming both queues takes them in sorted order (queue_order_strategy
+    "sorted"): agent steps must come first, so a knowledge queue sorting first is refused."""
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    assert settings.CELERY_BROKER_TRANSPORT_OPTIONS["queue_order_strategy"] == "sorted"
+    assert settings.CELERY_TASK_DEFAULT_QUEUE < settings.CELERY_KNOWLEDGE_QUEUE
+    env = {**os.environ, "CELERY_KNOWLEDGE_QUEUE": "a-knowledge", "DJANGO_SETTINGS_MODULE": ""}
+    result = subprocess.run(
+        [sys.executable, "-c", "import agentops.settings"], env=env, capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    assert "must sort after CELERY_TASK_DEFAULT_QUEUE" in result.stderr
