@@ -4,9 +4,11 @@ from django.urls import include, path
 
 from agentops import views
 from agentops.api import api
+from incidents.api import queues_router
 from incidents.api import router as tickets_router
 
 api.add_router("/tickets", tickets_router)
+api.add_router("/queues", queues_router)
 
 urlpatterns = [
     path("", views.home, name="home"),

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db.models import prefetch_related_objects
 from django.urls import reverse
 from ninja import Field, Query, Router, Schema
 from ninja import Status as HttpStatus
@@ -19,12 +20,20 @@ from incidents.models import (
     Category,
     Kind,
     Priority,
+    Queue,
     Severity,
     Source,
     Status,
     Ticket,
 )
-from incidents.selectors import QueueFilters, access_ticket, queue_page, ticket_queue
+from incidents.selectors import (
+    QueueFilters,
+    access_ticket,
+    may_see_queues,
+    queue_page,
+    queues_visible_to,
+    ticket_queue,
+)
 
 router = Router(tags=["tickets"])
 
@@ -76,11 +85,16 @@ class TicketOut(Schema):
     updated_at: datetime
     resolved_at: datetime | None
     closed_at: datetime | None
+    queue: str | None = Field(None, description="The slug of the ticket's queue, if routed.")
     url: str
 
     @staticmethod
     def resolve_assignee(obj: Ticket) -> str | None:
         return obj.assignee.get_username() if obj.assignee_id else None
+
+    @staticmethod
+    def resolve_queue(obj: Ticket) -> str | None:
+        return obj.queue.slug if obj.queue_id else None
 
     @staticmethod
     def resolve_url(obj: Ticket) -> str:
@@ -104,6 +118,12 @@ class ListParams(Schema):
     priority: Priority | None = None
     kind: Kind | None = None
     category: Category | None = None
+    queue: str = Field(
+        "",
+        max_length=100,
+        pattern=r"^[-a-z0-9_]*$",
+        description="A queue's slug (GET /api/v1/queues), or 'none' for tickets in no queue.",
+    )
     sort: str = Field("newest", pattern="^(newest|oldest|priority|sla|updated|number|relevance)$")
     limit: int = Field(25, ge=1, le=200)
     offset: int = Field(0, ge=0, le=1_000_000)
@@ -160,7 +180,7 @@ def create_ticket(request, payload: TicketIn):
     return HttpStatus(201, ticket)
 
 
-@router.get("", response=TicketList, summary="List tickets the token may see")
+@router.get("", response={200: TicketList, 400: dict}, summary="List tickets the token may see")
 def list_tickets(request, params: Query[ListParams]):
     filters = QueueFilters(
         q=params.q,
@@ -168,11 +188,24 @@ def list_tickets(request, params: Query[ListParams]):
         priority=params.priority or "",
         kind=params.kind or "",
         category=params.category or "",
+        queue=params.queue,
         sort=params.sort,
     )
+    if params.queue not in ("", "none") and not (
+        queues_visible_to(request.membership).filter(slug=params.queue).exists()
+    ):
+        # The same answer for another tenant's queue and one the token may not see.
+        return HttpStatus(
+            400,
+            {
+                "error": "validation_error",
+                "fields": {"queue": f"Unknown queue {params.queue!r}; see GET /api/v1/queues."},
+            },
+        )
     qs = ticket_queue(request.membership, filters)
     count = qs.count()
     items = queue_page(qs, count, params.offset, params.offset + params.limit)
+    prefetch_related_objects(items, "queue")  # one query for the page's queue slugs
     return {"count": count, "limit": params.limit, "offset": params.offset, "items": items}
 
 
@@ -330,3 +363,31 @@ def rate_ticket(request, number: str, payload: CsatIn):
     return services.ticket_rate(  # 403 unless the requester, 400 unless resolved
         ticket=ticket, actor=request.membership.user, score=payload.score, comment=payload.comment
     )
+
+
+# --------------------------------------------------------------------------- queues
+
+queues_router = Router(tags=["queues"])
+
+
+class QueueOut(Schema):
+    slug: str
+    name: str
+    description: str
+    categories: list[str]
+    url: str
+
+    @staticmethod
+    def resolve_url(obj: Queue) -> str:
+        return reverse("queues:detail", args=[obj.slug])
+
+
+@queues_router.get(
+    "",
+    response={200: list[QueueOut], 403: dict},
+    summary="The queues the token may see (staff: all of the tenant's; others: those granted)",
+)
+def list_queues(request):
+    if not may_see_queues(request.membership):
+        return HttpStatus(403, {"error": "forbidden", "message": "Your role does not work queues."})
+    return list(queues_visible_to(request.membership).order_by("name"))

@@ -17,7 +17,7 @@ from guardian.shortcuts import assign_perm
 from agentops.models import AuditEvent
 from agentops.services import api_token_create
 from incidents import services
-from incidents.models import Status, Ticket
+from incidents.models import Queue, Status, Ticket
 
 API = "/api/v1/tickets"
 
@@ -662,3 +662,61 @@ def test_openapi_schema_is_public_and_describes_the_ticket_api(client):
         paths["/api/v1/tickets/{number}"]["get"],
     ):
         assert operation["security"] == [{bearer[0]: []}]
+
+
+# --------------------------------------------------------------------------- queues
+
+
+@pytest.fixture
+def routed(personas, make_ticket):
+    """Network (2 tickets) and Identity (1) in acme, one ticket in no queue, and a Globex queue."""
+    network = services.queue_create(tenant=personas.tenant, actor=personas.admin, name="Network")
+    identity = services.queue_create(
+        tenant=personas.tenant, actor=personas.admin, name="Identity", slug="identity"
+    )
+    Queue.objects.create(tenant=personas.other_tenant, name="Globex ops", slug="gops")
+    made = {}
+    for key, queue in (("n1", network), ("n2", network), ("i1", identity), ("none", None)):
+        ticket = make_ticket(personas.tenant, personas.requester, title=f"ticket {key}")
+        if queue is not None:
+            ticket = services.ticket_set_queue(ticket=ticket, actor=personas.admin, queue=queue)
+        made[key] = ticket
+    return made
+
+
+def test_api_lists_queues_and_filters_tickets_by_queue(
+    personas, api_as, routed, django_assert_max_num_queries
+):
+    api = api_as(personas.agent)
+    queues = api.client.get(API.replace("/tickets", "/queues"), **api.headers)
+    assert queues.status_code == 200
+    assert [q["slug"] for q in queues.json()] == ["identity", "network"]  # not Globex's
+    assert queues.json()[1]["url"] == "/queues/network/"
+
+    with django_assert_max_num_queries(11):  # + the queue check and the page's queue slugs
+        body = api.get(queue="network").json()
+    assert body["count"] == 2
+    assert {item["number"] for item in body["items"]} == {
+        routed["n1"].number,
+        routed["n2"].number,
+    }
+    assert {item["queue"] for item in body["items"]} == {"network"}
+    unrouted = api.get(queue="none").json()["items"]
+    assert [item["number"] for item in unrouted] == [routed["none"].number]
+    assert unrouted[0]["queue"] is None
+    assert api.get(f"/{routed['i1'].number}").json()["queue"] == "identity"
+
+
+def test_api_queue_filter_refuses_unknown_and_foreign_queues(personas, api_as, routed):
+    api = api_as(personas.agent)
+    for slug in ("gops", "nope"):  # another tenant's queue reads like one that does not exist
+        response = api.get(queue=slug)
+        assert response.status_code == 400
+        assert "Unknown queue" in response.json()["fields"]["queue"]
+    assert api.get(queue="Bad Slug!").status_code == 400
+
+
+def test_api_queues_are_for_roles_that_work_them(personas, api_as, routed):
+    requester = api_as(personas.requester)
+    response = requester.client.get(API.replace("/tickets", "/queues"), **requester.headers)
+    assert response.status_code == 403
