@@ -17,6 +17,7 @@ Markdown headings are a line-level rule, so a dependency would buy little here.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from html.parser import HTMLParser
 
@@ -28,6 +29,8 @@ OVERLAP_WORDS = 40
 SINGLE_FACTOR = 1.3
 # How far before the target a window may end to land on a line or sentence end.
 SOFT_BREAK_WINDOW = 40
+# A window over the model's word pieces is halved down to this many words at least.
+MIN_SPLIT_WORDS = 4
 HEADING_SEPARATOR = " > "
 
 _WORD = re.compile(r"\S+")
@@ -283,14 +286,33 @@ def _cut_points(text: str, spans: list[tuple[int, int]], target: int, overlap: i
         start = max(end - overlap, start + 1)
 
 
+def _fitting(first: int, end: int, fits, overlap: int) -> list[tuple[int, int]]:
+    """``(first, end)`` cut in two halves (overlapping) until every window ``fits``."""
+    if end - first <= MIN_SPLIT_WORDS or fits(first, end):
+        return [(first, end)]
+    middle = (first + end) // 2
+    half_overlap = min(overlap, (end - first) // 4) // 2
+    return _fitting(first, middle + half_overlap, fits, overlap) + _fitting(
+        middle - half_overlap, end, fits, overlap
+    )
+
+
 def chunk_document(
     content: str,
     content_type: str = "markdown",
     *,
     target_words: int = TARGET_WORDS,
     overlap_words: int = OVERLAP_WORDS,
+    count_pieces: Callable[[str], int] | None = None,
+    max_pieces: int | None = None,
 ) -> list[ChunkDraft]:
-    """The passages of one document, in reading order. Empty list if it has no text."""
+    """The passages of one document, in reading order. Empty list if it has no text.
+
+    ``count_pieces`` and ``max_pieces``: the embedding model's word pieces per text and the
+    most it reads (all-MiniLM-L6-v2: 256). A window whose embedding text is longer is cut in
+    two until each part fits, so no passage has an unembedded tail (technical text, with its
+    paths and commands, runs to two or more pieces a word, prose to about 1.3).
+    """
     if overlap_words >= target_words:
         raise ValueError("overlap_words must be smaller than target_words")
     try:
@@ -317,7 +339,18 @@ def chunk_document(
         spans = [m.span() for m in _WORD.finditer(text)]
         if not spans:
             continue
-        for first, end in _cut_points(text, spans, target_words, overlap_words):
+        windows = list(_cut_points(text, spans, target_words, overlap_words))
+        if count_pieces is not None and max_pieces:
+            prefix = f"{heading_path}\n\n" if heading_path else ""
+
+            def fits(first: int, end: int, text=text, spans=spans, prefix=prefix) -> bool:
+                passage = text[spans[first][0] : spans[end - 1][1]]
+                return count_pieces(prefix + passage) <= max_pieces
+
+            windows = [
+                part for first, end in windows for part in _fitting(first, end, fits, overlap_words)
+            ]
+        for first, end in windows:
             passage = text[spans[first][0] : spans[end - 1][1]]
             drafts.append(
                 ChunkDraft(

@@ -148,6 +148,16 @@ class MiniLMEmbedder(Embedder):
         model.eval()
         self._model = model
 
+    def count_pieces(self, text: str) -> int:
+        """The word pieces of ``text`` with [CLS] and [SEP], untruncated: chunking keeps each
+        passage within ``max_tokens`` so that none has a tail the model never reads."""
+        counter = self.__dict__.get("_counter")
+        if counter is None:
+            from knowledge.minilm_openvino import _tokenizer
+
+            counter = self._counter = _tokenizer(1_000_000)
+        return len(counter.encode(text).ids)
+
     def describe(self) -> dict:
         described = {
             "runtime": self.runtime,

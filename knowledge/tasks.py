@@ -80,7 +80,11 @@ def index_document_now(document_id: int) -> str:
     tenant = document.tenant
     try:
         embedder = get_embedder()
-        drafts = chunk_document(document.content, document.content_type)
+        # Passages fit the model's reading length (MiniLM: 256 word pieces).
+        limits = {}
+        if hasattr(embedder, "count_pieces"):
+            limits = {"count_pieces": embedder.count_pieces, "max_pieces": embedder.max_tokens}
+        drafts = chunk_document(document.content, document.content_type, **limits)
         with transaction.atomic():
             Chunk.objects.for_tenant(tenant).filter(document=document).delete()
             Document.objects.for_tenant(tenant).filter(pk=document.pk).update(

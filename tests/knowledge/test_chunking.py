@@ -96,3 +96,31 @@ def test_highlight_escapes_everything_but_its_markers():
     assert highlight("<img src=x onerror=y>\x02VPN\x03 & more") == (
         "&lt;img src=x onerror=y&gt;<mark>VPN</mark> &amp; more"
     )
+
+
+def test_passages_are_cut_to_what_the_model_reads():
+    """A window longer than the model's word pieces is halved (with overlap) until each part
+    fits: every word is still in some passage, and no passage has an unread tail."""
+    from knowledge.minilm_openvino import _tokenizer
+
+    tokenizer = _tokenizer(1_000_000)
+
+    def pieces(text):
+        return len(tokenizer.encode(text).ids)
+
+    # Paths and commands: several word pieces a word, so 180 words are far over 256 pieces.
+    words = [f"C:\\\\ProgramData\\\\Vpn{i}\\\\client.conf" for i in range(180)]
+    content = "# VPN client\n\n## Config files\n\n" + " ".join(words)
+    plain = chunk_document(content)
+    assert len(plain) == 1 and pieces(plain[0].embedding_text) > 256  # one window: tail unread
+
+    fitted = chunk_document(content, count_pieces=pieces, max_pieces=256)
+    assert len(fitted) > 1
+    assert all(pieces(d.embedding_text) <= 256 for d in fitted)
+    assert all(d.heading_path == "VPN client > Config files" for d in fitted)
+    joined = " ".join(d.text for d in fitted)
+    assert all(f"Vpn{i}\\" in joined for i in range(len(words)))  # every path in a passage
+    assert [d.seq for d in fitted] == list(range(len(fitted)))
+    # Prose within the limit is cut as before.
+    prose = "# Guide\n\n" + " ".join(["The printer is offline again today."] * 20)
+    assert chunk_document(prose, count_pieces=pieces, max_pieces=256) == chunk_document(prose)
