@@ -48,10 +48,16 @@ def timeline_steps(run: Run, *, since=None) -> list[Step]:
 
 
 def pending_approvals(run: Run) -> list:
+    from agents.engine import APPROVAL_HANDLER
     from approvals.models import ApprovalRequest
+    from approvals.selectors import requests_for
 
     return list(
-        ApprovalRequest.objects.for_tenant(run.tenant).filter(
-            subject_type="run", subject_id=str(run.pk), status=ApprovalRequest.Status.PENDING
+        requests_for(
+            run.tenant,
+            handler=APPROVAL_HANDLER,
+            subject_type="run",
+            subject_id=str(run.pk),
+            statuses=[ApprovalRequest.Status.PENDING],
         )
     )

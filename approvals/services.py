@@ -16,7 +16,7 @@ from django.utils import timezone
 from agentops import audit
 from agentops.models import Membership
 from agentops.notifications import notify
-from approvals import access, handlers
+from approvals import access, handlers, selectors
 from approvals.models import ApprovalRequest, ApprovalSettings, ReviewerAvailability
 
 Status = ApprovalRequest.Status
@@ -283,6 +283,54 @@ def decide(
         metadata={"comment": comment} if comment else {},
     )
     return locked
+
+
+def lock_pending(tenant, *, handler: str, subject_type: str, subject_id: str) -> list[int]:
+    """Lock a subject's pending requests (``SELECT … FOR UPDATE``), in the order a decision
+    takes its locks (the request, then whatever its handler locks). Call it before locking the
+    subject itself; returns their ids."""
+    return list(
+        selectors.requests_for(
+            tenant,
+            handler=handler,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            statuses=[ApprovalRequest.Status.PENDING],
+        )
+        .select_for_update()
+        .values_list("pk", flat=True)
+    )
+
+
+@transaction.atomic
+def cancel_pending(
+    tenant, *, handler: str, subject_type: str, subject_id: str, actor=None, reason: str = ""
+) -> int:
+    """Cancel a subject's pending requests (its run ended, say): no decision can land on them
+    any more. Each cancellation is audited; returns how many were cancelled."""
+    ids = lock_pending(tenant, handler=handler, subject_type=subject_type, subject_id=subject_id)
+    if not ids:
+        return 0
+    cancelled = list(
+        ApprovalRequest.objects.for_tenant(tenant)
+        .filter(pk__in=ids, status=ApprovalRequest.Status.PENDING)
+        .only("pk", "action", "subject_repr", "subject_id", "status")
+    )
+    ApprovalRequest.objects.for_tenant(tenant).filter(pk__in=[r.pk for r in cancelled]).update(
+        status=ApprovalRequest.Status.CANCELLED
+    )
+    for request in cancelled:
+        request.status = ApprovalRequest.Status.CANCELLED
+        audit.record(
+            tenant=tenant,
+            actor=actor,
+            action="approval.cancelled",
+            target_type="approval",
+            target_id=request.pk,
+            target_repr=str(request),
+            metadata={"reason": reason[:500]} if reason else {},
+        )
+    return len(cancelled)
 
 
 # --------------------------------------------------------------------------- SLA, escalation

@@ -54,6 +54,7 @@ def agent_resolution(ticket: Ticket) -> AgentResolution:
     the resolve step commits the ticket before the engine records the step."""
     from agents.engine import APPROVAL_HANDLER
     from approvals.models import ApprovalRequest
+    from approvals.selectors import requests_for
 
     run = (
         Run.objects.for_tenant(ticket.tenant)
@@ -72,12 +73,12 @@ def agent_resolution(ticket: Ticket) -> AgentResolution:
     approval = None
     if tools:
         approval = (
-            ApprovalRequest.objects.for_tenant(ticket.tenant)
-            .filter(
+            requests_for(
+                ticket.tenant,
                 handler=APPROVAL_HANDLER,
                 subject_type="run",
                 subject_id=str(run.pk),
-                status=ApprovalRequest.Status.APPROVED,
+                statuses=[ApprovalRequest.Status.APPROVED],
             )
             .select_related("decided_by")
             .order_by("-decided_at", "-id")

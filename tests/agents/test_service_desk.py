@@ -333,15 +333,15 @@ def test_a_rerun_step_never_calls_the_connector_twice(personas, model, directory
     drive_until = ["triage", "plan", "compliance"]
     for _ in drive_until:
         engine.advance(run.pk)
-    original = engine._record_step
+    original = engine.runner._record_step
 
     def crash(*args, **kwargs):
         raise SystemExit("worker killed")  # not an Exception: escapes like a dying process
 
-    monkeypatch.setattr(engine, "_record_step", crash)
+    monkeypatch.setattr(engine.runner, "_record_step", crash)
     with pytest.raises(SystemExit):
         engine.advance(run.pk)
-    monkeypatch.setattr(engine, "_record_step", original)
+    monkeypatch.setattr(engine.runner, "_record_step", original)
     assert Operation.objects.for_tenant(personas.tenant).count() == 1
     # The lease expires; the watchdog's redelivery claims the run again and resumes the step.
     Run.objects.for_tenant(personas.tenant).filter(pk=run.pk).update(lease_expires_at=None)

@@ -1,0 +1,371 @@
+"""Running a run: start it, advance it one checkpointed state at a time, cancel or fail it.
+
+1. ``start_run`` records a queued run and enqueues ``advance_run_task`` after commit.
+2. The task claims the run (``claiming.claim``), opens the step (a crashed delivery's step is
+   taken back, counting a retry), and runs exactly one blueprint state with a ``StepContext``.
+3. One transaction records the step (tool calls, guardrail events and model usage were written
+   as it went), moves the run to its next state and releases the lease, then the next task is
+   enqueued after commit. A crash between steps loses nothing: the row says where to resume.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+import traceback as tb
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models.query import RawQuerySet
+from django.utils import timezone
+
+from agentops import audit
+from agents import blueprints, metrics
+from agents.blueprints import TERMINAL, WAIT, Outcome
+from agents.engine import approvals
+from agents.engine.base import TransientStepError
+from agents.engine.claiming import claim, enqueue, release
+from agents.engine.context import StepContext
+from agents.engine.llm import agent_config, model_name
+from agents.models import FINISHED_RUN_STATUSES, Run, RunStatus, Step
+from agents.redaction import redact
+from approvals.models import ApprovalRequest
+
+log = logging.getLogger(__name__)
+
+
+@transaction.atomic
+def start_run(
+    *,
+    tenant,
+    blueprint: str,
+    subject_type: str = "",
+    subject_id: str = "",
+    subject_repr: str = "",
+    actor=None,
+    started_by_staff: bool = False,
+    input: dict | None = None,
+) -> Run:
+    bp = blueprints.get(blueprint)
+    config = agent_config(tenant)
+    run = Run.objects.create(
+        tenant=tenant,
+        agent_name=bp.name,
+        agent_version=bp.version,
+        model=model_name(config),
+        subject_type=subject_type,
+        subject_id=subject_id,
+        subject_repr=subject_repr[:200],
+        state=bp.initial,
+        input=input or {},
+        started_by=actor if getattr(actor, "is_authenticated", False) else None,
+        started_by_staff=started_by_staff,
+    )
+    audit.record(
+        tenant=tenant,
+        actor=actor,
+        action="run.started",
+        target_type="run",
+        target_id=run.run_id,
+        target_repr=f"{bp.name} for {subject_repr or subject_id}",
+        metadata={"subject_type": subject_type, "subject_id": subject_id},
+    )
+    enqueue(run.pk)
+    return run
+
+
+@transaction.atomic
+def request_cancel(*, run: Run, actor) -> Run:
+    # Lock order as in a decision (approvals.services.decide locks the request, then its
+    # handler locks the run): the run's pending requests first, then the run. The other
+    # order could deadlock with a reviewer deciding at the same moment.
+    approvals.lock_pending(run)
+    locked = Run.objects.for_tenant(run.tenant).select_for_update().get(pk=run.pk)
+    if locked.status in FINISHED_RUN_STATUSES:
+        return locked
+    locked.cancel_requested = True
+    fields = ["cancel_requested", "updated_at"]
+    if (
+        locked.status in (RunStatus.WAITING_APPROVAL, RunStatus.QUEUED)
+        or locked.lease_expires_at is None
+    ):
+        _finish(
+            locked, RunStatus.CANCELLED, error_message=f"Cancelled by {audit.actor_label(actor)}"
+        )
+        fields += ["status", "ended_at", "error_message", "latency_ms"]
+        approvals.cancel_pending(locked, actor=actor, reason="The run was cancelled.")
+    locked.updated_at = timezone.now()
+    locked.save(update_fields=fields)
+    audit.record(
+        tenant=locked.tenant,
+        actor=actor,
+        action="run.cancelled",
+        target_type="run",
+        target_id=locked.run_id,
+        target_repr=locked.subject_repr,
+    )
+    return locked
+
+
+_OPEN_STEP_SQL = None
+
+
+def _open_step(run: Run, bp) -> Step:
+    """Insert the run's next step, or take back the one a crashed delivery left (one query)."""
+    global _OPEN_STEP_SQL
+    if _OPEN_STEP_SQL is None:
+        table = Step._meta.db_table
+        columns = ", ".join(f'"{f.column}"' for f in Step._meta.concrete_fields)
+        _OPEN_STEP_SQL = (
+            f'INSERT INTO "{table}" (tenant_id, run_id, seq, step_id, name, state, status, '  # noqa: S608
+            "started_at, updated_at, input_summary, output_summary, detail, retries, latency_ms, "
+            "tokens_prompt, tokens_completion, cost_usd) "
+            "VALUES (%s, %s, %s, %s, %s, %s, 'running', %s, %s, '', '', '{}'::jsonb, 0, 0, 0, 0, 0) "
+            # A previous delivery crashed in this step: resume it, counting the retry.
+            "ON CONFLICT (run_id, seq) DO UPDATE SET retries = "
+            f"\"{table}\".retries + 1, status = 'running' "
+            f"RETURNING {columns}"
+        )
+    seq = run.step_count + 1
+    now = timezone.now()
+    [step] = RawQuerySet(
+        _OPEN_STEP_SQL,
+        model=Step,
+        params=[
+            run.tenant_id,
+            run.pk,
+            seq,
+            f"step-{seq:03d}",
+            bp.step_name(run.state),
+            run.state,
+            now,
+            now,
+        ],
+    )
+    step.tenant = run.tenant
+    step.run = run
+    return step
+
+
+def _finish(
+    run: Run, status: str, *, error_message: str = "", error_type: str = "", trace: str = ""
+) -> None:
+    now = timezone.now()
+    metrics.RUNS_FINISHED.labels(run.agent_name, status).inc()
+    run.status = status
+    run.ended_at = now
+    run.lease_expires_at = None
+    if error_message:
+        run.error_message = error_message[:5000]
+    if error_type:
+        run.error_type = error_type[:100]
+    if trace:
+        run.traceback = trace[-20000:]
+    run.latency_ms = int(((now - (run.started_at or run.created_at)).total_seconds()) * 1000)
+
+
+MAX_MODEL_RETRIES = 3
+# What a step writes back to its run. Never cancel_requested: a cancel that arrives while the
+# step runs must survive the step's save (the next claim honours it).
+RUN_STEP_FIELDS = [
+    "state",
+    "state_data",
+    "status",
+    "result",
+    "step_count",
+    "tokens_prompt",
+    "tokens_completion",
+    "total_cost_usd",
+    "updated_at",
+    "ended_at",
+    "lease_expires_at",
+    "error_message",
+    "error_type",
+    "traceback",
+    "latency_ms",
+]
+
+
+def advance(run_id: int) -> str:
+    """Run one state of one run. Returns a word saying what happened (for logs and tests)."""
+    run = claim(run_id)
+    if run is None:
+        return "not-claimed"
+    if run.cancel_requested:
+        with transaction.atomic():
+            # The requests before the run: the order a decision takes its locks.
+            approvals.cancel_pending(run, reason="The run was cancelled.")
+            _finish(run, RunStatus.CANCELLED, error_message="Cancelled on request")
+            run.save()
+        return "cancelled"
+    bp = blueprints.get(run.agent_name)
+    config = getattr(run, "_claimed_config", None) or agent_config(run.tenant)
+    if run.step_count >= config.max_steps:
+        return _fail(run, "StepLimit", f"Stopped after {run.step_count} steps (tenant max_steps).")
+
+    step = _open_step(run, bp)
+    ctx = StepContext(run=run, step=step, config=config, state=dict(run.state_data))
+    started = time.monotonic()
+    from agents.llm.base import LLMUnavailable
+
+    try:
+        outcome = bp.run_state(run.state, ctx)
+    except (LLMUnavailable, TransientStepError) as exc:
+        kind = "llm_unavailable" if isinstance(exc, LLMUnavailable) else "dependency_unavailable"
+        ctx.guardrail(kind, f"Temporarily unavailable: {exc}", attempt=step.retries + 1)
+        if step.retries + 1 < MAX_MODEL_RETRIES:
+            # Give the step back and try again later; nothing of this attempt is lost.
+            Step.objects.for_tenant(run.tenant).filter(pk=step.pk).update(
+                status="waiting", output_summary=f"Temporarily unavailable, retrying: {exc}"
+            )
+            release(run, status=RunStatus.RUNNING)
+            from agents.resilience import backoff_delay
+
+            with transaction.atomic():
+                enqueue(run.pk, countdown=backoff_delay(step.retries + 1, base=5, cap=120))
+            return "model-retry"
+        outcome = bp.on_model_unavailable(ctx, exc)
+    except Exception as exc:
+        return _fail(run, type(exc).__name__, str(exc), trace=tb.format_exc(), step=step)
+
+    elapsed = int((time.monotonic() - started) * 1000)
+    metrics.AGENT_REQUESTS.labels(run.agent_name, step.state, outcome.step_status).inc()
+    metrics.AGENT_LATENCY.labels(run.agent_name, step.state).observe(elapsed / 1000)
+    # One transaction for the step's record, the run's checkpoint and what finishing does
+    # (the blueprint's on_finished, the run.* event); its audit events go in together.
+    with audit.batched():
+        _record_step(step, outcome, ctx, elapsed)
+        run.step_count = step.seq
+        run.state_data = _jsonable(ctx.state)
+        run.tokens_prompt += ctx.usage["in"]
+        run.tokens_completion += ctx.usage["out"]
+        run.total_cost_usd = (run.total_cost_usd or Decimal(0)) + Decimal(
+            str(round(ctx.usage["cost"], 6))
+        )
+        run.updated_at = timezone.now()
+        if outcome.next_state in TERMINAL:
+            run.state = outcome.next_state
+            _finish(
+                run,
+                TERMINAL[outcome.next_state],
+                error_message=outcome.summary if outcome.next_state != blueprints.DONE else "",
+            )
+            run.result = {**run.result, "summary": outcome.summary}
+            run.save(update_fields=RUN_STEP_FIELDS)
+            bp.on_finished(run)
+            audit.record(
+                tenant=run.tenant,
+                actor=None,
+                action=f"run.{run.status}",
+                target_type="run",
+                target_id=run.run_id,
+                target_repr=run.subject_repr,
+                metadata={"summary": outcome.summary[:500]},
+            )
+            return run.status
+        if outcome.next_state == WAIT:
+            run.status = RunStatus.WAITING_APPROVAL
+            run.lease_expires_at = None
+            run.save(update_fields=RUN_STEP_FIELDS)
+            # A reviewer may have decided between the request's commit (mid-step) and this
+            # save: the handler then found the run still running and could not resume it.
+            # Read after the UPDATE (which waited for any decision holding the run's row), so
+            # such a decision is seen here and the run resumes instead of parking forever.
+            early = approvals.decided_while_parking(run, since=step.started_at)
+            if early is not None:
+                request, call = early
+                run.state = bp.on_decision(
+                    run, call, request.status == ApprovalRequest.Status.APPROVED
+                )
+                run.status = RunStatus.QUEUED
+                run.save(update_fields=["state", "status"])
+                enqueue(run.pk)
+                return "advanced"
+            return "parked"
+        run.state = outcome.next_state
+        run.lease_expires_at = None
+        run.save(update_fields=RUN_STEP_FIELDS)
+        enqueue(run.pk)
+    return "advanced"
+
+
+def _record_step(step: Step, outcome: Outcome, ctx: StepContext, elapsed: int) -> None:
+    step.status = outcome.step_status
+    step.ended_at = timezone.now()
+    step.updated_at = step.ended_at
+    step.latency_ms = elapsed
+    step.input_summary = redact(outcome.input_summary).text[:4000]
+    step.output_summary = redact(outcome.summary).text[:4000]
+    step.detail = _jsonable(outcome.detail)
+    step.tokens_prompt = ctx.usage["in"]
+    step.tokens_completion = ctx.usage["out"]
+    step.cost_usd = Decimal(str(round(ctx.usage["cost"], 6)))
+    step.save(
+        update_fields=[
+            "status",
+            "ended_at",
+            "updated_at",
+            "latency_ms",
+            "input_summary",
+            "output_summary",
+            "detail",
+            "tokens_prompt",
+            "tokens_completion",
+            "cost_usd",
+        ]
+    )
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def _fail(
+    run: Run, error_type: str, message: str, *, trace: str = "", step: Step | None = None
+) -> str:
+    with transaction.atomic():
+        locked = Run.objects.for_tenant(run.tenant).select_for_update().get(pk=run.pk)
+        if locked.status in FINISHED_RUN_STATUSES:
+            return locked.status
+        if step is not None:
+            Step.objects.for_tenant(run.tenant).filter(pk=step.pk).update(
+                status="failure",
+                ended_at=timezone.now(),
+                updated_at=timezone.now(),
+                output_summary=redact(f"{error_type}: {message}").text[:4000],
+            )
+        _finish(
+            locked,
+            RunStatus.FAILED,
+            error_type=error_type,
+            error_message=redact(message).text,
+            trace=trace,
+        )
+        locked.save()
+        with contextlib.suppress(LookupError):
+            blueprints.get(locked.agent_name).on_finished(locked)
+        audit.record(
+            tenant=locked.tenant,
+            actor=None,
+            action="run.failed",
+            target_type="run",
+            target_id=locked.run_id,
+            target_repr=locked.subject_repr,
+            metadata={"error": f"{error_type}: {message}"[:500]},
+        )
+    log.warning("run %s failed: %s: %s", run.run_id, error_type, message)
+    return RunStatus.FAILED
+
+
+def mark_failed(run_id: int, error_type: str, message: str, trace: str = "") -> None:
+    """The task's failure hook: whatever broke, the run says so, with the traceback."""
+    run = (
+        Run.objects.unscoped("failure hook by id")
+        .select_related("tenant")
+        .filter(pk=run_id)
+        .first()
+    )
+    if run is not None:
+        _fail(run, error_type, message, trace=trace)

@@ -1,0 +1,246 @@
+"""Proposing and executing tool calls, with the policy deciding in between.
+
+``propose`` records what the model asked for (validated against the tool's schema, redacted,
+keyed by (run, tool, arguments) so a re-run step finds the call it already made);
+``check_policy`` has ``agents.policy`` decide it in code; ``execute`` runs an allowed (or
+approved) call through its connector once, and verifies the effect by reading the state back.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from agentops import audit
+from agents import metrics, policy
+from agents.engine.base import TransientStepError, args_hash
+from agents.models import PolicyRule, ToolCall
+from agents.redaction import redact, redact_value
+
+MAX_TOOL_RETRIES = 3
+
+
+class ToolCalls:
+    """Mixed into ``StepContext``: the tool calls of one step."""
+
+    def propose(self, tool_name: str, args: Any, *, call_id: str = "") -> ToolCall:
+        """Record a tool call the model proposed (or find the one this step already recorded).
+
+        Arguments are validated against the tool's schema here: an invalid call is recorded as
+        failed with a guardrail event and can never reach a connector.
+        """
+        from agents.tools import registry
+
+        clean_args, findings = redact_value(args if isinstance(args, dict) else {"_raw": args})
+        digest = args_hash(clean_args)
+        key = f"{self.run.run_id}:{tool_name}:{digest[:32]}"
+        existing = ToolCall.objects.for_tenant(self.tenant).filter(idempotency_key=key).first()
+        if existing is not None:
+            return existing
+        call = ToolCall.objects.create(
+            tenant=self.tenant,
+            run=self.run,
+            step=self.step,
+            call_id=call_id or f"call-{self.run.pk}-{self.step.seq}-{digest[:8]}",
+            tool_name=tool_name[:100],
+            args_json=clean_args,
+            args_hash=digest,
+            idempotency_key=key,
+        )
+        if findings:
+            self.guardrail(
+                "redaction",
+                f"Sensitive data redacted from the arguments of {tool_name}.",
+                tool_call=call,
+                findings=list(findings),
+            )
+        try:
+            tool = registry.get(tool_name)
+        except KeyError:
+            tool = None
+        errors = ["unknown tool"] if tool is None else registry.validate_args(tool, args)
+        if errors:
+            call.status = ToolCall.Status.FAILURE
+            call.error_class = "SchemaValidation"
+            call.error_message = "; ".join(errors)[:2000]
+            call.status_code = 400
+            call.ended_at = timezone.now()
+            call.save(
+                update_fields=["status", "error_class", "error_message", "status_code", "ended_at"]
+            )
+            self.guardrail(
+                "schema_validation",
+                f"{tool_name}: arguments rejected before any connector call: {call.error_message}",
+                tool_call=call,
+            )
+        return call
+
+    def tool_context(self, call: ToolCall):
+        from agents.tools.base import ToolContext
+
+        return ToolContext(
+            tenant=self.tenant,
+            run_id=self.run.pk,
+            idempotency_key=call.idempotency_key,
+            actor=self.run.started_by,
+            subject_email=self.state.get("subject_email", ""),
+            started_by_staff=self.run.started_by_staff,
+            subject=self.state.get("subject"),
+        )
+
+    def check_policy(self, call: ToolCall) -> policy.Verdict:
+        """Decide in code whether the call may run; record the verdict on the call."""
+        from agents.tools import registry
+
+        try:
+            tool = registry.get(call.tool_name)
+        except KeyError:
+            tool = None
+        target = None
+        if tool is not None:
+            try:
+                target = tool.target_email(self.tool_context(call), call.args_json)
+            except Exception as exc:
+                # Who a call affects must be known before it may run: retry the step later.
+                raise TransientStepError(
+                    f"could not resolve the target of {call.tool_name}: {exc}"
+                ) from exc
+        rules = {
+            r.action: (r.verdict, r.reason)
+            for r in PolicyRule.objects.for_tenant(self.tenant).only("action", "verdict", "reason")
+        }
+        facts = policy.PolicyFacts(
+            subject_email=self.state.get("subject_email", ""),
+            started_by_staff=self.run.started_by_staff,
+            identity_verified=bool(self.state.get("identity_verified")),
+            target_email=target,
+            authorized_software=tuple(
+                self.config.authorized_software or policy.DEFAULT_AUTHORIZED_SOFTWARE
+            ),
+            tenant_rules=rules,
+        )
+        verdict = policy.decide(call.tool_name, call.args_json, facts, known_tool=tool is not None)
+        call.policy_verdict = verdict.decision
+        call.policy_reason = verdict.reason
+        fields = ["policy_verdict", "policy_reason"]
+        if verdict.decision == policy.BLOCK:
+            call.status = ToolCall.Status.BLOCKED
+            fields.append("status")
+            self.guardrail("policy_block", verdict.reason, tool_call=call)
+        elif verdict.decision == policy.NEEDS_IDENTITY:
+            self.guardrail("identity_verification_required", verdict.reason, tool_call=call)
+        elif verdict.decision == policy.NEEDS_APPROVAL:
+            self.guardrail("approval_required", verdict.reason, tool_call=call)
+        call.save(update_fields=fields)
+        self._touch(call)
+        audit.record(
+            tenant=self.tenant,
+            actor=None,
+            action="policy.verdict",
+            target_type="tool_call",
+            target_id=call.call_id,
+            target_repr=call.tool_name,
+            changes={"verdict": verdict.decision, "reason": verdict.reason},
+            metadata={"run_id": self.run.run_id},
+        )
+        return verdict
+
+    def execute(self, call: ToolCall) -> ToolCall:
+        """Run a tool call whose verdict allows it (or that a reviewer approved). Idempotent."""
+        from agents.tools import registry
+
+        if call.status == ToolCall.Status.SUCCESS:
+            return call  # done in an earlier delivery of this step
+        allowed = call.policy_verdict == policy.ALLOW or (
+            call.policy_verdict == policy.NEEDS_APPROVAL and self.approved(call)
+        )
+        if not allowed:
+            raise PermissionError(f"{call.tool_name} has no allowing verdict; refusing to run it")
+        tool = registry.get(call.tool_name)
+        if call.status == ToolCall.Status.RUNNING:
+            call.retries += 1  # a crash interrupted it: the connector dedupes on the key
+        call.status = ToolCall.Status.RUNNING
+        call.save(update_fields=["status", "retries"])
+        ctx = self.tool_context(call)
+        started = time.monotonic()
+        try:
+            result = tool.run(ctx, call.args_json)
+            fault_point("after_tool")
+            verified = tool.verify(ctx, call.args_json, result) if result.ok else False
+        except Exception as exc:
+            from agents.tools.base import ToolResult
+
+            result = ToolResult(
+                ok=False,
+                summary=f"{type(exc).__name__}: {exc}",
+                status_code=getattr(exc, "status_code", 500),
+                error_class=getattr(exc, "error_class", type(exc).__name__),
+                error_message=str(exc),
+            )
+            verified = False
+        call.latency_ms = int((time.monotonic() - started) * 1000)
+        if not result.ok and result.retryable and call.retries < MAX_TOOL_RETRIES:
+            # The connector is down or timed out: the step is retried later with the same
+            # idempotency key (the connector applies it at most once).
+            call.error_class = result.error_class
+            call.error_message = redact(result.error_message or result.summary).text[:2000]
+            call.status_code = result.status_code
+            call.save(update_fields=["error_class", "error_message", "status_code", "latency_ms"])
+            raise TransientStepError(f"{call.tool_name}: {call.error_message}")
+        summary = redact(result.summary).text
+        call.status = ToolCall.Status.SUCCESS if result.ok else ToolCall.Status.FAILURE
+        call.result_summary = summary[:2000]
+        call.result_json = redact_value(result.data)[0]
+        call.verified = verified if result.ok else None
+        call.status_code = result.status_code
+        call.error_class = result.error_class
+        call.error_message = redact(result.error_message).text[:2000]
+        call.ended_at = timezone.now()
+        call.save(
+            update_fields=[
+                "status",
+                "result_summary",
+                "result_json",
+                "verified",
+                "status_code",
+                "error_class",
+                "error_message",
+                "ended_at",
+                "latency_ms",
+            ]
+        )
+        metrics.TOOL_EXECUTIONS.labels(call.tool_name, call.status).inc()
+        audit.record(
+            tenant=self.tenant,
+            actor=None,
+            action="tool.executed",
+            target_type="tool_call",
+            target_id=call.call_id,
+            target_repr=call.tool_name,
+            changes={"status": call.status, "verified": call.verified},
+            metadata={"run_id": self.run.run_id, "args": call.args_json},
+        )
+        if result.ok and not verified:
+            self.guardrail(
+                "verification_failed",
+                f"{call.tool_name} reported success but its effect was not found.",
+                tool_call=call,
+            )
+        self._touch(call)
+        return call
+
+
+def fault_point(name: str) -> None:
+    """Fault injection for the crash tests: pause here so a test can SIGKILL the worker.
+
+    Only honoured under AGENTOPS_ENV=test, from AGENTOPS_FAULT_SLEEP_<NAME> (seconds).
+    """
+    if settings.ENVIRONMENT != "test":
+        return
+    seconds = os.environ.get(f"AGENTOPS_FAULT_SLEEP_{name.upper()}")
+    if seconds:
+        time.sleep(float(seconds))
