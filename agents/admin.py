@@ -1,7 +1,18 @@
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 
 from agentops.admin import UnscopedAdminMixin
-from agents.models import AgentConfig, GuardrailEvent, PolicyRule, Run, Step, ToolCall
+from agents import blueprints
+from agents.models import (
+    AgentConfig,
+    BlueprintSetting,
+    GuardrailEvent,
+    PolicyRule,
+    Run,
+    Step,
+    ToolCall,
+)
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -137,3 +148,56 @@ class GuardrailEventAdmin(ReadOnlyAdmin):
     list_filter = ["tenant", "type"]
     search_fields = ["event_id", "run__run_id", "message"]
     list_select_related = ["tenant", "run"]
+
+
+class BlueprintSettingForm(forms.ModelForm):
+    blueprint = forms.ChoiceField(choices=())
+
+    class Meta:
+        model = BlueprintSetting
+        fields = ["tenant", "blueprint", "enabled", "config", "allowed_tools"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["blueprint"].choices = [
+            (b.name, f"{b.title or b.name} ({b.name})") for b in blueprints.all_blueprints()
+        ]
+        self.fields["config"].help_text = "Overrides, as JSON. " + "; ".join(
+            f"{b.name}: {b.default_config}" for b in blueprints.all_blueprints() if b.default_config
+        )
+        self.fields["allowed_tools"].help_text = (
+            "A JSON list narrowing the declared tools (empty: all declared). "
+            + "; ".join(
+                f"{b.name}: {', '.join(b.tools) or 'none'}" for b in blueprints.all_blueprints()
+            )
+        )
+
+    def clean(self):
+        data = super().clean()
+        errors = blueprints.validate_setting(
+            data.get("blueprint", ""), data.get("config"), data.get("allowed_tools")
+        )
+        if errors:
+            raise ValidationError(errors)
+        return data
+
+
+@admin.register(BlueprintSetting)
+class BlueprintSettingAdmin(UnscopedAdminMixin, admin.ModelAdmin):
+    """Which blueprints a tenant has enabled, their config and their tool allow-list."""
+
+    form = BlueprintSettingForm
+    list_display = ["tenant", "blueprint", "enabled", "config", "allowed_tools", "updated_at"]
+    list_filter = ["tenant", "enabled", "blueprint"]
+
+    def save_model(self, request, obj, form, change):
+        # Through the service: validated again and audited.
+        saved = blueprints.registry.save_setting(
+            tenant=obj.tenant,
+            actor=request.user,
+            blueprint=obj.blueprint,
+            enabled=obj.enabled,
+            config=obj.config,
+            allowed_tools=obj.allowed_tools,
+        )
+        obj.pk = saved.pk

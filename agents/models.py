@@ -57,6 +57,9 @@ class Run(TenantOwned):
         max_length=40, blank=True, help_text="The blueprint state to run next."
     )
     state_data = models.JSONField(default=dict, blank=True, help_text="The blueprint's checkpoint.")
+    blueprint_config = models.JSONField(
+        default=dict, blank=True, help_text="The blueprint's config and tools for this run."
+    )
     input = models.JSONField(default=dict, blank=True)
     result = models.JSONField(default=dict, blank=True)
     started_by = models.ForeignKey(
@@ -283,3 +286,24 @@ class PolicyRule(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.action}: {self.verdict}"
+
+
+class BlueprintSetting(TenantOwned):
+    """One tenant's settings for one registered blueprint: enabled, config overrides (keys of
+    the blueprint's ``default_config`` only) and a tool allow-list that can only narrow the
+    tools the blueprint declares (empty: all of them). No row: the blueprint's defaults."""
+
+    blueprint = models.CharField(max_length=100)
+    enabled = models.BooleanField(default=True)
+    config = models.JSONField(default=dict, blank=True)
+    allowed_tools = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "blueprint"], name="blueprint_setting_unique")
+        ]
+        ordering = ["blueprint"]
+
+    def __str__(self) -> str:
+        return f"{self.blueprint} ({'enabled' if self.enabled else 'disabled'})"

@@ -177,6 +177,7 @@ class ServiceDeskBlueprint(Blueprint):
     title = "Service-desk agent"
     description = "Triage → Plan → Compliance → Resolution, or Escalation to a person."
     initial = "triage"
+    tools = SERVICE_DESK_TOOLS
     states = {
         "triage": "Triage",
         "plan": "Plan remediation",
@@ -303,7 +304,7 @@ class ServiceDeskBlueprint(Blueprint):
         citations = _knowledge(ctx)
         prompt += _knowledge_block(ctx)
         known = {tool.name for tool in registry.all_tools()}
-        available = [name for name in SERVICE_DESK_TOOLS if name in known]
+        available = [name for name in SERVICE_DESK_TOOLS if name in known and ctx.may_use(name)]
         response = ctx.complete(
             system=PLAN_SYSTEM,
             messages=[{"role": "user", "content": prompt}],

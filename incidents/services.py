@@ -7,6 +7,7 @@ with a message per field, which forms and the API show next to the field.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from datetime import timedelta
 
@@ -160,12 +161,16 @@ def ticket_create(
 
         start_agent = agent_config(tenant).auto_resolve_on_create
     if start_agent:
-        # The agent works for the requester, not for whoever typed the ticket in.
-        ticket_start_agent(
-            ticket=ticket,
-            actor=actor,
-            identity_verified=_identity_verified(ticket, actor),
-        )
+        from agents.engine import BlueprintDisabled
+
+        # The agent works for the requester, not for whoever typed the ticket in. A tenant
+        # that switched the service-desk agent off: people take the ticket.
+        with contextlib.suppress(BlueprintDisabled):
+            ticket_start_agent(
+                ticket=ticket,
+                actor=actor,
+                identity_verified=_identity_verified(ticket, actor),
+            )
     return ticket
 
 

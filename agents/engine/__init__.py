@@ -20,10 +20,17 @@ from agents.engine.base import TransientStepError, args_hash
 from agents.engine.claiming import claim, lease_seconds, watchdog
 from agents.engine.context import StepContext
 from agents.engine.llm import agent_config, backend_for, llm_config
-from agents.engine.runner import advance, mark_failed, request_cancel, start_run
+from agents.engine.runner import (
+    BlueprintDisabled,
+    advance,
+    mark_failed,
+    request_cancel,
+    start_run,
+)
 
 __all__ = [
     "APPROVAL_HANDLER",
+    "BlueprintDisabled",
     "StepContext",
     "TransientStepError",
     "advance",

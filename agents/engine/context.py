@@ -35,6 +35,11 @@ class StepContext(ToolCalls, ApprovalSteps):
     config: AgentConfig
     state: dict[str, Any]
     usage: dict[str, Any] = field(default_factory=lambda: {"in": 0, "out": 0, "cost": 0.0, "ms": 0})
+    blueprint: Any = None
+    # The tools the blueprint declares and the tenant allows (None: no list, runs from before).
+    allowed_tools: frozenset[str] | None = None
+    # The blueprint's config for this run (its defaults with the tenant's overrides).
+    blueprint_config: dict[str, Any] = field(default_factory=dict)
 
     @property
     def tenant(self):

@@ -17,6 +17,7 @@ import time
 import traceback as tb
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models.query import RawQuerySet
 from django.utils import timezone
@@ -36,6 +37,10 @@ from approvals.models import ApprovalRequest
 log = logging.getLogger(__name__)
 
 
+class BlueprintDisabled(ValidationError):
+    """The tenant has not enabled the blueprint: nothing was started."""
+
+
 @transaction.atomic
 def start_run(
     *,
@@ -49,6 +54,11 @@ def start_run(
     input: dict | None = None,
 ) -> Run:
     bp = blueprints.get(blueprint)
+    effective = blueprints.for_tenant(tenant, bp.name)
+    if not effective.enabled:
+        raise BlueprintDisabled(
+            {"blueprint": f"The {bp.title or bp.name} blueprint is not enabled for this tenant."}
+        )
     config = agent_config(tenant)
     run = Run.objects.create(
         tenant=tenant,
@@ -62,6 +72,8 @@ def start_run(
         input=input or {},
         started_by=actor if getattr(actor, "is_authenticated", False) else None,
         started_by_staff=started_by_staff,
+        # Fixed for the run's life: a tenant's later change applies to later runs.
+        blueprint_config={"config": effective.config, "tools": list(effective.tools)},
     )
     audit.record(
         tenant=tenant,
@@ -206,7 +218,14 @@ def advance(run_id: int) -> str:
         return _fail(run, "StepLimit", f"Stopped after {run.step_count} steps (tenant max_steps).")
 
     step = _open_step(run, bp)
-    ctx = StepContext(run=run, step=step, config=config, state=dict(run.state_data))
+    ctx = StepContext(
+        run=run,
+        step=step,
+        config=config,
+        state=dict(run.state_data),
+        blueprint=bp,
+        **_blueprint_limits(run, bp),
+    )
     started = time.monotonic()
     from agents.llm.base import LLMUnavailable
 
@@ -289,6 +308,16 @@ def advance(run_id: int) -> str:
         run.save(update_fields=RUN_STEP_FIELDS)
         enqueue(run.pk)
     return "advanced"
+
+
+def _blueprint_limits(run: Run, bp) -> dict:
+    """The tools and config the run was started with (runs from before: the declared ones)."""
+    saved = run.blueprint_config or {}
+    tools = saved.get("tools", bp.tools)
+    return {
+        "allowed_tools": frozenset(tools) if (tools or bp.tools) else None,
+        "blueprint_config": {**bp.default_config, **saved.get("config", {})},
+    }
 
 
 def _record_step(step: Step, outcome: Outcome, ctx: StepContext, elapsed: int) -> None:

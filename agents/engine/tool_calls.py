@@ -27,7 +27,7 @@ MAX_TOOL_RETRIES = 3
 class ToolCalls:
     """Mixed into ``StepContext``: the tool calls of one step."""
 
-    def propose(self, tool_name: str, args: Any, *, call_id: str = "") -> ToolCall:
+    def propose(self, tool_name: str, args: Any, *, call_id: str = "", turn: str = "") -> ToolCall:
         """Record a tool call the model proposed (or find the one this step already recorded).
 
         Arguments are validated against the tool's schema here: an invalid call is recorded as
@@ -37,7 +37,9 @@ class ToolCalls:
 
         clean_args, findings = redact_value(args if isinstance(args, dict) else {"_raw": args})
         digest = args_hash(clean_args)
-        key = f"{self.run.run_id}:{tool_name}:{digest[:32]}"
+        # The same call proposed again in a later turn of a loop (``turn``) is a new call: a
+        # metric read after a fix must read again. Within a turn, a redelivery finds it.
+        key = f"{self.run.run_id}:{tool_name}:{digest[:32]}" + (f":{turn}" if turn else "")
         existing = ToolCall.objects.for_tenant(self.tenant).filter(idempotency_key=key).first()
         if existing is not None:
             return existing
@@ -63,6 +65,8 @@ class ToolCalls:
         except KeyError:
             tool = None
         errors = ["unknown tool"] if tool is None else registry.validate_args(tool, args)
+        if not errors and not self.may_use(tool_name):
+            return self._refuse_undeclared(call)
         if errors:
             call.status = ToolCall.Status.FAILURE
             call.error_class = "SchemaValidation"
@@ -78,6 +82,40 @@ class ToolCalls:
                 tool_call=call,
             )
         return call
+
+    def may_use(self, tool_name: str) -> bool:
+        """The blueprint declares the tool and the tenant allows it (None: no list, old runs)."""
+        return self.allowed_tools is None or tool_name in self.allowed_tools
+
+    def _refuse_undeclared(self, call: ToolCall) -> ToolCall:
+        call.status = ToolCall.Status.BLOCKED
+        call.policy_verdict = policy.BLOCK
+        call.policy_reason = self._not_allowed_reason(call)
+        call.ended_at = timezone.now()
+        call.save(update_fields=["status", "policy_verdict", "policy_reason", "ended_at"])
+        self.guardrail("tool_not_allowed", call.policy_reason, tool_call=call)
+        return call
+
+    def _blueprint_overlay(self, call: ToolCall, verdict: policy.Verdict) -> policy.Verdict:
+        """The blueprint may only make the policy stricter: its tool list and its own
+        approval list (``Blueprint.approval_tools``)."""
+        if not self.may_use(call.tool_name):
+            return policy.Verdict(policy.BLOCK, self._not_allowed_reason(call), risk="high")
+        approval_tools = getattr(self.blueprint, "approval_tools", ())
+        if verdict.decision == policy.ALLOW and call.tool_name in approval_tools:
+            return policy.Verdict(
+                policy.NEEDS_APPROVAL,
+                f"{call.tool_name} needs a person's approval in the "
+                f"{getattr(self.blueprint, 'title', '') or 'agent'} blueprint.",
+                risk="medium",
+            )
+        return verdict
+
+    def _not_allowed_reason(self, call: ToolCall) -> str:
+        return (
+            f"{call.tool_name} is not among the tools this agent may use here "
+            f"({', '.join(sorted(self.allowed_tools or ())) or 'none'})."
+        )
 
     def tool_context(self, call: ToolCall):
         from agents.tools.base import ToolContext
@@ -124,6 +162,7 @@ class ToolCalls:
             tenant_rules=rules,
         )
         verdict = policy.decide(call.tool_name, call.args_json, facts, known_tool=tool is not None)
+        verdict = self._blueprint_overlay(call, verdict)
         call.policy_verdict = verdict.decision
         call.policy_reason = verdict.reason
         fields = ["policy_verdict", "policy_reason"]
@@ -155,6 +194,8 @@ class ToolCalls:
 
         if call.status == ToolCall.Status.SUCCESS:
             return call  # done in an earlier delivery of this step
+        if not self.may_use(call.tool_name):
+            raise PermissionError(f"{call.tool_name} is not a tool this run may use")
         allowed = call.policy_verdict == policy.ALLOW or (
             call.policy_verdict == policy.NEEDS_APPROVAL and self.approved(call)
         )

@@ -1,8 +1,13 @@
-"""Blueprints: a pipeline is an explicit state graph, so a new agent type is a small module.
+"""The state-graph contract: a pipeline is an explicit graph, so a new agent type is a small
+module.
 
 A blueprint declares its states and the transitions between them; the engine runs exactly
 one state per Celery task (a checkpoint) and refuses a transition the graph does not have.
 Each state is a method ``state_<name>(ctx) -> Outcome``. The console draws the graph.
+
+A blueprint also declares the tools it may call (``tools``): the engine refuses any other,
+and a tenant may narrow the list further (``agents.blueprints.registry``). Tools named in
+``approval_tools`` always wait for a person in this blueprint, whatever the policy allows.
 """
 
 from __future__ import annotations
@@ -43,6 +48,24 @@ class Blueprint:
     # state → label, and state → the states it may go to (terminal states and WAIT included)
     states: dict[str, str] = {}
     transitions: dict[str, tuple[str, ...]] = {}
+    # The tools this blueprint may call (the engine refuses others); empty: none.
+    tools: tuple[str, ...] = ()
+    # Tools that need a person's approval in this blueprint even where the policy allows them.
+    approval_tools: tuple[str, ...] = ()
+    # Settings a tenant may override (agents.blueprints.registry), with their defaults.
+    default_config: dict[str, Any] = {}
+    # Whether a tenant has it before an admin says otherwise.
+    enabled_by_default: bool = True
+    kind = "graph"
+
+    def start_input(self, *, tenant, actor, goal: str, subject_type: str, subject_id: str) -> dict:
+        """Check a request to start this blueprint (API, console) and return the run's
+        ``subject_type``, ``subject_id``, ``subject_repr`` and ``input``. Raise
+        ``django.core.exceptions.ValidationError`` for bad input, ``Http404`` for a subject the
+        actor may not see. Default: this blueprint cannot be started by hand."""
+        from django.core.exceptions import ValidationError
+
+        raise ValidationError({"blueprint": f"{self.name} is started by the system, not by hand."})
 
     def step_name(self, state: str) -> str:
         return self.states.get(state, state)
@@ -74,25 +97,3 @@ class Blueprint:
 
     def graph(self) -> list[tuple[str, str]]:
         return [(src, dst) for src, dsts in self.transitions.items() for dst in dsts]
-
-
-_REGISTRY: dict[str, Blueprint] = {}
-
-
-def register(blueprint: Blueprint) -> Blueprint:
-    missing = [s for s in blueprint.transitions if s not in blueprint.states]
-    if blueprint.initial not in blueprint.states or missing:
-        raise ValueError(f"Blueprint {blueprint.name}: initial/transition states must be declared")
-    _REGISTRY[blueprint.name] = blueprint
-    return blueprint
-
-
-def get(name: str) -> Blueprint:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise LookupError(f"No blueprint named {name!r} is registered") from None
-
-
-def all_blueprints() -> list[Blueprint]:
-    return sorted(_REGISTRY.values(), key=lambda b: b.name)
