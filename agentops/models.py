@@ -64,6 +64,8 @@ ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
             "knowledge.write",
             # Decide approvals only in the queues or tickets granted to them (approvals.access).
             "approval.decide_granted",
+            # Start an agent run by hand (an investigation, a blueprint on a goal).
+            "agent.start",
         }
     ),
     Role.REVIEWER: frozenset(
@@ -89,6 +91,7 @@ ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
             "knowledge.write",
             # Grant and revoke view/work on queues and tickets; create queues (incidents).
             "access.manage",
+            "agent.start",
         }
     ),
     Role.AUDITOR: frozenset({"ticket.view_all", "audit.view", "knowledge.view_all"}),

@@ -232,6 +232,9 @@ CELERY_BEAT_SCHEDULE = {
 RUN_LEASE_SECONDS = env_int("RUN_LEASE_SECONDS", 180, minimum=1)
 # Whether a new tenant's agent starts on every new ticket (each tenant can change it in the admin).
 AGENT_AUTOSTART_DEFAULT = env_bool("AGENT_AUTOSTART_DEFAULT", True)
+# Modules with more blueprints (each has a ``register()``), comma-separated: a new agent type
+# is a small module (agents/blueprints/loop.py says what it implements).
+AGENT_BLUEPRINT_MODULES = env_list("AGENT_BLUEPRINT_MODULES", [])
 
 # --------------------------------------------------------------------------- auth
 

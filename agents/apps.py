@@ -13,3 +13,15 @@ class AgentsConfig(AppConfig):
         handlers.register(engine.APPROVAL_HANDLER, engine.on_approval_decided)
         register_builtin_tools()
         approval_hooks.register()
+        load_blueprint_modules()
+
+
+def load_blueprint_modules() -> None:
+    """Blueprints from modules named in ``settings.AGENT_BLUEPRINT_MODULES``: a new agent type
+    is a small module with a ``register()`` function (the built-in ones register themselves)."""
+    from importlib import import_module
+
+    from django.conf import settings
+
+    for path in getattr(settings, "AGENT_BLUEPRINT_MODULES", ()):
+        import_module(path).register()

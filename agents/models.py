@@ -14,6 +14,7 @@ from django.db import models
 from django.utils import timezone
 
 from agentops.tenancy import TenantOwned
+from approvals.models import TenantUniqueValidation
 
 
 def new_run_id() -> str:
@@ -288,7 +289,7 @@ class PolicyRule(TenantOwned):
         return f"{self.action}: {self.verdict}"
 
 
-class BlueprintSetting(TenantOwned):
+class BlueprintSetting(TenantUniqueValidation, TenantOwned):
     """One tenant's settings for one registered blueprint: enabled, config overrides (keys of
     the blueprint's ``default_config`` only) and a tool allow-list that can only narrow the
     tools the blueprint declares (empty: all of them). No row: the blueprint's defaults."""

@@ -13,6 +13,7 @@ from ninja import Status as HttpStatus
 from pydantic import field_validator, model_validator
 
 from agentops.access import require_capability
+from agents.api import RunOut, StepOut, ToolCallOut
 from incidents import services
 from incidents.models import (
     DESCRIPTION_MAX,
@@ -212,52 +213,6 @@ def list_tickets(request, params: Query[ListParams]):
 @router.get("/{number}", response=TicketOut, summary="One ticket by number")
 def get_ticket(request, number: str):
     return access_ticket(request.membership, number)
-
-
-class ToolCallOut(Schema):
-    call_id: str
-    tool_name: str
-    status: str
-    args_json: dict[str, Any]
-    policy_verdict: str
-    policy_reason: str
-    result_summary: str
-    verified: bool | None
-    error_class: str
-    error_message: str
-
-
-class StepOut(Schema):
-    step_id: str
-    name: str
-    state: str
-    status: str
-    input_summary: str
-    output_summary: str
-    retries: int
-    latency_ms: int
-    started_at: datetime
-    ended_at: datetime | None
-
-
-class RunOut(Schema):
-    run_id: str
-    agent_name: str
-    status: str
-    state: str
-    model: str
-    started_at: datetime | None
-    ended_at: datetime | None
-    error_message: str
-    tokens_prompt: int
-    tokens_completion: int
-    total_cost_usd: float
-    latency_ms: int
-    url: str
-
-    @staticmethod
-    def resolve_url(obj) -> str:
-        return reverse("agents:run-detail", args=[obj.run_id])
 
 
 class TicketStatusOut(Schema):

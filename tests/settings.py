@@ -36,3 +36,6 @@ AGENT_AUTOSTART_DEFAULT = False
 # Tests that are not about meaning embed with the deterministic hashing backend; the tests that
 # are (tests/knowledge/test_semantic*.py) override this to "minilm".
 KNOWLEDGE_EMBEDDING_BACKEND = "hashing"
+# The framework's contract test blueprint (tests/agents/probe_blueprint.py), registered in every
+# process of the test session, real workers included.
+AGENT_BLUEPRINT_MODULES = ["tests.agents.probe_blueprint"]

@@ -161,7 +161,9 @@ class LoopBlueprint(Blueprint):
             text = state.ctx.redact(self.first_message(state), where="the goal")
             messages.append({"role": "user", "content": text})
         response = state.ctx.complete(
-            system=self.system_prompt, messages=messages, tools=registry.specs(list(state.tools))
+            system=self.system_prompt,
+            messages=list(messages),
+            tools=registry.specs(list(state.tools)),
         )
         messages.append(response.assistant_message())
         limit = int(state.config.get("max_actions_per_turn", 4))

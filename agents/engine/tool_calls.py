@@ -64,9 +64,9 @@ class ToolCalls:
             tool = registry.get(tool_name)
         except KeyError:
             tool = None
-        errors = ["unknown tool"] if tool is None else registry.validate_args(tool, args)
-        if not errors and not self.may_use(tool_name):
+        if not self.may_use(tool_name):  # before its schema: it may not be used at all
             return self._refuse_undeclared(call)
+        errors = ["unknown tool"] if tool is None else registry.validate_args(tool, args)
         if errors:
             call.status = ToolCall.Status.FAILURE
             call.error_class = "SchemaValidation"
