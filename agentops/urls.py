@@ -7,11 +7,13 @@ from agentops.api import api
 from agents.api import blueprints_router, runs_router
 from incidents.api import queues_router
 from incidents.api import router as tickets_router
+from incidents.investigation_api import router as investigations_router
 
 api.add_router("/tickets", tickets_router)
 api.add_router("/queues", queues_router)
 api.add_router("/blueprints", blueprints_router)
 api.add_router("/runs", runs_router)
+api.add_router("/investigations", investigations_router)
 
 urlpatterns = [
     path("", views.home, name="home"),

@@ -87,7 +87,8 @@ def timeline_context(request, run, *, since=None) -> dict:
         "approvals": pending_approvals(run) if run.status == RunStatus.WAITING_APPROVAL else [],
         "can_decide": can_decide,
         "can_cancel": request.membership.can("ticket.write") and run.is_active,
-        "blueprint": _blueprint(run),
+        "blueprint": (bp := _blueprint(run)),
+        "report_url": bp.report_url(run) if bp is not None and run.result.get("report") else None,
     }
 
 

@@ -7,10 +7,11 @@ class IncidentsConfig(AppConfig):
 
     def ready(self) -> None:
         # The service-desk domain plugs its pipeline and ticket tools into the agent runtime.
-        from incidents import pipeline, signals
+        from incidents import signals
+        from incidents.blueprints import register_all
         from incidents.tools import register_ticket_tools
 
-        pipeline.register()
+        register_all()
         register_ticket_tools()
         signals.connect()  # grants on tickets and queues are audited, whoever makes them
         # Reviewers granted a queue or a ticket decide its approvals (approvals.access).

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from incidents import learning_views, queue_views, views
+from incidents import investigation_views, learning_views, queue_views, views
 
 app_name = "incidents"
 
@@ -8,6 +8,12 @@ urlpatterns = [
     path("", views.queue, name="queue"),
     path("new", views.ticket_create, name="ticket-create"),
     path("bulk", views.bulk, name="bulk"),
+    path("investigations/", investigation_views.investigations, name="investigations"),
+    path(
+        "investigations/<str:run_id>/report",
+        investigation_views.investigation_report,
+        name="investigation-report",
+    ),
     path("<str:number>/", views.ticket_detail, name="ticket-detail"),
     path("<str:number>/comment", views.ticket_comment, name="ticket-comment"),
     path("<str:number>/transition", views.ticket_transition, name="ticket-transition"),

@@ -58,6 +58,10 @@ class Blueprint:
     enabled_by_default: bool = True
     kind = "graph"
 
+    def report_url(self, run) -> str | None:
+        """Where the run's report is shown, when the blueprint writes one."""
+        return None
+
     def start_input(self, *, tenant, actor, goal: str, subject_type: str, subject_id: str) -> dict:
         """Check a request to start this blueprint (API, console) and return the run's
         ``subject_type``, ``subject_id``, ``subject_repr`` and ``input``. Raise

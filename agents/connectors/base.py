@@ -183,7 +183,14 @@ class MonitoringConnector(Connector, ABC):
     kind = MONITORING
 
     @abstractmethod
-    def search_logs(self, service: str, query: str, minutes: int) -> dict[str, Any]: ...
+    def list_services(self, minutes: int) -> dict[str, Any]:
+        """The monitored services, each with its log volume and errors in the window."""
+
+    @abstractmethod
+    def search_logs(
+        self, service: str, query: str, minutes: int, level: str = ""
+    ) -> dict[str, Any]:
+        """Log lines of one service in the window: every query word, at ``level`` or worse."""
 
     @abstractmethod
     def query_metrics(self, service: str, metric: str, minutes: int) -> dict[str, Any]: ...

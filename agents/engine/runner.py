@@ -272,6 +272,8 @@ def advance(run_id: int) -> str:
                 error_message=outcome.summary if outcome.next_state != blueprints.DONE else "",
             )
             run.result = {**run.result, "summary": outcome.summary}
+            if "report" in outcome.detail:  # a blueprint's report is the run's result
+                run.result["report"] = _jsonable(outcome.detail["report"])
             run.save(update_fields=RUN_STEP_FIELDS)
             bp.on_finished(run)
             audit.record(

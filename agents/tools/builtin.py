@@ -15,6 +15,7 @@ from typing import Any
 from agents.connectors.base import DIRECTORY, ENDPOINT, MONITORING, get_connector
 from agents.tools import registry
 from agents.tools.base import Tool, ToolContext, ToolError, ToolResult
+from agents.tools.report import GenerateReport
 
 HIGH_RISK_TOOLS = frozenset(
     {
@@ -403,11 +404,31 @@ class SearchLogs(MonitoringTool):
                 "description": "words to look for in the messages",
             },
             "minutes": MINUTES,
-        }
+            "level": {
+                "type": "string",
+                "enum": ["debug", "info", "warning", "error", "critical"],
+                "description": "only lines at this level or worse (optional)",
+            },
+        },
+        required=["service", "query", "minutes"],
     )
 
     def perform(self, ctx, conn, args):
-        return _ok(conn.search_logs(args["service"], args["query"], args["minutes"]))
+        return _ok(
+            conn.search_logs(args["service"], args["query"], args["minutes"], args.get("level", ""))
+        )
+
+
+class ListServices(MonitoringTool):
+    name = "list_services"
+    description = (
+        "List the monitored services with their log volume and error count over the last "
+        "minutes: where to look first when no service is named."
+    )
+    input_schema = schema({"minutes": MINUTES})
+
+    def perform(self, ctx, conn, args):
+        return _ok(conn.list_services(args["minutes"]))
 
 
 class QueryMetrics(MonitoringTool):
@@ -452,9 +473,11 @@ BUILTIN_TOOLS: tuple[type[Tool], ...] = (
     InstallSoftware,
     RunDiagnostic,
     ResetNetworkAdapter,
+    ListServices,
     SearchLogs,
     QueryMetrics,
     GetTraces,
+    GenerateReport,
     GrantAdminAccess,
     DeleteUserAccount,
     ModifySecurityGroup,

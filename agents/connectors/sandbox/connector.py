@@ -686,8 +686,35 @@ class SandboxMonitoringConnector(SandboxConnector, MonitoringConnector):
             )
         return lines
 
-    def search_logs(self, service: str, query: str, minutes: int) -> dict[str, Any]:
+    def list_services(self, minutes: int) -> dict[str, Any]:
+        since = self._window(minutes)
+        rows = list(
+            LogLine.objects.for_tenant(self.tenant)
+            .filter(created_at__gte=since)
+            .order_by()
+            .values("service")
+            .annotate(lines=Count("id"), errors=Count("id", filter=Q(level__in=ERROR_LEVELS)))
+            .order_by("service")
+        )
+        quiet = sorted(
+            set(MetricPoint.objects.for_tenant(self.tenant).values_list("service", flat=True))
+            - {r["service"] for r in rows}
+        )
+        services = rows + [{"service": name, "lines": 0, "errors": 0} for name in quiet]
+        listed = ", ".join(f"{r['service']} ({r['errors']} errors)" for r in services)
+        return _result(
+            f"{len(services)} monitored service(s) in the last {minutes} min: {listed or 'none'}.",
+            minutes=minutes,
+            services=services,
+        )
+
+    def search_logs(
+        self, service: str, query: str, minutes: int, level: str = ""
+    ) -> dict[str, Any]:
         lines = self._logs(service).filter(created_at__gte=self._window(minutes))
+        if level:
+            order = [choice for choice, _ in LogLevel.choices]
+            lines = lines.filter(level__in=order[order.index(level) :])
         for term in query.split():
             lines = lines.filter(message__icontains=term)
         by_level = dict(

@@ -1,0 +1,12 @@
+"""The service-desk domain's blueprints, registered with the agent runtime at start-up.
+
+``service_desk`` lives in ``incidents.pipeline``; ``investigation`` here.
+"""
+
+
+def register_all() -> None:
+    from incidents import pipeline
+    from incidents.blueprints import investigation
+
+    pipeline.register()
+    investigation.register()
