@@ -32,6 +32,7 @@ FINDING = {
 
 class GenerateReport(Tool):
     name = "generate_report"
+    read_only = True  # its only effect is its own result
     description = (
         "Write the investigation's report: a summary, findings each citing the observation ids "
         "(obs-N) that support it, and recommendations. Call it once, at the end."

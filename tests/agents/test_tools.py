@@ -33,7 +33,16 @@ EFFECT_TOOLS = {
     "reset_network_adapter",
     *HIGH_RISK_TOOLS,
 }
-READ_ONLY_TOOLS = {"run_diagnostic", "search_logs", "query_metrics", "get_traces"}
+READ_ONLY_TOOLS = {
+    "run_diagnostic",
+    "list_services",
+    "search_logs",
+    "query_metrics",
+    "get_traces",
+    "generate_report",
+}
+# Arguments a tool documents as optional; every other property is required.
+OPTIONAL_ARGUMENTS = {"search_logs": {"level"}, "generate_report": {"recommendations"}}
 
 
 @pytest.fixture(autouse=True)
@@ -106,9 +115,11 @@ def test_registry_lists_every_builtin_tool_with_a_strict_schema(tools):
         tool = tools.get(name)
         schema = tool.input_schema
         assert schema["additionalProperties"] is False, name
-        assert set(schema["required"]) == set(schema["properties"]), name
+        optional = OPTIONAL_ARGUMENTS.get(name, set())
+        assert set(schema["required"]) == set(schema["properties"]) - optional, name
         assert tool.read_only == (name in READ_ONLY_TOOLS), name
-        assert tool.connector in {"directory", "endpoint", "monitoring"}, name
+        assert tool.connector in {"directory", "endpoint", "monitoring", ""}, name
+        assert tool.connector or name == "generate_report", name  # it writes only its result
     assert tools.get("unlock_account").target_argument == "user_email"
     assert tools.get("push_vpn_config").target_argument == "device_id"
     assert tools.get("search_logs").target_argument is None
