@@ -111,6 +111,8 @@ def run_timeline(request, run_id: str):
     run = access_run(request.membership, run_id)
     since = parse_datetime(request.GET.get("cursor", "") or "")
     context = timeline_context(request, run, since=since)
+    # A decision made in a polled approval card returns to the page it was shown on.
+    context["return_to"] = request.htmx.current_url_abs_path if request.htmx else None
     if run.status not in FINISHED_RUN_STATUSES:
         return render(request, "agents/run_detail.html#timeline-update", context)
     response = render(
