@@ -44,3 +44,18 @@ def api(personas, api_for):
 @pytest.fixture
 def outsider_api(personas, api_for):
     return api_for(personas.outsider, personas.other_tenant)
+
+
+@pytest.fixture
+def ingest():
+    """Store a payload through the service (validated exactly as the API does)."""
+    from agents.telemetry.schemas import parse_run
+    from agents.telemetry.services import ingest_runs
+
+    def store(tenant, payload):
+        ingest_runs(tenant=tenant, runs=[parse_run(payload)])
+        from agents.models import Run
+
+        return Run.objects.for_tenant(tenant).get(run_id=payload["run_id"])
+
+    return store
