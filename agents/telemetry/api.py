@@ -126,7 +126,7 @@ class ListParams(Schema):
     offset: int = Field(0, ge=0, le=1_000_000)
 
 
-def _reader(request):
+def api_reader(request):
     if request.membership is None:  # an ingest secret writes, it never reads
         raise PermissionDenied("Reading runs needs a bearer token.")
     require_capability(request.membership, "ticket.view_all")
@@ -135,7 +135,7 @@ def _reader(request):
 
 @router.get("", response={200: dict, 400: dict, 403: dict}, summary="List runs")
 def list_runs(request, params: Query[ListParams]):
-    membership = _reader(request)
+    membership = api_reader(request)
     if params.status and params.status not in selectors.STATUS_FILTER:
         fields = {"status": [f"Unknown status {params.status!r}."]}
         return HttpStatus(400, {"error": "validation_error", "fields": fields})
@@ -162,12 +162,12 @@ def list_runs(request, params: Query[ListParams]):
 
 @router.get("/{run_id}", response={200: dict, 403: dict, 404: dict}, summary="One run")
 def get_run(request, run_id: str):
-    run = access_run(_reader(request), run_id)
+    run = access_run(api_reader(request), run_id)
     return selectors.run_summary(run, counts=selectors.counts_of(run))
 
 
 @router.get("/{run_id}/timeline", response={200: dict, 403: dict, 404: dict}, summary="Timeline")
 def get_timeline(request, run_id: str):
     """Steps, tool calls and guardrail events merged in time order, for replay."""
-    run = access_run(_reader(request), run_id)
+    run = access_run(api_reader(request), run_id)
     return {"run_id": run.run_id, "items": selectors.timeline(run)}
