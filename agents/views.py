@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 from agentops.access import require_capability, tenant_member
 from agents import blueprints, engine
 from agents.models import FINISHED_RUN_STATUSES, RunStatus
+from agents.rca.views import panel_context as rca_panel_context
 from agents.selectors import access_run, pending_approvals, runs_visible_to, timeline_steps
 from agents.telemetry import replay
 
@@ -125,6 +126,7 @@ def run_detail(request, run_id: str):
     context = timeline_context(request, run)
     context["waterfall"] = replay.waterfall(run, context["steps"])
     context["orphans"] = replay.orphans(run)
+    context.update(rca_panel_context(request, run))
     return render(request, "agents/run_detail.html", context)
 
 
