@@ -354,3 +354,12 @@ KNOWLEDGE_EMBEDDING_MAX_TOKENS = env_int("KNOWLEDGE_EMBEDDING_MAX_TOKENS", 256, 
 KNOWLEDGE_INDEX_BATCH = env_int("KNOWLEDGE_INDEX_BATCH", 32, minimum=1)
 # HNSW candidate list per vector search (recall vs latency; tests/bench/test_bench_knowledge.py).
 KNOWLEDGE_HNSW_EF_SEARCH = env_int("KNOWLEDGE_HNSW_EF_SEARCH", 100, minimum=10)
+
+# --------------------------------------------------------------------------- telemetry ingest
+
+# Body limits of POST /api/v1/agent-runs (one run) and /agent-runs/batch (up to 500 runs).
+TELEMETRY_MAX_RUN_BYTES = env_int("TELEMETRY_MAX_RUN_BYTES", 4 * 1024 * 1024, minimum=1024)
+TELEMETRY_MAX_BATCH_BYTES = env_int("TELEMETRY_MAX_BATCH_BYTES", 32 * 1024 * 1024, minimum=1024)
+# GET /api/v1/rca-runs/{id}/stream: how often it looks for progress, and how long it stays open.
+RCA_STREAM_POLL_SECONDS = float(env_int("RCA_STREAM_POLL_MS", 300, minimum=50)) / 1000
+RCA_STREAM_MAX_SECONDS = env_int("RCA_STREAM_MAX_SECONDS", 300, minimum=1)

@@ -5,6 +5,8 @@ from django.urls import include, path
 from agentops import views
 from agentops.api import api
 from agents.api import blueprints_router, runs_router
+from agents.rca.api import router as rca_router
+from agents.telemetry.api import router as agent_runs_router
 from incidents.api import queues_router
 from incidents.api import router as tickets_router
 from incidents.investigation_api import router as investigations_router
@@ -14,6 +16,8 @@ api.add_router("/queues", queues_router)
 api.add_router("/blueprints", blueprints_router)
 api.add_router("/runs", runs_router)
 api.add_router("/investigations", investigations_router)
+api.add_router("/agent-runs", agent_runs_router)
+api.add_router("/rca-runs", rca_router)
 
 urlpatterns = [
     path("", views.home, name="home"),

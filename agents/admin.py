@@ -1,5 +1,5 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
 from agentops.admin import UnscopedAdminMixin
@@ -8,7 +8,9 @@ from agents.models import (
     AgentConfig,
     BlueprintSetting,
     GuardrailEvent,
+    IngestSecret,
     PolicyRule,
+    RcaFeedback,
     Run,
     Step,
     ToolCall,
@@ -201,3 +203,84 @@ class BlueprintSettingAdmin(UnscopedAdminMixin, admin.ModelAdmin):
             allowed_tools=obj.allowed_tools,
         )
         obj.pk = saved.pk
+
+
+class IngestSecretForm(forms.ModelForm):
+    secret = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Leave empty to generate one (shown once). Two may be active while a sender "
+        "rotates; revoke the old one afterwards.",
+    )
+
+    class Meta:
+        model = IngestSecret
+        fields = ["tenant", "name"]
+
+    def clean(self):
+        from agents.telemetry.secrets import MAX_ACTIVE, MIN_LENGTH
+
+        data = super().clean()
+        raw = data.get("secret") or ""
+        if raw and not MIN_LENGTH <= len(raw) <= 200:
+            self.add_error("secret", f"Use {MIN_LENGTH} to 200 characters.")
+        tenant = data.get("tenant")
+        if tenant is not None:
+            active = IngestSecret.objects.for_tenant(tenant).filter(revoked_at__isnull=True)
+            if active.count() >= MAX_ACTIVE:
+                self.add_error(None, f"{MAX_ACTIVE} secrets are active: revoke the old one first.")
+        return data
+
+
+@admin.register(IngestSecret)
+class IngestSecretAdmin(UnscopedAdminMixin, admin.ModelAdmin):
+    """Shared secrets for X-Ingest-Secret (telemetry of other agents), per tenant."""
+
+    form = IngestSecretForm
+    list_display = ["name", "tenant", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["tenant", ("revoked_at", admin.EmptyFieldListFilter)]
+    actions = ["revoke"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["tenant", "name", "created_at", "last_used_at", "revoked_at"] if obj else []
+
+    def get_fields(self, request, obj=None):
+        return ["tenant", "name", "created_at", "last_used_at", "revoked_at"] if obj else None
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return
+        from agents.telemetry.secrets import secret_create
+
+        created, raw = secret_create(
+            tenant=obj.tenant,
+            name=obj.name,
+            raw=form.cleaned_data.get("secret") or "",
+            actor=request.user,
+        )
+        obj.pk = created.pk
+        if not form.cleaned_data.get("secret"):
+            messages.warning(request, f"The new secret (shown once): {raw}")
+
+    @admin.action(description="Revoke selected secrets")
+    def revoke(self, request, queryset):
+        from agents.telemetry.secrets import secret_revoke
+
+        for secret in queryset.filter(revoked_at__isnull=True):
+            secret_revoke(secret=secret, actor=request.user)
+        messages.success(request, "Revoked.")
+
+
+@admin.register(RcaFeedback)
+class RcaFeedbackAdmin(UnscopedAdminMixin, admin.ModelAdmin):
+    """People's verdicts on RCA reports: the analyser's labelled regression cases."""
+
+    list_display = ["target_run_id", "tenant", "category", "correct", "author", "created_at"]
+    list_filter = ["tenant", "correct", "category"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -85,6 +85,10 @@ class Run(TenantOwned):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     deliveries = models.IntegerField(default=0, help_text="Tasks that claimed this run.")
     cancel_requested = models.BooleanField(default=False)
+    # Ingested runs: a hash of the telemetry as stored (an RCA of unchanged telemetry is reused)
+    # and when it last arrived.
+    telemetry_hash = models.CharField(max_length=64, blank=True)
+    received_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -98,6 +102,7 @@ class Run(TenantOwned):
             ),
             models.Index(fields=["tenant", "status"], name="run_status_idx"),
             models.Index(fields=["status", "lease_expires_at"], name="run_watchdog_idx"),
+            models.Index(fields=["tenant", "origin", "-started_at"], name="run_origin_time_idx"),
         ]
         ordering = ["-created_at", "-id"]
 
@@ -308,3 +313,51 @@ class BlueprintSetting(TenantUniqueValidation, TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.blueprint} ({'enabled' if self.enabled else 'disabled'})"
+
+
+class IngestSecret(TenantOwned):
+    """A shared secret another agent sends in ``X-Ingest-Secret`` to deliver its run telemetry.
+
+    Only a SHA-256 hash is stored. At most two are active per tenant, so a sender can move to a
+    new secret while the old one still works (rotation); revoking the old one ends it.
+    """
+
+    name = models.CharField(max_length=100, default="ingest")
+    secret_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({'revoked' if self.revoked_at else 'active'})"
+
+
+class RcaFeedback(TenantOwned):
+    """A person's verdict on an RCA report: right or wrong, with a comment.
+
+    Kept with a copy of the report and the telemetry hash it judged, so the set of labelled
+    cases is the analyser's regression set even after the run is sent again.
+    """
+
+    rca_run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="rca_feedback")
+    target_run_id = models.CharField(max_length=100)
+    telemetry_hash = models.CharField(max_length=64, blank=True)
+    category = models.CharField(max_length=40)
+    correct = models.BooleanField()
+    expected_category = models.CharField(max_length=40, blank=True)
+    comment = models.TextField(blank=True)
+    report = models.JSONField(default=dict, blank=True)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="rcafeedback_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.target_run_id}: {self.category} {'right' if self.correct else 'wrong'}"

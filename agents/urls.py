@@ -1,6 +1,7 @@
 from django.urls import path
 
 from agents import views
+from agents.rca import views as rca_views
 
 app_name = "agents"
 
@@ -9,4 +10,7 @@ urlpatterns = [
     path("<str:run_id>/", views.run_detail, name="run-detail"),
     path("<str:run_id>/timeline", views.run_timeline, name="run-timeline"),
     path("<str:run_id>/cancel", views.run_cancel, name="run-cancel"),
+    path("<str:run_id>/rca", rca_views.rca_panel, name="rca-panel"),
+    path("<str:run_id>/rca/start", rca_views.rca_start, name="rca-start"),
+    path("<str:rca_run_id>/rca/judge", rca_views.rca_judge, name="rca-judge"),
 ]

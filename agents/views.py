@@ -13,7 +13,9 @@ from django.views.decorators.http import require_POST
 from agentops.access import require_capability, tenant_member
 from agents import blueprints, engine
 from agents.models import FINISHED_RUN_STATUSES, RunStatus
+from agents.rca.views import panel_context as rca_panel_context
 from agents.selectors import access_run, pending_approvals, runs_visible_to, timeline_steps
+from agents.telemetry import replay
 
 STOP_POLLING = 286  # htmx: stop polling this element
 
@@ -24,10 +26,13 @@ def run_list(request):
     runs = runs_visible_to(request.membership).select_related("started_by")
     status = request.GET.get("status", "")
     agent = request.GET.get("agent", "")
+    origin = request.GET.get("origin", "")
     if status in RunStatus.values:
         runs = runs.filter(status=status)
     if agent:
         runs = runs.filter(agent_name=agent)
+    if origin in ORIGINS:
+        runs = runs.filter(origin=origin)
     page = Paginator(runs.order_by("-created_at", "-id"), 25).get_page(request.GET.get("page"))
     return render(
         request,
@@ -35,13 +40,30 @@ def run_list(request):
         {
             "page": page,
             "statuses": RunStatus.choices,
-            "agents": [b.name for b in blueprints.all_blueprints()],
+            "agents": _agent_names(request.membership),
+            "origins": ORIGINS.items(),
             "status": status,
             "agent": agent,
+            "origin": origin,
             "breakers": _breakers(),
             "outcomes": _outcomes(request.membership),
         },
     )
+
+
+ORIGINS = {"internal": "AgentOps", "ingested": "Ingested"}
+
+
+def _agent_names(membership) -> list[str]:
+    """Our blueprints and the agents whose runs were ingested (one DISTINCT query)."""
+    ingested = (
+        runs_visible_to(membership)
+        .filter(origin="ingested")
+        .order_by("agent_name")
+        .values_list("agent_name", flat=True)
+        .distinct()
+    )
+    return sorted({b.name for b in blueprints.all_blueprints()} | set(ingested[:200]))
 
 
 def _outcomes(membership) -> list[dict]:
@@ -102,7 +124,11 @@ def _blueprint(run):
 @tenant_member
 def run_detail(request, run_id: str):
     run = access_run(request.membership, run_id)
-    return render(request, "agents/run_detail.html", timeline_context(request, run))
+    context = timeline_context(request, run)
+    context["waterfall"] = replay.waterfall(run, context["steps"])
+    context["orphans"] = replay.orphans(run)
+    context.update(rca_panel_context(request, run))
+    return render(request, "agents/run_detail.html", context)
 
 
 @tenant_member
