@@ -75,7 +75,7 @@ def test_an_agent_investigates_a_reviewer_approves_the_ticket_and_the_report_sho
 
     # The agent's page finishes without a reload by hand and links the report.
     expect(page.locator(".run-head")).to_contain_text("Succeeded", timeout=30_000)
-    page.get_by_role("link", name="Report").click()
+    page.locator(".page-head").get_by_role("link", name="Report").click()
     expect(page.locator("h1")).to_contain_text("Investigation: Investigate error spikes")
     expect(page.locator(".finding").first).to_contain_text("payments: error rate spiked")
     expect(page.locator(".chart svg polyline").first).to_be_attached()
