@@ -236,6 +236,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "knowledge.tasks.reembed_stale",
         "schedule": crontab(minute="*/15"),
     },
+    # Signed checkpoints of every tenant's audit chain head, outside the database (a deleted
+    # tail of the audit trail is detected against the latest one: agentops.audit_witness).
+    "audit-checkpoint": {
+        "task": "agentops.tasks.audit_checkpoint",
+        "schedule": float(env_int("AUDIT_CHECKPOINT_SECONDS", 60, minimum=5)),
+    },
 }
 # A step owns its run for this long; after that the watchdog hands the run to another worker.
 RUN_LEASE_SECONDS = env_int("RUN_LEASE_SECONDS", 180, minimum=1)
@@ -330,6 +336,18 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missi
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "agentops@localhost")
+
+# --------------------------------------------------------------------------- audit witness
+
+# The HMAC key of the audit checkpoints: never in the database. AUDIT_CHECKPOINT_KEY (or
+# AUDIT_CHECKPOINT_KEY_FILE), else a random key written once to AUDIT_CHECKPOINT_KEY_PATH.
+AUDIT_CHECKPOINT_KEY = env_secret("AUDIT_CHECKPOINT_KEY", "")
+AUDIT_CHECKPOINT_KEY_PATH = env_str(
+    "AUDIT_CHECKPOINT_KEY_PATH", str(VAR_DIR / "audit" / "checkpoint.key")
+)
+# The append-only JSON-lines file the checkpoints go to (and the log, logger
+# agentops.audit_witness). Keep it where the database's operators cannot rewrite it.
+AUDIT_WITNESS_FILE = env_str("AUDIT_WITNESS_FILE", str(VAR_DIR / "audit" / "witness.jsonl"))
 
 # --------------------------------------------------------------------------- product
 

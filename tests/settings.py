@@ -36,3 +36,8 @@ AGENT_AUTOSTART_DEFAULT = False
 # Tests that are not about meaning embed with the deterministic hashing backend; the tests that
 # are (tests/knowledge/test_semantic*.py) override this to "minilm".
 KNOWLEDGE_EMBEDDING_BACKEND = "hashing"
+# Audit checkpoints of this test session's own database go to a witness file of its own
+# (inherited by the workers it starts); removed at the end (tests/conftest.py).
+AUDIT_WITNESS_FILE = os.environ.setdefault(
+    "AGENTOPS_TEST_WITNESS", f"/tmp/agentops-witness-{os.getpid()}.jsonl"
+)
