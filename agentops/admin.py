@@ -76,8 +76,21 @@ class SequenceAdmin(UnscopedAdminMixin, admin.ModelAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(UnscopedAdminMixin, admin.ModelAdmin):
-    list_display = ["name", "prefix", "user", "tenant", "created_at", "last_used_at", "revoked_at"]
-    list_filter = ["tenant", ("revoked_at", admin.EmptyFieldListFilter)]
+    list_display = [
+        "name",
+        "prefix",
+        "user",
+        "tenant",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+    ]
+    list_filter = [
+        "tenant",
+        ("revoked_at", admin.EmptyFieldListFilter),
+        ("expires_at", admin.EmptyFieldListFilter),
+    ]
     search_fields = ["name", "prefix", "user__username"]
     readonly_fields = ["prefix", "token_hash", "created_at", "last_used_at", "revoked_at"]
     actions = ["revoke"]

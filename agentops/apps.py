@@ -12,3 +12,8 @@ class AgentopsConfig(AppConfig):
 
         post_migrate.connect(ensure_role_groups, dispatch_uid="agentops.ensure_role_groups")
         audit_context.connect()  # memberships, user groups and permissions are audited
+        from axes.signals import user_locked_out
+
+        from agentops.perimeter import audit_lockout
+
+        user_locked_out.connect(audit_lockout, dispatch_uid="agentops.audit_lockout")

@@ -232,11 +232,12 @@ class ChainBreak:
 
     seq: int
     event_id: int
-    kind: str  # "deleted" | "reordered" | "modified"
+    kind: str  # "deleted" | "reordered" | "modified" | "truncated" | "rewritten"
     detail: str
 
     def __str__(self) -> str:
-        return f"event #{self.seq} (id {self.event_id}): {self.kind} — {self.detail}"
+        where = f"event #{self.seq}" + (f" (id {self.event_id})" if self.event_id else "")
+        return f"{where}: {self.kind} — {self.detail}"
 
 
 @dataclass(frozen=True)
@@ -298,4 +299,13 @@ def verify_chain(tenant: Tenant, *, chunk_size: int = 2000) -> ChainReport:
     """Recompute ``tenant``'s whole chain from the database (streamed, constant memory)."""
     events = AuditEvent.objects.for_tenant(tenant).order_by("seq").iterator(chunk_size=chunk_size)
     count, last_seq, broken = check_events(events)
+    if broken is None:
+        # A shorter chain still verifies: compare its head with the latest signed checkpoint
+        # kept outside the database (agentops.audit_witness).
+        from agentops.audit_witness import check_head
+
+        disagreement = check_head(tenant.pk, last_seq)
+        if disagreement is not None:
+            kind, detail = disagreement
+            broken = ChainBreak(last_seq + 1 if kind == "truncated" else last_seq, 0, kind, detail)
     return ChainReport(tenant.slug, count, last_seq, broken)

@@ -1,6 +1,6 @@
 """The developer launcher behind `make run` and `make test`.
 
-    python -m agentops.devstack run     services, migrate, demo data, worker, beat, web server
+    python -m agentops.devstack run     services, migrate, demo data, worker, beat, gunicorn
     python -m agentops.devstack test    services, lint, the whole test suite
     python -m agentops.devstack bench   services, the benchmarks in tests/bench
 
@@ -18,6 +18,7 @@ import sys
 import time
 
 from agentops import localservices
+from agentops.env import env_bool
 
 PY = sys.executable
 ROOT = str(localservices.BASE_DIR)
@@ -65,6 +66,9 @@ def run() -> int:
     _terminate_on_sigterm()
     port = os.environ.get("PORT", "8000")
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "agentops.settings", "PYTHONUNBUFFERED": "1"}
+    # A person trying the demo must never see Django's technical error pages: DEBUG is off
+    # unless asked for (`DEBUG=1 make run` for development).
+    env.setdefault("DEBUG", "0")
     started = _services()
     # Prometheus multiprocess files of earlier runs would be counted again: start clean.
     prom_dir = localservices.VAR_DIR / "prometheus"
@@ -115,11 +119,7 @@ def run() -> int:
                 env=env,
             )
         )
-        children.append(
-            subprocess.Popen(
-                [PY, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"], cwd=ROOT, env=env
-            )
-        )
+        children.append(subprocess.Popen(web_command(port), cwd=ROOT, env=env))
         password = os.environ.get("DEMO_PASSWORD", "agentops-demo")
         time.sleep(1.5)
         print(
@@ -150,6 +150,18 @@ def run() -> int:
     finally:
         _stop_children(children)
         localservices.stop_started(started)
+
+
+def web_command(port: str, *, host: str = "127.0.0.1") -> list[str]:
+    """The web server of `make run`: gunicorn (a real pre-fork WSGI server; its Server header
+    names no Python version), static files through whitenoise inside the app. WEB_CONCURRENCY
+    worker processes (default 2) of 4 threads each; with DEBUG=1 it reloads on code changes."""
+    command = [PY, "-m", "gunicorn", "agentops.wsgi:application", "--bind", f"{host}:{port}"]
+    command += ["--workers", os.environ.get("WEB_CONCURRENCY", "2"), "--threads", "4"]
+    command += ["--timeout", "60", "--graceful-timeout", "10", "--access-logfile", "-"]
+    if env_bool("DEBUG", False):
+        command.append("--reload")
+    return command
 
 
 def _stop_children(children: list[subprocess.Popen]) -> None:

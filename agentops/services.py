@@ -81,15 +81,21 @@ def membership_remove(*, membership: Membership, actor=None) -> None:
 
 @transaction.atomic
 def api_token_create(
-    *, tenant: Tenant, user, name: str = "api", actor=None
+    *, tenant: Tenant, user, name: str = "api", actor=None, expires_at=None
 ) -> tuple[ApiToken, str]:
-    """Create a token; returns it and the raw secret, which is shown once and never stored."""
+    """Create a token; returns it and the raw secret, which is shown once and never stored.
+    ``expires_at`` (optional): after it the token answers 401 like a revoked one."""
     if not Membership.objects.filter(user=user, tenant=tenant).exists():
         raise ValueError(f"{user.get_username()} is not a member of tenant {tenant.slug}")
     prefix = secrets.token_hex(4)
     raw = f"ao_{prefix}_{secrets.token_urlsafe(32)}"
     token = ApiToken.objects.create(
-        tenant=tenant, user=user, name=name, prefix=prefix, token_hash=ApiToken.hash_secret(raw)
+        tenant=tenant,
+        user=user,
+        name=name,
+        prefix=prefix,
+        token_hash=ApiToken.hash_secret(raw),
+        expires_at=expires_at,
     )
     audit.record(
         tenant=tenant,
@@ -98,6 +104,7 @@ def api_token_create(
         target_type="api_token",
         target_id=token.pk,
         target_repr=str(token),
+        metadata={"expires_at": expires_at.isoformat() if expires_at else None},
     )
     return token, raw
 

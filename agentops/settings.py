@@ -49,7 +49,7 @@ ALLOWED_HOSTS = env_list(
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "agentops.admin_site.AgentOpsAdminConfig",  # django.contrib.admin; bad input is a 400 there
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -61,6 +61,9 @@ INSTALLED_APPS = [
     "csp",
     "guardian",
     "ninja",
+    # Login throttling and lockout per account and per address (django-axes: the maintained
+    # Jazzband library for this; attempts live in PostgreSQL, so every web process shares them).
+    "axes",
     "agentops",
     "knowledge",
     "approvals",
@@ -71,6 +74,11 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files from the web process itself, compressed and cacheable (whitenoise), so
+    # `make run` needs no separate file server and DEBUG can stay off.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # NUL bytes, lone surrogates and control characters: 400 here, before any view (perimeter).
+    "agentops.perimeter.RejectUnsafeInputMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -80,6 +88,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "agentops.middleware.TenantMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks: turns a lockout into a page
 ]
 
 ROOT_URLCONF = "agentops.urls"
@@ -227,6 +236,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "knowledge.tasks.reembed_stale",
         "schedule": crontab(minute="*/15"),
     },
+    # Signed checkpoints of every tenant's audit chain head, outside the database (a deleted
+    # tail of the audit trail is detected against the latest one: agentops.audit_witness).
+    "audit-checkpoint": {
+        "task": "agentops.tasks.audit_checkpoint",
+        "schedule": float(env_int("AUDIT_CHECKPOINT_SECONDS", 60, minimum=5)),
+    },
 }
 # A step owns its run for this long; after that the watchdog hands the run to another worker.
 RUN_LEASE_SECONDS = env_int("RUN_LEASE_SECONDS", 180, minimum=1)
@@ -239,6 +254,7 @@ AGENT_BLUEPRINT_MODULES = env_list("AGENT_BLUEPRINT_MODULES", [])
 # --------------------------------------------------------------------------- auth
 
 AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses locked-out accounts/addresses
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -253,9 +269,36 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 
+# Login throttling (django-axes): after AXES_FAILURE_LIMIT failed sign-ins an account, and
+# separately an address, is locked for AXES_COOLOFF_MINUTES; an admin unlocks earlier by
+# deleting its row in the admin (Axes → Access attempts). Each lockout is audited.
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own, not the pair
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "agentops.perimeter.client_ip"
+AXES_USERNAME_CALLABLE = "agentops.perimeter.login_username"
+AXES_LOCKOUT_CALLABLE = "agentops.perimeter.lockout_response"
+AXES_SENSITIVE_PARAMETERS = ["password"]
+AXES_VERBOSE = False  # the lockout itself is logged (warning) and audited by agentops.perimeter
+# Behind N reverse proxies that append to X-Forwarded-For, the client address is the Nth from
+# the end (0: REMOTE_ADDR, no proxy). Never trust the header without a proxy of our own.
+TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0, minimum=0)
+
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = PRODUCTION
 CSRF_COOKIE_SECURE = PRODUCTION
+# Production is served over HTTPS: redirect plain HTTP (except the health check, which load
+# balancers probe over HTTP), HSTS for a year. Behind a TLS-terminating proxy set
+# SECURE_PROXY_SSL_HEADER=X-Forwarded-Proto so Django knows the original scheme.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if PRODUCTION else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", PRODUCTION)
+_proxy_header = env_str("SECURE_PROXY_SSL_HEADER", "")
+if _proxy_header:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_header.upper().replace("-", "_"), "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
@@ -289,15 +332,34 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "static"
+# Outside production whitenoise serves straight from the app and static/ directories (no
+# collectstatic step for `make run`); production serves what collectstatic gathered.
+WHITENOISE_USE_FINDERS = not PRODUCTION
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing one
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "agentops@localhost")
+
+# --------------------------------------------------------------------------- audit witness
+
+# The HMAC key of the audit checkpoints: never in the database. AUDIT_CHECKPOINT_KEY (or
+# AUDIT_CHECKPOINT_KEY_FILE), else a random key written once to AUDIT_CHECKPOINT_KEY_PATH.
+AUDIT_CHECKPOINT_KEY = env_secret("AUDIT_CHECKPOINT_KEY", "")
+AUDIT_CHECKPOINT_KEY_PATH = env_str(
+    "AUDIT_CHECKPOINT_KEY_PATH", str(VAR_DIR / "audit" / "checkpoint.key")
+)
+# The append-only JSON-lines file the checkpoints go to (and the log, logger
+# agentops.audit_witness). Keep it where the database's operators cannot rewrite it.
+AUDIT_WITNESS_FILE = env_str("AUDIT_WITNESS_FILE", str(VAR_DIR / "audit" / "witness.jsonl"))
 
 # --------------------------------------------------------------------------- product
 
 DEMO_PASSWORD = env_secret("DEMO_PASSWORD", "agentops-demo")
 TICKETS_PER_PAGE = env_int("TICKETS_PER_PAGE", 25, minimum=5)
 API_TOKEN_TOUCH_SECONDS = 60  # how often a token's last-used time is written
+# Requests per minute one API token may make (counted in Redis, so shared by every web
+# process); beyond it the API answers 429 with Retry-After. 0 turns the limit off.
+API_TOKEN_REQUESTS_PER_MINUTE = env_int("API_TOKEN_REQUESTS_PER_MINUTE", 600, minimum=0)
 
 # --------------------------------------------------------------------------- agents / LLM
 
@@ -323,7 +385,12 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Every handler redacts (agentops.redaction): no password, token or card number that a
+    # ticket, a tool's output or an exception message carries reaches the logs.
+    "filters": {"redact": {"()": "agentops.redaction.RedactingFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},

@@ -13,9 +13,9 @@ from typing import Any
 from django.urls import reverse
 from ninja import Field, Router, Schema
 from ninja import Status as HttpStatus
-from pydantic import ConfigDict, model_validator
 
 from agentops.access import require_capability
+from agentops.api import StrictIn
 from agents import blueprints, services
 from agents.models import Step, ToolCall
 from agents.selectors import access_run
@@ -59,20 +59,11 @@ def list_blueprints(request):
     ]
 
 
-class RunIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
+class RunIn(StrictIn):
     blueprint: str = Field(..., min_length=1, max_length=100)
     goal: str = Field("", max_length=20_000, description="What the agent should do, in words.")
     subject_type: str = Field("", max_length=40)
     subject_id: str = Field("", max_length=200, description="A ticket number, say.")
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _json_object_only(cls, data: Any, handler):
-        if not isinstance(data, (dict, cls)):
-            raise ValueError("The body must be a JSON object.")
-        return handler(data)
 
 
 class ToolCallOut(Schema):

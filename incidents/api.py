@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db.models import prefetch_related_objects
 from django.urls import reverse
 from ninja import Field, Query, Router, Schema
 from ninja import Status as HttpStatus
-from pydantic import field_validator, model_validator
+from pydantic import field_validator
 
 from agentops.access import require_capability
+from agentops.api import StrictIn
 from agents.api import RunOut, StepOut, ToolCallOut
 from incidents import services
 from incidents.models import (
@@ -42,7 +42,7 @@ router = Router(tags=["tickets"])
 STATUS_FILTERS = ("open", *Status.values)
 
 
-class TicketIn(Schema):
+class TicketIn(StrictIn):
     title: str = Field(..., min_length=1, max_length=TITLE_MAX)
     description: str = Field("", max_length=DESCRIPTION_MAX)
     kind: Kind = Kind.REQUEST
@@ -54,15 +54,6 @@ class TicketIn(Schema):
     affected_services: list[str] = Field(default_factory=list, max_length=50)
     detected_by: str = Field("", max_length=100)
     source: Source = Source.API
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _json_object_only(cls, data: Any, handler):
-        # Without this, ninja would read fields off any value as attributes: the JSON body
-        # "some text" became a ticket titled "Some Text" (str.title()).
-        if not isinstance(data, (dict, cls)):
-            raise ValueError("The body must be a JSON object.")
-        return handler(data)
 
 
 class TicketOut(Schema):
@@ -289,16 +280,9 @@ def get_ticket_status(request, number: str):
     }
 
 
-class CsatIn(Schema):
+class CsatIn(StrictIn):
     score: int = Field(..., ge=1, le=5, description="1 = very dissatisfied … 5 = very satisfied.")
     comment: str = Field("", max_length=1000)
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _json_object_only(cls, data: Any, handler):
-        if not isinstance(data, (dict, cls)):
-            raise ValueError("The body must be a JSON object.")
-        return handler(data)
 
 
 class CsatOut(Schema):

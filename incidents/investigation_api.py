@@ -6,10 +6,10 @@ from typing import Any
 
 from django.http import Http404
 from django.urls import reverse
-from ninja import Field, Router, Schema
+from ninja import Field, Router
 from ninja import Status as HttpStatus
-from pydantic import ConfigDict, model_validator
 
+from agentops.api import StrictIn
 from agents import services as agent_services
 from agents.api import RunDetailOut
 from agents.selectors import access_run
@@ -18,17 +18,8 @@ from incidents.blueprints.investigation import NAME
 router = Router(tags=["investigations"])
 
 
-class InvestigationIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
+class InvestigationIn(StrictIn):
     goal: str = Field(..., max_length=20_000, description="What to investigate, in words.")
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _json_object_only(cls, data: Any, handler):
-        if not isinstance(data, (dict, cls)):
-            raise ValueError("The body must be a JSON object.")
-        return handler(data)
 
 
 class InvestigationOut(RunDetailOut):

@@ -32,6 +32,8 @@ from django.urls import reverse
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from agentops.redaction import redact
+
 log = logging.getLogger(__name__)
 
 RRF_K = 60
@@ -312,6 +314,15 @@ def highlight(headline: str) -> SafeString:
     )
 
 
+def _redacted_snippet(headline: str) -> SafeString:
+    """The highlighted snippet, redacted. Redaction reads the text without the highlight
+    markers (a marked "password" must still be seen as the label it is); a snippet that held
+    a secret loses its highlighting rather than keep the secret."""
+    plain = headline.replace(_START, "").replace(_STOP, "")
+    redacted = redact(plain)
+    return highlight(redacted.text if redacted.changed else headline)
+
+
 def _hit(row: dict, final: float, fused, text_rank, snippets) -> Hit:
     url = reverse("knowledge:source-detail", args=[row["source_id"]])
     if row["anchor"]:
@@ -324,8 +335,10 @@ def _hit(row: dict, final: float, fused, text_rank, snippets) -> Hit:
         heading_path=row["heading_path"],
         anchor=row["anchor"],
         url=url,
-        snippet=highlight(snippets.get(row["id"], row["text"][:300])),
-        text=row["text"],
+        # A passage leaves the knowledge base redacted (agentops.redaction): a password pasted
+        # into a runbook reaches neither the model's prompt nor a search result.
+        snippet=_redacted_snippet(snippets.get(row["id"], row["text"][:300])),
+        text=redact(row["text"]).text,
         scores=Scores(
             vector=row["cosine"],
             text=float(text_rank.get(row["id"], 0.0)),

@@ -28,6 +28,9 @@ def pytest_unconfigure(config):
     prom_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
     if prom_dir.startswith("/tmp/agentops-prometheus-"):
         shutil.rmtree(prom_dir, ignore_errors=True)
+    witness = os.environ.get("AGENTOPS_TEST_WITNESS", "")
+    if witness.startswith("/tmp/agentops-witness-") and os.path.exists(witness):
+        os.remove(witness)
 
 
 @dataclass

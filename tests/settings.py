@@ -39,3 +39,8 @@ KNOWLEDGE_EMBEDDING_BACKEND = "hashing"
 # The framework's contract test blueprint (tests/agents/probe_blueprint.py), registered in every
 # process of the test session, real workers included.
 AGENT_BLUEPRINT_MODULES = ["tests.agents.probe_blueprint"]
+# Audit checkpoints of this test session's own database go to a witness file of its own
+# (inherited by the workers it starts); removed at the end (tests/conftest.py).
+AUDIT_WITNESS_FILE = os.environ.setdefault(
+    "AGENTOPS_TEST_WITNESS", f"/tmp/agentops-witness-{os.getpid()}.jsonl"
+)

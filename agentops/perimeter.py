@@ -1,0 +1,202 @@
+"""The perimeter: what every request must satisfy before any view sees it.
+
+One middleware refuses, with a 400 that names the offending field, any request whose path,
+query parameters, form fields, uploaded file names or JSON strings (keys and values) hold a
+NUL byte, a lone UTF-16 surrogate or a control character other than tab, newline and carriage
+return. Such text cannot be stored (PostgreSQL refuses NUL in text), cannot be encoded as
+UTF-8 (surrogates), and has no business in a ticket; refusing it here, once, means no view,
+form or schema has to remember to.
+
+Also here: the client address for login throttling (django-axes) and its lockout page, and the
+audit event written when an account or address is locked out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
+
+log = logging.getLogger(__name__)
+
+# C0 controls except \t \n \r, DEL, and the UTF-16 surrogate range (never valid on its own).
+UNSAFE_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+_JSON_TYPES = ("application/json",)
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def describe(char: str) -> str:
+    """How the error message names the character: NUL, U+001B, a lone surrogate."""
+    if char == "\x00":
+        return "a NUL byte"
+    if "\ud800" <= char <= "\udfff":
+        return f"a lone surrogate (U+{ord(char):04X})"
+    return f"a control character (U+{ord(char):04X})"
+
+
+def _json_strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
+    """Every string in a decoded JSON document with where it is: ``body.title``, ``body[2]``;
+    object keys are checked as strings of their own."""
+    if isinstance(value, str):
+        yield where, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield f"{where} (a key)", str(key)
+            yield from _json_strings(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _json_strings(item, f"{where}[{index}]")
+
+
+def _content_type(request: HttpRequest) -> str:
+    return request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+
+
+def _strings(request: HttpRequest) -> Iterator[tuple[str, str]]:
+    """(where, text) for every piece of text the request carries, path first."""
+    yield "path", request.path
+    for key, values in request.GET.lists():
+        yield f"query parameter {key!r} (its name)", key
+        for value in values:
+            yield f"query parameter {key!r}", value
+    content_type = _content_type(request)
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    if content_type in _FORM_TYPES:
+        if is_api(request):
+            # The API's parser reads request.body (and answers 415 to a form): read it first,
+            # so parsing the form here parses a copy instead of consuming the stream.
+            request.body  # noqa: B018
+        for key, values in request.POST.lists():
+            yield f"form field {key!r} (its name)", key
+            for value in values:
+                yield f"form field {key!r}", value
+        for key, files in request.FILES.lists():
+            for upload in files:
+                yield f"file name of {key!r}", upload.name or ""
+    elif content_type in _JSON_TYPES or content_type.endswith("+json"):
+        try:
+            document = json.loads(request.body)
+        except ValueError:
+            return  # malformed JSON: the view answers 400 in its own words
+        yield from _json_strings(document, "body")
+
+
+def find_unsafe(request: HttpRequest) -> tuple[str, str] | None:
+    """(where, what) for the first unsafe character the request carries, or None."""
+    for where, text in _strings(request):
+        match = UNSAFE_CHARACTERS.search(text)
+        if match:
+            return where, describe(match.group(0))
+    return None
+
+
+def is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def bad_request(request: HttpRequest, message: str, *, field: str = "") -> HttpResponse:
+    """A 400 in the request's own language: JSON for the API, the styled page for people."""
+    if is_api(request):
+        body: dict[str, Any] = {"error": "invalid_characters", "message": message}
+        if field:
+            body["fields"] = {field: [message]}
+        return JsonResponse(body, status=400)
+    html = render_to_string("400.html", {"message": message})
+    return HttpResponse(html, status=400)
+
+
+class RejectUnsafeInputMiddleware:
+    """400 for NUL bytes, lone surrogates and control characters anywhere in the request."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            found = find_unsafe(request)
+        except RequestDataTooBig:
+            found = None  # the body is not read; the view answers 413/400 for the size
+        if found is not None:
+            where, what = found
+            log.info("refused %s %s: %s in the %s", request.method, "request", what, where)
+            return bad_request(
+                request,
+                f"The {where} contains {what}, which is not accepted.",
+                field=where,
+            )
+        return self.get_response(request)
+
+
+# --------------------------------------------------------------------------- login throttling
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The address login throttling counts by: REMOTE_ADDR, or, behind N trusted proxies
+    (``TRUSTED_PROXY_HOPS``), the address the Nth proxy from the end saw. A client can put
+    anything at the start of X-Forwarded-For, so only the hops our own proxies added count."""
+    hops = getattr(settings, "TRUSTED_PROXY_HOPS", 0)
+    if hops:
+        forwarded = [
+            part.strip()
+            for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+            if part.strip()
+        ]
+        if len(forwarded) >= hops:
+            return forwarded[-hops]
+    return request.META.get("REMOTE_ADDR") or None  # None: axes records no address
+
+
+def lockout_response(request: HttpRequest, original_response=None, credentials=None):
+    """The answer while an account or address is locked out: the sign-in page with a clear
+    message (429), so the person knows to wait or ask an administrator."""
+    from django.shortcuts import render
+
+    cooloff = settings.AXES_COOLOFF_TIME
+    minutes = int(cooloff.total_seconds() // 60) if cooloff else None
+    context = {"locked_out": True, "cooloff_minutes": minutes, "form": None}
+    response = render(request, "registration/locked_out.html", context, status=429)
+    if cooloff:
+        response["Retry-After"] = str(int(cooloff.total_seconds()))
+    return response
+
+
+def login_username(request: HttpRequest, credentials: dict | None) -> str:
+    """The name django-axes counts failures under: what was typed, cut to the longest
+    username there can be (a 20,000-character name must not overflow its column)."""
+    from django.contrib.auth import get_user_model
+
+    field = get_user_model().USERNAME_FIELD
+    raw = (credentials or {}).get(field) or request.POST.get("username", "")
+    return str(raw)[:150]
+
+
+def audit_lockout(sender, request=None, username=None, ip_address=None, **kwargs) -> None:
+    """django-axes ``user_locked_out``: an audit event in every tenant of the locked-out
+    account (an unknown name or a bare address has no tenant: the warning log keeps it)."""
+    from django.contrib.auth import get_user_model
+
+    from agentops.audit import record
+    from agentops.models import Membership
+
+    log.warning("login locked out: username=%r address=%s", username, ip_address)
+    user = get_user_model().objects.filter(username=username).first() if username else None
+    if user is None:
+        return
+    for membership in Membership.objects.filter(user=user).select_related("tenant"):
+        record(
+            tenant=membership.tenant,
+            actor=None,
+            action="auth.locked_out",
+            target_type="user",
+            target_id=user.pk,
+            target_repr=user.get_username(),
+            metadata={"ip_address": ip_address or "", "username": username},
+        )

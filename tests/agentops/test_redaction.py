@@ -1,0 +1,126 @@
+"""Redaction: free-text passwords, contextual national ids, passwords in commands, idempotence,
+and the logging filter installed in the settings."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import pytest
+
+from agentops.redaction import RedactingFilter, redact
+
+SECRET_CASES = [
+    ("my password is Hunter22!", "Hunter22!"),
+    ("My password is: Tr0ub4dor&3 and it does not work", "Tr0ub4dor&3"),
+    ("the VPN password for bob was 'correct horse battery'", "correct horse battery"),
+    ("Please set it back to 'Summer2024!' so I can log in", "Summer2024!"),
+    ("can you change it to “Winter#99” again", "Winter#99"),
+    ("my new password would be Zebra-Lamp-42", "Zebra-Lamp-42"),
+    ("pin: 4821", "4821"),
+    ("mysql -u root -p S3cretPass mydb", "S3cretPass"),
+    ("mysql -u root -pS3cretPass mydb", "S3cretPass"),
+    ("sshpass -p 'hunter2x' ssh admin@host", "hunter2x"),
+    ("run ./deploy --password=Gr33nTea! --env prod", "Gr33nTea!"),
+    ("curl --token abc123def456 https://x", "abc123def456"),
+    ("export DB_PASSWORD=pa55w0rd-db", "pa55w0rd-db"),
+    ("connect to postgres://app:Sup3rS3cret@db.internal/app", "Sup3rS3cret"),
+    ("api key: 9f8e7d6c5b4a", "9f8e7d6c5b4a"),
+]
+
+
+@pytest.mark.parametrize(("text", "secret"), SECRET_CASES, ids=[c[0][:30] for c in SECRET_CASES])
+def test_secrets_in_free_text_and_commands_are_redacted(text, secret):
+    result = redact(text)
+
+    assert secret not in result.text, result.text
+    assert "[REDACTED secret]" in result.text
+    assert "secret" in result.findings
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "My password is expired and I cannot log in",
+        "my password is not working since Monday",
+        "The password policy requires 12 characters",
+        "ssh -p 2222 admin@host",
+        "docker run -p 8080:80 nginx",
+        "mkdir -p /var/log/app",
+        "Order 123456789 has not arrived",
+        "Employee number 123456789 needs a laptop",
+        "I forgot my password",
+    ],
+)
+def test_ordinary_text_about_passwords_and_numbers_survives(text):
+    assert redact(text).text == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "My SSN is 123456789",
+        "social security number: 123 45 6789",
+        "national id number 987654321 for the HR form",
+        "Tax ID #123456789",
+    ],
+)
+def test_a_nine_digit_national_id_is_redacted_where_the_text_says_so(text):
+    result = redact(text)
+
+    assert "[REDACTED national id]" in result.text
+    digits = "".join(ch for ch in text if ch.isdigit())
+    assert digits not in "".join(ch for ch in result.text if ch.isdigit())
+
+
+ALL_CASES = [t for t, _ in SECRET_CASES] + [
+    "password is hunter22 and card 4111 1111 1111 1111, ssn 123-45-6789, token sk-ant-" + "a" * 20,
+    "password: [REDACTED secret]",
+]
+
+
+@pytest.mark.parametrize("text", ALL_CASES)
+def test_redaction_is_idempotent_and_never_renders_a_marker_twice(text):
+    once = redact(text).text
+    twice = redact(once).text
+
+    assert twice == once
+    assert "] secret]" not in twice and "]]" not in twice
+
+
+def test_the_double_render_bug_is_gone():
+    # The ticket text is redacted, then the step summary that quotes it is redacted again.
+    once = redact("my password is hunter22").text
+    assert once == "my password is [REDACTED secret]"
+    assert redact(f"Triage of: {once}").text == f"Triage of: {once}"
+
+
+def _configured_handler():
+    """The root handler the settings' LOGGING installed (the one that writes the logs)."""
+    for handler in logging.getLogger().handlers:
+        if any(isinstance(f, RedactingFilter) for f in handler.filters):
+            return handler
+    raise AssertionError("no handler with the RedactingFilter: check settings LOGGING")
+
+
+def test_the_settings_logging_filter_keeps_secrets_out_of_the_logs():
+    handler = _configured_handler()
+    stream = io.StringIO()
+    old = handler.setStream(stream)
+    try:
+        log = logging.getLogger("incidents.pipeline")
+        log.warning("ticket text: %s", "my password is Canary-Pw-7781")
+        log.error("card %s", "4111 1111 1111 1111")
+        try:
+            raise ValueError("connect failed for postgres://app:Canary-Db-5521@db/app")
+        except ValueError:
+            log.exception("step failed")
+    finally:
+        handler.setStream(old)
+
+    written = stream.getvalue()
+    assert "ticket text: my password is [REDACTED secret]" in written
+    assert "Canary-Pw-7781" not in written
+    assert "4111 1111 1111 1111" not in written
+    assert "Canary-Db-5521" not in written
+    assert "ValueError" in written  # the traceback is still there, redacted
