@@ -30,6 +30,36 @@
   document.addEventListener("DOMContentLoaded", function () { expireMessages(document); sizeBars(document); });
   document.addEventListener("htmx:afterSwap", function (event) { sizeBars(event.target); });
   document.addEventListener("htmx:afterSwap", function (event) { expireMessages(event.target); });
+
+  // An HTMX answer that is not swapped (403, 404, 409, 413, 429, 5xx; a 400 carries inline
+  // errors and is swapped in place) is told in words in the messages area, never by replacing
+  // the page, with DEBUG on or off.
+  var ERRORS = {
+    403: "You may not do this with your role.",
+    404: "That is no longer there, or it is not yours to see.",
+    409: "Someone changed this at the same time. Reload the page to see the latest.",
+    413: "That is too large to send.",
+    429: "Too many requests. Wait a moment, then try again."
+  };
+  function say(text) {
+    var box = document.getElementById("messages");
+    if (!box) { return; }
+    var same = Array.prototype.some.call(box.children, function (el) { return el.textContent === text; });
+    if (same) { return; }  // a polled part that keeps failing says it once
+    var note = document.createElement("div");
+    note.className = "message message-error";
+    note.setAttribute("role", "alert");
+    note.textContent = text;
+    box.appendChild(note);
+  }
+  document.addEventListener("htmx:responseError", function (event) {
+    var status = event.detail.xhr ? event.detail.xhr.status : 0;
+    say(ERRORS[status] || "Something went wrong on our side (error " + status +
+        "). Try again; if it keeps happening, tell an administrator.");
+  });
+  document.addEventListener("htmx:sendError", function () {
+    say("The console could not reach the server. Check the connection and try again.");
+  });
 })();
 
 // Approvals queue keyboard: j/k next/previous request, a focuses Approve (Enter confirms: one
