@@ -27,7 +27,32 @@
       el.style.width = Math.max(0, Math.min(100, parseFloat(el.getAttribute("data-pct")) || 0)) + "%";
     });
   }
-  document.addEventListener("DOMContentLoaded", function () { expireMessages(document); sizeBars(document); });
+  // Phones: each table cell carries its column's name (data-label), which the narrow layout
+  // shows beside the value when a table's rows become stacked cards.
+  function labelCells(root) {
+    var tables = root.matches && root.matches("table") ? [root] : root.querySelectorAll("table.table");
+    Array.prototype.forEach.call(tables, function (table) {
+      var names = Array.prototype.map.call(table.querySelectorAll("thead th"), function (th) {
+        return th.textContent.trim();
+      });
+      table.querySelectorAll("tbody tr").forEach(function (row) {
+        Array.prototype.forEach.call(row.children, function (cell, i) {
+          if (names[i] && !cell.hasAttribute("data-label")) { cell.setAttribute("data-label", names[i]); }
+        });
+      });
+    });
+  }
+  // Phones: the menu button opens and closes the top bar's navigation.
+  document.addEventListener("click", function (event) {
+    var toggle = event.target.closest ? event.target.closest("[data-nav-toggle]") : null;
+    if (!toggle) { return; }
+    var open = toggle.getAttribute("aria-expanded") !== "true";
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    toggle.closest(".topbar").classList.toggle("is-open", open);
+  });
+  document.addEventListener("DOMContentLoaded", function () { expireMessages(document); sizeBars(document); labelCells(document); });
+  document.addEventListener("htmx:afterSwap", function (event) { labelCells(event.target.closest("table") || event.target); });
+  document.addEventListener("htmx:afterSettle", function () { labelCells(document); });
   document.addEventListener("htmx:afterSwap", function (event) { sizeBars(event.target); });
   document.addEventListener("htmx:afterSwap", function (event) { expireMessages(event.target); });
 
