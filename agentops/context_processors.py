@@ -30,4 +30,6 @@ def console(request):
         "current_membership": getattr(request, "membership", None),
         "memberships": getattr(request, "memberships", []),
         "environment": settings.ENVIRONMENT,
+        "queue_poll_seconds": settings.CONSOLE_QUEUE_POLL_SECONDS,
+        "bell_poll_seconds": settings.CONSOLE_BELL_POLL_SECONDS,
     }

@@ -233,6 +233,11 @@ RUN_LEASE_SECONDS = env_int("RUN_LEASE_SECONDS", 180, minimum=1)
 # Whether a new tenant's agent starts on every new ticket (each tenant can change it in the admin).
 AGENT_AUTOSTART_DEFAULT = env_bool("AGENT_AUTOSTART_DEFAULT", True)
 
+# Live parts of the console: how often the approvals queue and the bell ask whether anything
+# changed (an unchanged answer is an empty 204; pages that are hidden or idle do not ask).
+CONSOLE_QUEUE_POLL_SECONDS = env_int("CONSOLE_QUEUE_POLL_SECONDS", 3, minimum=1)
+CONSOLE_BELL_POLL_SECONDS = env_int("CONSOLE_BELL_POLL_SECONDS", 15, minimum=1)
+
 # --------------------------------------------------------------------------- auth
 
 AUTHENTICATION_BACKENDS = [

@@ -82,6 +82,31 @@
     say(ERRORS[status] || "Something went wrong on our side (error " + status +
         "). Try again; if it keeps happening, tell an administrator.");
   });
+  // Live parts ([data-live]: the approvals queue, the bell) poll only while someone looks: not
+  // while the tab is hidden, not after IDLE_MS without a key, pointer or scroll, and the queue
+  // not while the reviewer types a comment or edits arguments (a refresh would wipe it).
+  var IDLE_MS = 5 * 60 * 1000;
+  var lastActive = Date.now();
+  ["keydown", "pointerdown", "pointermove", "scroll", "focusin"].forEach(function (name) {
+    document.addEventListener(name, function () { lastActive = Date.now(); }, { passive: true, capture: true });
+  });
+  function busyIn(root) {
+    if (!root) { return false; }
+    var typing = Array.prototype.some.call(root.querySelectorAll("input[data-comment]"), function (el) {
+      return el.value.trim() !== "";
+    });
+    var active = document.activeElement;
+    return typing || root.querySelector("details.edit-args[open]") !== null ||
+      (active && root.contains(active) && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName));
+  }
+  document.addEventListener("htmx:confirm", function (event) {
+    var el = event.target;
+    if (!el.hasAttribute || !el.hasAttribute("data-live")) { return; }
+    var idle = Date.now() - lastActive > IDLE_MS;
+    if (document.hidden || idle || busyIn(el.closest("[data-approval-queue]"))) {
+      event.preventDefault();  // skip this poll; the next one asks again
+    }
+  });
   document.addEventListener("htmx:sendError", function () {
     say("The console could not reach the server. Check the connection and try again.");
   });
