@@ -60,10 +60,13 @@ def approvals_for(membership) -> QuerySet[ApprovalRequest]:
 
 
 def access_queue(membership) -> None:
-    """The queue's gate: 404 for those who see no staff pages (requesters), 403 for staff who
-    decide nothing (auditors; agents without a granted queue or ticket)."""
-    if membership is None or not membership.can("ticket.view_all"):
+    """The queue page's gate: 403, in words, for those who decide nothing (requesters,
+    auditors, agents without a granted queue or ticket). A request itself is 404 for them
+    (``access_approval``): that it exists is not theirs to know."""
+    if membership is None:
         raise Http404("No such page")
+    if not membership.can("ticket.view_all"):
+        raise PermissionDenied("The approvals queue is for reviewers and admins.")
     if _visible(membership) is None:
         raise PermissionDenied("Only reviewers and admins decide approvals.")
 

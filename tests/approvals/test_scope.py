@@ -177,7 +177,7 @@ def test_every_approvals_url_is_404_across_tenants(personas, client_for):
     ours.refresh_from_db()
     assert foreign.status == ours.status == "pending"
     # The availability toggle acts on the signed-in reviewer only; others cannot reach it.
-    assert client_for(personas.requester).post(reverse("approvals:availability")).status_code == 404
+    assert client_for(personas.requester).post(reverse("approvals:availability")).status_code == 403
     assert client_for(personas.auditor).post(reverse("approvals:availability")).status_code == 403
 
 
