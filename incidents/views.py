@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from agentops.access import require_capability, tenant_member
+from agentops.audit_words import describe
 from agentops.models import AuditEvent
 from incidents import services
 from incidents.forms import (
@@ -201,15 +202,10 @@ def _detail_context(request, ticket: Ticket, **forms) -> dict:
     membership = request.membership
     can_write = can_write_ticket(membership, ticket)
     staff_choices = _staff_choices(membership) if can_write else []
-    history = AuditEvent.objects.for_tenant(membership.tenant).filter(
-        target_type="ticket", target_id=ticket.number
-    )
-    if not membership.can("ticket.internal_note"):
-        history = history.exclude(action="ticket.internal_note")
     context = {
         "ticket": ticket,
         "comments": comments_visible_to(membership, ticket),
-        "history": history.order_by("-created_at", "-id")[:50],
+        "history": _history(membership, ticket),
         "can_write": can_write,
         "can_comment": membership.can("ticket.comment"),
         "can_internal": membership.can("ticket.internal_note"),
@@ -223,6 +219,37 @@ def _detail_context(request, ticket: Ticket, **forms) -> dict:
     context.update(_csat_context(membership, ticket, forms.get("csat_form")))
     context.update(_agent_context(request, ticket, can_write))
     return context
+
+
+# What a requester's history shows: their ticket's life in plain words, and which changes of
+# each event (no queue moves, triage, assignment, internal notes, agents or staff accounts).
+PUBLIC_HISTORY: dict[str, tuple[str, ...]] = {
+    "ticket.created": (),
+    "ticket.status_changed": ("status",),
+    "ticket.rated": ("csat",),
+    "ticket.rerated": ("csat",),
+}
+
+
+def _history(membership, ticket: Ticket) -> list[dict]:
+    """The ticket's audit events as sentences, newest first (50)."""
+    events = AuditEvent.objects.for_tenant(membership.tenant).filter(
+        target_type="ticket", target_id=ticket.number
+    )
+    public = not membership.can("ticket.view_all")
+    if public:
+        events = events.filter(action__in=PUBLIC_HISTORY)
+    elif not membership.can("ticket.internal_note"):
+        events = events.exclude(action="ticket.internal_note")
+    rows = []
+    for event in events.order_by("-created_at", "-id")[:50]:
+        if public:
+            event.is_viewer = event.actor_id == membership.user_id
+            kept = PUBLIC_HISTORY[event.action]
+            event.changes = {k: v for k, v in (event.changes or {}).items() if k in kept}
+        said = describe(event, public=public)
+        rows.append({"at": event.created_at, "said": said})
+    return rows
 
 
 def _csat_context(membership, ticket: Ticket, form=None) -> dict:
