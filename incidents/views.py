@@ -59,12 +59,33 @@ CATEGORY_LABELS = dict(Category.choices)
 
 
 def _short_delta(seconds: float) -> str:
-    """'3 d', '5 h', '12 min': the queue shows many of these; Django's timesince is slow."""
+    """'3 d', '5 h', '12 min', or '' under a minute: the queue shows many of these; Django's
+    timesince is slow. Callers say the sub-minute case in words ("just now", "due now")."""
     seconds = abs(int(seconds))
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if seconds >= size:
             return f"{seconds // size} {unit}"
-    return "now"
+    return ""
+
+
+SLA_WORDS = {
+    "met": "met",
+    "breached": "missed",
+    "none": "—",
+    "ok": "on track",
+    "at_risk": "at risk",
+}
+
+
+def _sla_text(t, now) -> str:
+    """'due in 5 h', 'due now', '2 h overdue'; a closed ticket's SLA as 'met' / 'missed'."""
+    if not (t.sla_due and t.is_open):
+        return SLA_WORDS.get(t.sla_state, t.sla_state)
+    delta = (t.sla_due - now).total_seconds()
+    span = _short_delta(delta)
+    if not span:
+        return "due now"
+    return f"due in {span}" if delta > 0 else f"{span} overdue"
 
 
 def queue_rows(tickets, queue_names: dict[int, str] | None = None) -> list[dict]:
@@ -74,11 +95,8 @@ def queue_rows(tickets, queue_names: dict[int, str] | None = None) -> list[dict]
     rows = []
     for t in tickets:
         sla = t.sla_state
-        if t.sla_due and t.is_open:
-            delta = (t.sla_due - now).total_seconds()
-            sla_text = f"in {_short_delta(delta)}" if delta > 0 else f"{_short_delta(delta)} over"
-        else:
-            sla_text = sla
+        sla_text = _sla_text(t, now)
+        created_span = _short_delta((now - t.created_at).total_seconds())
         rows.append(
             {
                 "t": t,
@@ -92,7 +110,7 @@ def queue_rows(tickets, queue_names: dict[int, str] | None = None) -> list[dict]
                 if t.sla_due
                 else "",
                 "created": timezone.localtime(t.created_at).strftime("%Y-%m-%d %H:%M"),
-                "created_ago": f"{_short_delta((now - t.created_at).total_seconds())} ago",
+                "created_ago": f"{created_span} ago" if created_span else "just now",
                 "assignee": t.assignee.username if t.assignee_id else "—",
                 "queue": queue_names.get(t.queue_id, "—"),
             }

@@ -87,3 +87,28 @@ def test_ticket_rows_become_stacked_and_labelled(page, personas, make_ticket, lo
         page.locator("table.tickets tbody tr").first.locator("td[data-label=Number]")
     ).to_contain_text(ticket.number)
     assert page.evaluate(NO_SIDEWAYS)
+
+
+def test_ticket_page_times_and_addresses_read_whole(page, personas, make_ticket, login):
+    """No "0 minutes ago"; the SLA and an e-mail address are not broken mid-word at 390 px."""
+    ticket = make_ticket(
+        personas.tenant,
+        None,
+        title="Docking station",
+        requester_email="robin.requester@acme.example",
+    )
+    page.set_viewport_size(PHONE)
+    login(personas.agent)
+    page.goto(f"/tickets/{ticket.number}/")
+    text = page.locator("main").inner_text()
+    assert "0 minutes ago" not in text and "now ago" not in text
+    expect(page.locator(".ticket-head .meta")).to_contain_text("opened just now")
+    email = page.locator(".facts dd", has_text="robin.requester@acme.example")
+    sla = page.locator(".facts .sla")
+    expect(sla).to_contain_text("due in")
+    for cell in (email, sla):
+        lines = cell.evaluate(
+            "el => el.getClientRects().length && Math.round(el.getBoundingClientRect().height"
+            " / parseFloat(getComputedStyle(el).lineHeight))"
+        )
+        assert lines == 1, f"{cell} wraps onto {lines} lines"
