@@ -27,6 +27,26 @@ def tenant_member(view):
     return wrapper
 
 
+# What each capability lets a person do, in the words the 403 page uses (never the code name).
+CAPABILITY_WORDS = {
+    "ticket.create": "open tickets",
+    "ticket.comment": "reply to tickets",
+    "ticket.internal_note": "write internal notes",
+    "ticket.write": "change tickets",
+    "ticket.view_all": "use the service desk's pages",
+    "access.manage": "manage who has access",
+    "audit.view": "read the audit trail",
+    "approval.decide": "decide approvals",
+    "knowledge.view_all": "read every knowledge source",
+}
+
+
 def require_capability(membership, capability: str) -> None:
     if membership is None or not membership.can(capability):
-        raise PermissionDenied(f"Your role may not do this ({capability}).")
+        words = CAPABILITY_WORDS.get(capability, "do this")
+        role = membership.get_role_display().lower() if membership is not None else "visitor"
+        raise PermissionDenied(f"As {_article(role)} {role}, you cannot {words}.")
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"

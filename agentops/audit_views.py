@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET
 
 from agentops.access import require_capability, tenant_member
 from agentops.audit import verify_chain
+from agentops.audit_words import describe
 from agentops.models import AuditEvent
 
 EXPORT_CHUNK = 1000
@@ -89,7 +90,8 @@ def _querystring(request, *, drop: tuple[str, ...] = ("page",)) -> str:
 def _list_context(request) -> dict:
     events, form = audit_events(request)
     page = Paginator(events, settings.TICKETS_PER_PAGE).get_page(request.GET.get("page"))
-    return {"form": form, "page": page, "querystring": _querystring(request)}
+    rows = [(event, describe(event)) for event in page.object_list]
+    return {"form": form, "page": page, "rows": rows, "querystring": _querystring(request)}
 
 
 @tenant_member

@@ -24,10 +24,14 @@ def console(request):
         "nav_staff": bool(membership and membership.can("ticket.view_all")),
         # The bell's unread count, counted only when a full page renders it.
         "notifications_unread": _unread(request, membership),
+        # Only what the role may use: auditors and reviewers open no tickets.
+        "nav_create": bool(membership and membership.can("ticket.create")),
         # The audit page: auditors and tenant admins.
         "nav_audit": bool(membership and membership.can("audit.view")),
         "current_tenant": getattr(request, "tenant", None),
         "current_membership": getattr(request, "membership", None),
         "memberships": getattr(request, "memberships", []),
         "environment": settings.ENVIRONMENT,
+        "queue_poll_seconds": settings.CONSOLE_QUEUE_POLL_SECONDS,
+        "bell_poll_seconds": settings.CONSOLE_BELL_POLL_SECONDS,
     }

@@ -4,6 +4,7 @@ tenant only. Every query starts from ``agentops.notifications.notifications_for`
 from __future__ import annotations
 
 from django.core.paginator import Paginator
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path
 from django.views.decorators.http import require_GET, require_POST
@@ -35,8 +36,21 @@ def notification_list(request):
 @tenant_member
 @require_GET
 def bell(request):
-    """The nav's bell alone (refreshed on the notificationsChanged event)."""
-    return render(request, f"{TEMPLATE}#bell", _bell_context(request))
+    """The nav's bell alone: on the notificationsChanged event, and polled (live: new
+    notifications appear without a reload). ``?unread=N`` is the count the page shows: the
+    same count answers an empty 204 (nothing to swap)."""
+    shown = request.GET.get("unread")
+    if shown is not None:  # a poll: the cached count (dropped whenever a notification changes)
+        context = {
+            "notifications_unread": notifications.unread_count(
+                request.tenant, request.user, cached=True
+            )
+        }
+    else:
+        context = _bell_context(request)
+    if shown == str(context["notifications_unread"]):
+        return HttpResponse(status=204)
+    return render(request, f"{TEMPLATE}#bell", context)
 
 
 @tenant_member

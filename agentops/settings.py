@@ -100,6 +100,8 @@ TEMPLATES = [
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
+            # Times in words ("just now", "due in 2 hours") on every page.
+            "builtins": ["agentops.templatetags.console_time"],
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
@@ -250,6 +252,11 @@ AGENT_AUTOSTART_DEFAULT = env_bool("AGENT_AUTOSTART_DEFAULT", True)
 # Modules with more blueprints (each has a ``register()``), comma-separated: a new agent type
 # is a small module (agents/blueprints/loop.py says what it implements).
 AGENT_BLUEPRINT_MODULES = env_list("AGENT_BLUEPRINT_MODULES", [])
+
+# Live parts of the console: how often the approvals queue and the bell ask whether anything
+# changed (an unchanged answer is an empty 204; pages that are hidden or idle do not ask).
+CONSOLE_QUEUE_POLL_SECONDS = env_int("CONSOLE_QUEUE_POLL_SECONDS", 3, minimum=1)
+CONSOLE_BELL_POLL_SECONDS = env_int("CONSOLE_BELL_POLL_SECONDS", 15, minimum=1)
 
 # --------------------------------------------------------------------------- auth
 

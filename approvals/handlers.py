@@ -36,3 +36,28 @@ def register_validator(name: str, validator: Validator) -> None:
 
 def validator_for(name: str) -> Validator | None:
     return _VALIDATORS.get(name)
+
+
+# Optional per-handler "where is the subject now" for the queue: ``describer(requests)`` gets
+# the page's requests of that handler and returns {request pk: a short sentence} in one query
+# (for a run: "The run is waiting for this decision", "The run ended: succeeded"). The stored
+# evidence is a snapshot from when the request was opened; this says what is true now.
+Describer = Callable[[list], dict[int, str]]
+_DESCRIBERS: dict[str, Describer] = {}
+
+
+def register_describer(name: str, describer: Describer) -> None:
+    _DESCRIBERS[name] = describer
+
+
+def describe(requests: list) -> dict[int, str]:
+    """Sentences for ``requests`` from their handlers' describers (none: no sentence)."""
+    found: dict[int, str] = {}
+    by_handler: dict[str, list] = {}
+    for request in requests:
+        by_handler.setdefault(request.handler, []).append(request)
+    for name, group in by_handler.items():
+        describer = _DESCRIBERS.get(name)
+        if describer is not None:
+            found.update(describer(group))
+    return found

@@ -9,7 +9,7 @@ not reveal it exists) or 403 (a staff role that decides nothing).
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, F, Max, Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 
@@ -60,10 +60,13 @@ def approvals_for(membership) -> QuerySet[ApprovalRequest]:
 
 
 def access_queue(membership) -> None:
-    """The queue's gate: 404 for those who see no staff pages (requesters), 403 for staff who
-    decide nothing (auditors; agents without a granted queue or ticket)."""
-    if membership is None or not membership.can("ticket.view_all"):
+    """The queue page's gate: 403, in words, for those who decide nothing (requesters,
+    auditors, agents without a granted queue or ticket). A request itself is 404 for them
+    (``access_approval``): that it exists is not theirs to know."""
+    if membership is None:
         raise Http404("No such page")
+    if not membership.can("ticket.view_all"):
+        raise PermissionDenied("The approvals queue is for reviewers and admins.")
     if _visible(membership) is None:
         raise PermissionDenied("Only reviewers and admins decide approvals.")
 
@@ -132,3 +135,39 @@ def requests_for(
     if statuses is not None:
         qs = qs.filter(status__in=list(statuses))
     return qs.order_by("created_at", "id")
+
+
+def _stamp_fields(membership) -> dict:
+    pending = Q(status=Status.PENDING)
+    return {
+        "stamp_newest": Max("pk"),
+        "stamp_decided": Max("decided_at"),
+        "stamp_pending": Count("pk", filter=pending),
+        "stamp_mine": Count("pk", filter=pending & Q(assigned_to=membership.user)),
+        "stamp_assigned": Count("pk", filter=pending & Q(assigned_to__isnull=False)),
+        "stamp_escalations": Sum("escalation_level", filter=pending),
+        "stamp_breaches": Count("pk", filter=pending & Q(breached_at__isnull=False)),
+    }
+
+
+def _stamp_of(row: dict) -> str:
+    decided = row["stamp_decided"].timestamp() if row["stamp_decided"] else 0
+    parts = [row[key] or 0 for key in row if key.startswith("stamp_") and key != "stamp_decided"]
+    return "-".join([f"{decided:.6f}", *(str(p) for p in parts)])
+
+
+def queue_stamp(membership) -> str:
+    """What the live queue compares to know whether anything a reviewer sees has changed: the
+    newest request, the latest decision, the pending, assigned and own counts, escalations and
+    breaches (one aggregate query on the tenant's indexed rows)."""
+    return _stamp_of(approvals_for(membership).aggregate(**_stamp_fields(membership)))
+
+
+def queue_counts_and_stamp(membership) -> tuple[dict[str, int], str]:
+    """``queue_counts`` and ``queue_stamp`` in the same single query (the full page)."""
+    now = timezone.now()
+    row = approvals_for(membership).aggregate(
+        **{name: Count("pk", filter=_filter_q(name, membership.user, now)) for name in FILTERS},
+        **_stamp_fields(membership),
+    )
+    return {name: row[name] for name in FILTERS}, _stamp_of(row)

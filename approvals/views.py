@@ -7,6 +7,7 @@ import json
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -14,7 +15,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from agentops.access import tenant_member
-from approvals import selectors, services
+from approvals import handlers, selectors, services
 from approvals.forms import AvailabilityForm, DecisionForm
 from approvals.models import ApprovalRequest
 from approvals.selectors import access_approval, access_queue
@@ -56,7 +57,7 @@ def _present(approval: ApprovalRequest, *, user, now) -> ApprovalRequest:
     approval.ev_run_url = _url("agents:run-detail", approval.ev_run)
     approval.ev_triage = list(triage.items()) if isinstance(triage, dict) else []
     approval.ev_text = str(evidence.get("ticket_text") or "")[:1000]
-    approval.ev_timeline = _timeline(evidence.get("timeline"))
+    approval.ev_timeline = _timeline(evidence.get("timeline"), pending=approval.is_pending)
     approval.ev_citations = _citations(evidence.get("citations"))
     approval.was_breached = approval.breached_at is not None
     approval.breached = bool(approval.is_pending and (approval.breached or approval.was_breached))
@@ -67,19 +68,39 @@ def _present(approval: ApprovalRequest, *, user, now) -> ApprovalRequest:
     return approval
 
 
-def _timeline(value) -> list[dict]:
+# The snapshot's step statuses in words. A step still "running" in the snapshot is the one
+# that asked for this decision: it waits for it (pending) or waited for it (decided); it is
+# never shown as running, which it has not been since the run parked.
+STEP_WORDS = {"success": "done", "failure": "failed", "waiting": "waiting"}
+
+
+def _timeline(value, *, pending: bool = True) -> list[dict]:
     """The run's latest steps as the opener stored them (untrusted: shown escaped)."""
     rows = value if isinstance(value, list) else []
-    return [
-        {
-            "seq": row.get("seq", ""),
-            "name": str(row.get("name") or "")[:100],
-            "status": str(row.get("status") or "")[:20],
-            "summary": str(row.get("summary") or "")[:300],
-        }
-        for row in rows[:10]
-        if isinstance(row, dict)
-    ]
+    parked = "waiting for this decision" if pending else "waited for this decision"
+    shown = []
+    for row in rows[:10]:
+        if not isinstance(row, dict):
+            continue
+        status = str(row.get("status") or "")[:20]
+        in_flight = status in ("running", "queued", "")
+        shown.append(
+            {
+                "seq": row.get("seq", ""),
+                "name": str(row.get("name") or "")[:100],
+                "status": "waiting" if in_flight else status,
+                "label": parked if in_flight else STEP_WORDS.get(status, status),
+                "summary": str(row.get("summary") or "")[:300],
+            }
+        )
+    return shown
+
+
+def _describe(approvals: list) -> None:
+    """What is true now about each request's subject (the run), from its handler."""
+    sentences = handlers.describe(approvals)
+    for approval in approvals:
+        approval.subject_now = sentences.get(approval.pk, "")
 
 
 def _safe_link(url: str) -> str:
@@ -112,11 +133,14 @@ def _tabs(counts: dict[str, int], current: str) -> list[dict]:
     ]
 
 
-def _results_context(request, current: str, *, failed: DecisionForm | None = None) -> dict:
+def _results_context(
+    request, current: str, *, failed: DecisionForm | None = None, stamp: str | None = None
+) -> dict:
     membership = request.membership
     now = timezone.now()
     rows = list(selectors.approval_queue(membership, current)[: selectors.QUEUE_LIMIT + 1])
     approvals = [_present(a, user=request.user, now=now) for a in rows[: selectors.QUEUE_LIMIT]]
+    _describe(approvals)
     if failed is not None:
         for approval in approvals:
             if approval.pk == failed.approval.pk:
@@ -127,6 +151,7 @@ def _results_context(request, current: str, *, failed: DecisionForm | None = Non
     return {
         "current": current,
         "current_label": selectors.FILTERS[current],
+        "stamp": stamp if stamp is not None else selectors.queue_stamp(membership),
         "approvals": approvals,
         "truncated": len(rows) > selectors.QUEUE_LIMIT,
         "limit": selectors.QUEUE_LIMIT,
@@ -144,16 +169,33 @@ def queue(request):
     partial = request.htmx and not request.htmx.boosted and not request.htmx.history_restore_request
     counts_only = partial and request.GET.get("part") == "counts"
     context = {"current": current}
+    if partial and request.GET.get("part") == "live":
+        return _live(request, current)
     if partial and not counts_only:
         context.update(_results_context(request, current))
         return render(request, f"{TEMPLATE}#results", context)
-    context["tabs"] = _tabs(selectors.queue_counts(request.membership), current)
-    if counts_only:  # the counters refresh themselves on approvalDecided
+    # The active tab is the filter asked for: none on a single request's page ("none").
+    shown = request.GET.get("filter", current) if counts_only else current
+    counts, stamp = selectors.queue_counts_and_stamp(request.membership)
+    context["tabs"] = _tabs(counts, shown)
+    if counts_only:  # the counters refresh themselves on approvalDecided / approvalsChanged
         return render(request, f"{TEMPLATE}#counts", context)
-    context.update(_results_context(request, current))
+    context.update(_results_context(request, current, stamp=stamp))
     context.update(_availability_context(request))
     context["scoped"] = selectors.is_scoped(request.membership)
     return render(request, TEMPLATE, context)
+
+
+def _live(request, current: str):
+    """The queue's poll: 204 while nothing the reviewer sees has changed since the stamp the
+    page holds; otherwise the fresh results (which carry the new stamp) and approvalsChanged,
+    on which the counters refresh. console.js skips polls while the tab is hidden, the
+    reviewer is idle, or is typing a comment."""
+    if request.GET.get("stamp", "") == selectors.queue_stamp(request.membership):
+        return HttpResponse(status=204)
+    response = render(request, f"{TEMPLATE}#results", _results_context(request, current))
+    response["HX-Trigger"] = "approvalsChanged"
+    return response
 
 
 def _availability_context(request, form: AvailabilityForm | None = None) -> dict:
@@ -206,11 +248,15 @@ def detail(request, pk: int):
     """One request on its own (where notifications link to), with the queue's controls."""
     approval = access_approval(request.membership, pk, decide=True)
     current = selectors.DEFAULT_FILTER
+    presented = [_present(approval, user=request.user, now=timezone.now())]
+    _describe(presented)
+    presented[0].expanded = True
     context = {
         "current": current,
         "current_label": f"Approval request {approval.pk}",
-        "tabs": _tabs(selectors.queue_counts(request.membership), current),
-        "approvals": [_present(approval, user=request.user, now=timezone.now())],
+        # One request on its own page: no filter tab is the one shown.
+        "tabs": _tabs(selectors.queue_counts(request.membership), ""),
+        "approvals": presented,
         "truncated": False,
         "limit": selectors.QUEUE_LIMIT,
         "read_only": False,

@@ -18,3 +18,9 @@ class IncidentsConfig(AppConfig):
         from incidents import approval_scopes
 
         approval_scopes.register()
+        # How the ticket's codes read in the history and the audit trail.
+        from agentops.audit_words import register_labels
+        from incidents.models import Category, Priority, Status
+
+        for name, choices in (("status", Status), ("priority", Priority), ("category", Category)):
+            register_labels(name, dict(choices.choices))

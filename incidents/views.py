@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from agentops.access import require_capability, tenant_member
+from agentops.audit_words import describe
 from agentops.models import AuditEvent
 from incidents import services
 from incidents.forms import (
@@ -58,12 +59,33 @@ CATEGORY_LABELS = dict(Category.choices)
 
 
 def _short_delta(seconds: float) -> str:
-    """'3 d', '5 h', '12 min': the queue shows many of these; Django's timesince is slow."""
+    """'3 d', '5 h', '12 min', or '' under a minute: the queue shows many of these; Django's
+    timesince is slow. Callers say the sub-minute case in words ("just now", "due now")."""
     seconds = abs(int(seconds))
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if seconds >= size:
             return f"{seconds // size} {unit}"
-    return "now"
+    return ""
+
+
+SLA_WORDS = {
+    "met": "met",
+    "breached": "missed",
+    "none": "—",
+    "ok": "on track",
+    "at_risk": "at risk",
+}
+
+
+def _sla_text(t, now) -> str:
+    """'due in 5 h', 'due now', '2 h overdue'; a closed ticket's SLA as 'met' / 'missed'."""
+    if not (t.sla_due and t.is_open):
+        return SLA_WORDS.get(t.sla_state, t.sla_state)
+    delta = (t.sla_due - now).total_seconds()
+    span = _short_delta(delta)
+    if not span:
+        return "due now"
+    return f"due in {span}" if delta > 0 else f"{span} overdue"
 
 
 def queue_rows(tickets, queue_names: dict[int, str] | None = None) -> list[dict]:
@@ -73,11 +95,8 @@ def queue_rows(tickets, queue_names: dict[int, str] | None = None) -> list[dict]
     rows = []
     for t in tickets:
         sla = t.sla_state
-        if t.sla_due and t.is_open:
-            delta = (t.sla_due - now).total_seconds()
-            sla_text = f"in {_short_delta(delta)}" if delta > 0 else f"{_short_delta(delta)} over"
-        else:
-            sla_text = sla
+        sla_text = _sla_text(t, now)
+        created_span = _short_delta((now - t.created_at).total_seconds())
         rows.append(
             {
                 "t": t,
@@ -91,7 +110,7 @@ def queue_rows(tickets, queue_names: dict[int, str] | None = None) -> list[dict]
                 if t.sla_due
                 else "",
                 "created": timezone.localtime(t.created_at).strftime("%Y-%m-%d %H:%M"),
-                "created_ago": f"{_short_delta((now - t.created_at).total_seconds())} ago",
+                "created_ago": f"{created_span} ago" if created_span else "just now",
                 "assignee": t.assignee.username if t.assignee_id else "—",
                 "queue": queue_names.get(t.queue_id, "—"),
             }
@@ -201,15 +220,10 @@ def _detail_context(request, ticket: Ticket, **forms) -> dict:
     membership = request.membership
     can_write = can_write_ticket(membership, ticket)
     staff_choices = _staff_choices(membership) if can_write else []
-    history = AuditEvent.objects.for_tenant(membership.tenant).filter(
-        target_type="ticket", target_id=ticket.number
-    )
-    if not membership.can("ticket.internal_note"):
-        history = history.exclude(action="ticket.internal_note")
     context = {
         "ticket": ticket,
         "comments": comments_visible_to(membership, ticket),
-        "history": history.order_by("-created_at", "-id")[:50],
+        "history": _history(membership, ticket),
         "can_write": can_write,
         "can_comment": membership.can("ticket.comment"),
         "can_internal": membership.can("ticket.internal_note"),
@@ -223,6 +237,37 @@ def _detail_context(request, ticket: Ticket, **forms) -> dict:
     context.update(_csat_context(membership, ticket, forms.get("csat_form")))
     context.update(_agent_context(request, ticket, can_write))
     return context
+
+
+# What a requester's history shows: their ticket's life in plain words, and which changes of
+# each event (no queue moves, triage, assignment, internal notes, agents or staff accounts).
+PUBLIC_HISTORY: dict[str, tuple[str, ...]] = {
+    "ticket.created": (),
+    "ticket.status_changed": ("status",),
+    "ticket.rated": ("csat",),
+    "ticket.rerated": ("csat",),
+}
+
+
+def _history(membership, ticket: Ticket) -> list[dict]:
+    """The ticket's audit events as sentences, newest first (50)."""
+    events = AuditEvent.objects.for_tenant(membership.tenant).filter(
+        target_type="ticket", target_id=ticket.number
+    )
+    public = not membership.can("ticket.view_all")
+    if public:
+        events = events.filter(action__in=PUBLIC_HISTORY)
+    elif not membership.can("ticket.internal_note"):
+        events = events.exclude(action="ticket.internal_note")
+    rows = []
+    for event in events.order_by("-created_at", "-id")[:50]:
+        if public:
+            event.is_viewer = event.actor_id == membership.user_id
+            kept = PUBLIC_HISTORY[event.action]
+            event.changes = {k: v for k, v in (event.changes or {}).items() if k in kept}
+        said = describe(event, public=public)
+        rows.append({"at": event.created_at, "said": said})
+    return rows
 
 
 def _csat_context(membership, ticket: Ticket, form=None) -> dict:

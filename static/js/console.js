@@ -27,9 +27,89 @@
       el.style.width = Math.max(0, Math.min(100, parseFloat(el.getAttribute("data-pct")) || 0)) + "%";
     });
   }
-  document.addEventListener("DOMContentLoaded", function () { expireMessages(document); sizeBars(document); });
+  // Phones: each table cell carries its column's name (data-label), which the narrow layout
+  // shows beside the value when a table's rows become stacked cards.
+  function labelCells(root) {
+    var tables = root.matches && root.matches("table") ? [root] : root.querySelectorAll("table.table");
+    Array.prototype.forEach.call(tables, function (table) {
+      var names = Array.prototype.map.call(table.querySelectorAll("thead th"), function (th) {
+        return th.textContent.trim();
+      });
+      table.querySelectorAll("tbody tr").forEach(function (row) {
+        Array.prototype.forEach.call(row.children, function (cell, i) {
+          if (names[i] && !cell.hasAttribute("data-label")) { cell.setAttribute("data-label", names[i]); }
+        });
+      });
+    });
+  }
+  // Phones: the menu button opens and closes the top bar's navigation.
+  document.addEventListener("click", function (event) {
+    var toggle = event.target.closest ? event.target.closest("[data-nav-toggle]") : null;
+    if (!toggle) { return; }
+    var open = toggle.getAttribute("aria-expanded") !== "true";
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    toggle.closest(".topbar").classList.toggle("is-open", open);
+  });
+  document.addEventListener("DOMContentLoaded", function () { expireMessages(document); sizeBars(document); labelCells(document); });
+  document.addEventListener("htmx:afterSwap", function (event) { labelCells(event.target.closest("table") || event.target); });
+  document.addEventListener("htmx:afterSettle", function () { labelCells(document); });
   document.addEventListener("htmx:afterSwap", function (event) { sizeBars(event.target); });
   document.addEventListener("htmx:afterSwap", function (event) { expireMessages(event.target); });
+
+  // An HTMX answer that is not swapped (403, 404, 409, 413, 429, 5xx; a 400 carries inline
+  // errors and is swapped in place) is told in words in the messages area, never by replacing
+  // the page, with DEBUG on or off.
+  var ERRORS = {
+    403: "You may not do this with your role.",
+    404: "That is no longer there, or it is not yours to see.",
+    409: "Someone changed this at the same time. Reload the page to see the latest.",
+    413: "That is too large to send.",
+    429: "Too many requests. Wait a moment, then try again."
+  };
+  function say(text) {
+    var box = document.getElementById("messages");
+    if (!box) { return; }
+    var same = Array.prototype.some.call(box.children, function (el) { return el.textContent === text; });
+    if (same) { return; }  // a polled part that keeps failing says it once
+    var note = document.createElement("div");
+    note.className = "message message-error";
+    note.setAttribute("role", "alert");
+    note.textContent = text;
+    box.appendChild(note);
+  }
+  document.addEventListener("htmx:responseError", function (event) {
+    var status = event.detail.xhr ? event.detail.xhr.status : 0;
+    say(ERRORS[status] || "Something went wrong on our side (error " + status +
+        "). Try again; if it keeps happening, tell an administrator.");
+  });
+  // Live parts ([data-live]: the approvals queue, the bell) poll only while someone looks: not
+  // while the tab is hidden, not after IDLE_MS without a key, pointer or scroll, and the queue
+  // not while the reviewer types a comment or edits arguments (a refresh would wipe it).
+  var IDLE_MS = 5 * 60 * 1000;
+  var lastActive = Date.now();
+  ["keydown", "pointerdown", "pointermove", "scroll", "focusin"].forEach(function (name) {
+    document.addEventListener(name, function () { lastActive = Date.now(); }, { passive: true, capture: true });
+  });
+  function busyIn(root) {
+    if (!root) { return false; }
+    var typing = Array.prototype.some.call(root.querySelectorAll("input[data-comment]"), function (el) {
+      return el.value.trim() !== "";
+    });
+    var active = document.activeElement;
+    return typing || root.querySelector("details.edit-args[open]") !== null ||
+      (active && root.contains(active) && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName));
+  }
+  document.addEventListener("htmx:confirm", function (event) {
+    var el = event.target;
+    if (!el.hasAttribute || !el.hasAttribute("data-live")) { return; }
+    var idle = Date.now() - lastActive > IDLE_MS;
+    if (document.hidden || idle || busyIn(el.closest("[data-approval-queue]"))) {
+      event.preventDefault();  // skip this poll; the next one asks again
+    }
+  });
+  document.addEventListener("htmx:sendError", function () {
+    say("The console could not reach the server. Check the connection and try again.");
+  });
 })();
 
 // Approvals queue keyboard: j/k next/previous request, a focuses Approve (Enter confirms: one

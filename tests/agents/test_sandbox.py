@@ -168,7 +168,7 @@ def test_url_is_named():
 
 @pytest.mark.parametrize("role", ["agent", "admin", "reviewer", "auditor"])
 def test_staff_roles_see_the_page(both_seeded, client_for, role):
-    response = client_for(getattr(both_seeded, role)).get(URL)
+    response = client_for(getattr(both_seeded, role)).get(URL, {"tab": "directory"})
     assert response.status_code == 200
     body = response.content.decode()
     assert "Robin Requester" in body and "robin@acme.example" in body
@@ -188,11 +188,13 @@ def test_anonymous_goes_to_login_and_non_member_is_forbidden(both_seeded, client
 
 
 def test_shows_only_the_current_tenants_data(both_seeded, client_for):
-    body = client_for(both_seeded.agent).get(URL).content.decode()
-    assert "secret@globex.example" not in body and "LT-7777" not in body
-    outsider_body = client_for(both_seeded.outsider).get(URL).content.decode()
-    assert "secret@globex.example" in outsider_body and "LT-7777" in outsider_body
-    assert "robin@acme.example" not in outsider_body
+    for tab in ("directory", "devices"):
+        body = client_for(both_seeded.agent).get(URL, {"tab": tab}).content.decode()
+        assert "secret@globex.example" not in body and "LT-7777" not in body
+        outsider_body = client_for(both_seeded.outsider).get(URL, {"tab": tab}).content.decode()
+        assert "secret@globex.example" in outsider_body
+        assert "robin@acme.example" not in outsider_body
+    assert "LT-7777" in outsider_body
 
 
 def test_search_filters_users_and_devices(both_seeded, client_for):
@@ -202,11 +204,13 @@ def test_search_filters_users_and_devices(both_seeded, client_for):
         .get(owner_email="robin@acme.example")
         .asset_tag
     )
-    body = client.get(URL, {"q": "robin"}).content.decode()
-    assert "robin@acme.example" in body and robin_tag in body
-    assert "rosa@acme.example" not in body
-    body = client.get(URL, {"q": robin_tag}).content.decode()
-    assert robin_tag in body and "No accounts match" in body
+    body = client.get(URL, {"q": "robin", "tab": "directory"}).content.decode()
+    assert "robin@acme.example" in body and "rosa@acme.example" not in body
+    body = client.get(URL, {"q": "robin", "tab": "devices"}).content.decode()
+    assert robin_tag in body and "rosa@acme.example" not in body
+    # The directory finds no account by an asset tag, and points to the tab that has it.
+    body = client.get(URL, {"q": robin_tag, "tab": "directory"}).content.decode()
+    assert "Nothing here matches" in body and f"?tab=devices&amp;q={robin_tag}" in body
     # An htmx search answers with the results partial only.
     partial = client.get(URL, {"q": "robin"}, headers={"HX-Request": "true"}).content.decode()
     assert partial.lstrip().startswith('<section id="results"') and "<html" not in partial
@@ -219,7 +223,7 @@ def test_names_are_escaped(both_seeded, client_for):
         display_name='<script>alert("x")</script>',
         department="<b>Ops</b>",
     )
-    body = client_for(both_seeded.agent).get(URL).content.decode()
+    body = client_for(both_seeded.agent).get(URL, {"tab": "directory"}).content.decode()
     assert '<script>alert("x")</script>' not in body and "<b>Ops</b>" not in body
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in body
 
@@ -233,8 +237,33 @@ def test_recent_operations_are_listed(both_seeded, client_for):
         args={"user_email": "robin@acme.example"},
         result={"summary": "Account robin@acme.example unlocked.", "data": {}},
     )
-    body = client_for(both_seeded.agent).get(URL).content.decode()
+    # Operations are the first tab; search finds them by what was done.
+    client = client_for(both_seeded.agent)
+    body = client.get(URL).content.decode()
     assert "Account robin@acme.example unlocked." in body
+    assert (
+        "Account robin@acme.example unlocked." in client.get(URL, {"q": "unlock"}).content.decode()
+    )
+    assert "Account robin" not in client.get(URL, {"q": "mfa"}).content.decode()
+
+
+def test_each_tab_is_paginated(both_seeded, client_for):
+    for n in range(30):
+        Operation.objects.create(
+            tenant=both_seeded.tenant,
+            idempotency_key=f"p{n}",
+            connector="endpoint",
+            operation="run_diagnostic",
+            result={"summary": f"Diagnostic number {n:02d} done."},
+        )
+    client = client_for(both_seeded.agent)
+    first = client.get(URL).content.decode()
+    assert "Diagnostic number 29 done." in first and "Diagnostic number 04 done." not in first
+    assert "Page 1 of 2" in first
+    second = client.get(URL, {"page": "2"}).content.decode()
+    assert "Diagnostic number 04 done." in second and "Diagnostic number 29" not in second
+    # Nonsense tab or page falls back to something sensible, never a 500.
+    assert client.get(URL, {"tab": "<x>", "page": "abc"}).status_code == 200
 
 
 def test_page_query_count_does_not_grow_with_rows(

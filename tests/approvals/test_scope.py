@@ -177,7 +177,7 @@ def test_every_approvals_url_is_404_across_tenants(personas, client_for):
     ours.refresh_from_db()
     assert foreign.status == ours.status == "pending"
     # The availability toggle acts on the signed-in reviewer only; others cannot reach it.
-    assert client_for(personas.requester).post(reverse("approvals:availability")).status_code == 404
+    assert client_for(personas.requester).post(reverse("approvals:availability")).status_code == 403
     assert client_for(personas.auditor).post(reverse("approvals:availability")).status_code == 403
 
 
@@ -319,3 +319,33 @@ def test_policy_settings_and_availability_are_editable_in_the_admin(personas, cl
     )
     assert response.status_code == 302
     assert services.is_available(personas.reviewer, personas.tenant) is False
+
+
+def test_the_embedded_timeline_tells_where_the_run_is(personas, client_for, park):
+    """The evidence is a snapshot: its in-flight step is shown as waiting for the decision,
+    never as running, and a sentence says where the run is now (waiting, or ended)."""
+    from agents.models import Run
+
+    _ticket, run, approval = park()
+    assert any(step["status"] == "running" for step in approval.evidence["timeline"])
+    client = client_for(personas.reviewer)
+    html = client.get(QUEUE).content.decode()
+    excerpt = html[html.index('class="timeline-excerpt"') :]
+    excerpt = excerpt[: excerpt.index("</ol>")]
+    assert "waiting for this decision" in excerpt and ">running<" not in excerpt
+    assert "The run is waiting for a decision." in html
+
+    Run.objects.for_tenant(personas.tenant).filter(pk=run.pk).update(status="cancelled")
+    html = client.get(reverse("approvals:detail", args=[approval.pk])).content.decode()
+    assert "The run has ended: cancelled." in html
+    # A single request's page marks no filter tab as the current one.
+    tabs = html[html.index('id="approval-filters"') :]
+    tabs = tabs[: tabs.index("</nav>")]
+    assert "aria-current" not in tabs and "filter=none&amp;part=counts" in tabs
+    counts = client.get(QUEUE, {"filter": "none", "part": "counts"}, HTTP_HX_REQUEST="true")
+    assert counts.status_code == 200 and "aria-current" not in counts.content.decode()
+    counts = client.get(QUEUE, {"filter": "mine", "part": "counts"}, HTTP_HX_REQUEST="true")
+    active = re.search(
+        r'<a [^>]*aria-current="page"[^>]*data-filter="(\w+)"', counts.content.decode()
+    )
+    assert active and active.group(1) == "mine"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 
-from agents.connectors.sandbox.models import Device, DirectoryUser, Operation
+from agents.connectors.sandbox.models import Device, DirectoryUser, LogLine, Operation
 
 CONSOLE_ROWS = 200
 RECENT_OPERATIONS = 15
@@ -36,3 +36,25 @@ def devices(tenant, *, q: str = "") -> QuerySet[Device]:
 
 def recent_operations(tenant, *, limit: int = RECENT_OPERATIONS) -> list[Operation]:
     return list(Operation.objects.for_tenant(tenant).order_by("-created_at", "-id")[:limit])
+
+
+def operations(tenant, *, q: str = "") -> QuerySet[Operation]:
+    """Applied operations, newest first; search by operation, connector or result summary."""
+    found = Operation.objects.for_tenant(tenant)
+    for term in q.split():
+        found = found.filter(
+            Q(operation__icontains=term)
+            | Q(connector__icontains=term)
+            | Q(result__summary__icontains=term)
+        )
+    return found.order_by("-created_at", "-id")
+
+
+def log_lines(tenant, *, q: str = "") -> QuerySet[LogLine]:
+    """Monitored services' log lines, newest first; search by service, level or message."""
+    found = LogLine.objects.for_tenant(tenant)
+    for term in q.split():
+        found = found.filter(
+            Q(service__icontains=term) | Q(level__iexact=term) | Q(message__icontains=term)
+        )
+    return found.order_by("-created_at", "-id")

@@ -1,8 +1,10 @@
-"""The sandbox console: the current tenant's directory and devices, read-only."""
+"""The sandbox console: the current tenant's directory, devices, logs and the operations tools
+applied, read-only, one tab at a time, each searched and paginated."""
 
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.shortcuts import render
 
 from agentops.access import tenant_member
@@ -10,6 +12,19 @@ from agents.connectors.sandbox import selectors
 from agents.connectors.sandbox.models import LATEST_VPN_PROFILE_VERSION
 
 SEARCH_MAX = 100
+PER_PAGE = 25
+# (key, label, selector): recent operations first, the part people come for.
+TABS = (
+    ("operations", "Recent operations", selectors.operations),
+    ("directory", "Directory", selectors.directory_users),
+    ("devices", "Devices", selectors.devices),
+    ("logs", "Logs", selectors.log_lines),
+)
+
+
+def _tab(request) -> str:
+    wanted = request.GET.get("tab", "")
+    return wanted if wanted in {key for key, _, _ in TABS} else TABS[0][0]
 
 
 @tenant_member
@@ -19,19 +34,23 @@ def index(request):
     if not membership.can("ticket.view_all"):
         raise PermissionDenied("Your role may not view the sandbox.")
     q = request.GET.get("q", "").strip()[:SEARCH_MAX]
-    users = selectors.directory_users(membership.tenant, q=q)
-    devices = selectors.devices(membership.tenant, q=q)
-    user_rows = list(users[: selectors.CONSOLE_ROWS])
-    device_rows = list(devices[: selectors.CONSOLE_ROWS])
+    current = _tab(request)
+    tabs, page = [], None
+    for key, label, select in TABS:
+        found = select(membership.tenant, q=q)
+        if key == current:
+            paginator = Paginator(found, PER_PAGE)
+            page = paginator.get_page(request.GET.get("page"))
+            count = paginator.count
+        else:
+            count = found.count()
+        tabs.append({"key": key, "label": label, "count": count, "active": key == current})
     context = {
         "q": q,
-        "users": user_rows,
-        "devices": device_rows,
-        "users_total": len(user_rows) if len(user_rows) < selectors.CONSOLE_ROWS else users.count(),
-        "devices_total": len(device_rows)
-        if len(device_rows) < selectors.CONSOLE_ROWS
-        else devices.count(),
-        "operations": selectors.recent_operations(membership.tenant),
+        "tab": current,
+        "tabs": tabs,
+        "page": page,
+        "rows": list(page.object_list),
         "latest_vpn_profile": LATEST_VPN_PROFILE_VERSION,
     }
     template = "sandbox/index.html"
