@@ -6,9 +6,11 @@ from agentops import views
 from agentops.api import api
 from incidents.api import queues_router
 from incidents.api import router as tickets_router
+from incidents.intake.api import router as webhooks_router
 
 api.add_router("/tickets", tickets_router)
 api.add_router("/queues", queues_router)
+api.add_router("/webhooks", webhooks_router)
 
 urlpatterns = [
     path("", views.home, name="home"),

@@ -358,12 +358,15 @@ def _is_requester(ticket: Ticket, user) -> bool:
 
 
 @transaction.atomic
-def ticket_comment(*, ticket: Ticket, actor, body: str, is_internal: bool = False) -> Comment:
+def ticket_comment(
+    *, ticket: Ticket, actor, body: str, is_internal: bool = False, author_label: str = ""
+) -> Comment:
+    """``author_label`` names a writer with no account here (a webhook: "Jane (jira)")."""
     comment = Comment(
         tenant=ticket.tenant,
         ticket=ticket,
         author=actor,
-        author_label=audit.actor_label(actor),
+        author_label=(author_label or audit.actor_label(actor))[:150],
         body=(body or "").strip(),
         is_internal=is_internal,
     )
