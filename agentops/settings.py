@@ -289,6 +289,10 @@ STATIC_ROOT = VAR_DIR / "static"
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "agentops@localhost")
+# Links in e-mails and Slack messages point here (the console's public address).
+CONSOLE_BASE_URL = env_str("CONSOLE_BASE_URL", "http://127.0.0.1:8000")
+# Slack's Web API (the tests point it at a local fake).
+SLACK_API_BASE_URL = env_str("SLACK_API_BASE_URL", "https://slack.com/api/")
 
 # --------------------------------------------------------------------------- product
 

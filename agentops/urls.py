@@ -4,6 +4,8 @@ from django.urls import include, path
 
 from agentops import views
 from agentops.api import api
+from approvals.api import router as approvals_router
+from approvals.api import slack_router
 from incidents.api import queues_router
 from incidents.api import router as tickets_router
 from incidents.intake.api import router as webhooks_router
@@ -11,6 +13,8 @@ from incidents.intake.api import router as webhooks_router
 api.add_router("/tickets", tickets_router)
 api.add_router("/queues", queues_router)
 api.add_router("/webhooks", webhooks_router)
+api.add_router("/approvals", approvals_router)
+api.add_router("/slack", slack_router)
 
 urlpatterns = [
     path("", views.home, name="home"),

@@ -186,13 +186,33 @@ def _apply(delivery: WebhookDelivery, endpoint: WebhookEndpoint, event: events.E
         _set(delivery, Outcome.REJECTED, _messages(exc))
 
 
+def _slack_user_email(endpoint: WebhookEndpoint, slack_user_id: str) -> str:
+    """A Slack author linked to an AgentOps user (approvals' SlackUserLink) is the requester."""
+    if endpoint.provider != Provider.SLACK or not slack_user_id:
+        return ""
+    from approvals.models import SlackUserLink
+
+    link = (
+        SlackUserLink.objects.for_tenant(endpoint.tenant)
+        .filter(slack_user_id=slack_user_id)
+        .select_related("user")
+        .first()
+    )
+    return link.user.email if link else ""
+
+
 def _create(delivery, endpoint, event) -> None:
     tenant = endpoint.tenant
     existing = _linked_ticket(endpoint, event.external_id)
     if existing is not None:
         _set(delivery, Outcome.IGNORED, "Already linked to this ticket.", existing.number)
         return
-    email = (event.requester_email or endpoint.default_requester_email or "").strip()
+    email = (
+        event.requester_email
+        or _slack_user_email(endpoint, event.author)
+        or endpoint.default_requester_email
+        or ""
+    ).strip()
     title = (event.title or "").strip() or f"New {PROVIDER_LABEL[endpoint.provider]} request"
     ticket = services.ticket_create(
         tenant=tenant,

@@ -239,7 +239,20 @@ def test_slack_events_handshake_mention_and_thread_reply(client, personas, endpo
     created = send(mention).json()
     assert created["outcome"] == "ticket_created", created
     number = created["ticket"]
-    assert tickets(personas.tenant).get(number=number).title == "<@U0BOT> Outlook crashes on start"
+    ticket = tickets(personas.tenant).get(number=number)
+    assert ticket.title == "<@U0BOT> Outlook crashes on start"
+    assert ticket.requester_email == "desk@acme.example"  # U1 is linked to nobody
+    from approvals.models import SlackUserLink
+
+    SlackUserLink.objects.create(
+        tenant=personas.tenant, slack_user_id="U2", user=personas.requester
+    )
+    linked = send(
+        mention | {"event_id": "Ev3", "event": mention["event"] | {"user": "U2", "ts": "101.1"}}
+    )
+    assert (
+        tickets(personas.tenant).get(number=linked.json()["ticket"]).requester == personas.requester
+    )
     reply = {
         "type": "event_callback",
         "event_id": "Ev2",
