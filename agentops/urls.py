@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from agentops import views
+from agentops import usage_views, views
 from agentops.api import api
 from approvals.api import router as approvals_router
 from approvals.api import slack_router
@@ -15,6 +15,7 @@ api.add_router("/queues", queues_router)
 api.add_router("/webhooks", webhooks_router)
 api.add_router("/approvals", approvals_router)
 api.add_router("/slack", slack_router)
+api.add_router("/tenant", usage_views.router)
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -31,6 +32,7 @@ urlpatterns = [
     path("knowledge/", include("knowledge.urls")),
     path("audit/", include("agentops.audit_views")),
     path("notifications/", include("agentops.notification_views")),
+    path("usage/", include("agentops.usage_views")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

@@ -12,6 +12,7 @@ from approvals.models import (
     EscalationPolicy,
     EscalationRule,
     ReviewerAvailability,
+    SlackApprovalMessage,
     SlackConnection,
     SlackUserLink,
 )
@@ -246,3 +247,16 @@ class SlackUserLinkAdmin(UnscopedAdminMixin, admin.ModelAdmin):
     list_filter = ["tenant"]
     search_fields = ["slack_user_id", "user__username"]
     raw_id_fields = ["user"]
+
+
+@admin.register(SlackApprovalMessage)
+class SlackApprovalMessageAdmin(UnscopedAdminMixin, admin.ModelAdmin):
+    """Where each approval request was posted in Slack (written by approvals.slack only)."""
+
+    list_display = ["request", "channel_id", "ts", "tenant", "created_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -12,6 +12,7 @@ from ninja import Field, Query, Router, Schema
 from ninja import Status as HttpStatus
 from pydantic import field_validator, model_validator
 
+from agentops import quotas
 from agentops.access import require_capability
 from incidents import services
 from incidents.models import (
@@ -289,6 +290,8 @@ def resolve_ticket(request, number: str):
     ticket = access_ticket(request.membership, number, write=True)
     try:
         run = services.ticket_start_agent(ticket=ticket, actor=request.membership.user)
+    except quotas.QuotaExceeded:
+        raise  # 403 quota_exceeded with the limit (agentops.api)
     except ValidationError as exc:
         return HttpStatus(409, {"error": "conflict", "message": " ".join(exc.messages)})
     return HttpStatus(

@@ -15,7 +15,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from agentops import audit
+from agentops import audit, quotas
 from agentops.models import Membership, Role, Tenant
 from agentops.services import sequence_next
 from incidents.models import (
@@ -161,11 +161,22 @@ def ticket_create(
         start_agent = agent_config(tenant).auto_resolve_on_create
     if start_agent:
         # The agent works for the requester, not for whoever typed the ticket in.
-        ticket_start_agent(
-            ticket=ticket,
-            actor=actor,
-            identity_verified=_identity_verified(ticket, actor),
-        )
+        try:
+            ticket_start_agent(
+                ticket=ticket,
+                actor=actor,
+                identity_verified=_identity_verified(ticket, actor),
+            )
+        except quotas.QuotaExceeded as exc:  # the ticket stands; people take it
+            audit.record(
+                tenant=tenant,
+                actor=actor,
+                action="quota.run_refused",
+                target_type="ticket",
+                target_id=ticket.number,
+                target_repr=ticket.title,
+                metadata=exc.as_dict(),
+            )
     return ticket
 
 
@@ -475,6 +486,7 @@ def ticket_start_agent(*, ticket: Ticket, actor, identity_verified: bool | None 
             user=actor, tenant=ticket.tenant, role__in=[Role.AGENT, Role.ADMIN, Role.REVIEWER]
         ).exists()
     )
+    quotas.check_run(ticket.tenant, blueprint=NAME)  # before any cost: refused, not queued
     if identity_verified is None:
         identity_verified = _identity_verified(ticket, actor)
     return start_run(

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from agentops.admin import UnscopedAdminMixin
 from incidents.intake import webhooks
-from incidents.intake.models import WebhookDelivery, WebhookEndpoint
+from incidents.intake.models import WebhookDelivery, WebhookEndpoint, WebhookLink
 
 
 class WebhookEndpointForm(forms.ModelForm):
@@ -79,3 +79,18 @@ class WebhookDeliveryAdmin(UnscopedAdminMixin, admin.ModelAdmin):
             webhooks.replay_delivery(delivery=delivery, actor=request.user)
             done += 1
         self.message_user(request, f"Replayed {done} deliveries.", messages.SUCCESS)
+
+
+@admin.register(WebhookLink)
+class WebhookLinkAdmin(UnscopedAdminMixin, admin.ModelAdmin):
+    """Which external issue became which ticket (written by the webhook intake only)."""
+
+    list_display = ["external_id", "ticket", "endpoint", "tenant", "created_at"]
+    search_fields = ["external_id"]
+    list_select_related = ["tenant", "ticket", "endpoint"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
