@@ -352,3 +352,23 @@ def limits_set(*, tenant, actor, **values) -> TenantLimits:
         target_id=tenant.pk, target_repr=tenant.slug, changes={k: str(v) for k, v in values.items()},
     )  # fmt: skip
     return row
+
+
+# --------------------------------------------------------------------------- engine hooks
+
+
+def meter_run(run) -> bool:
+    """One started run (agents.engine.start_run, after the Run row is created)."""
+    return meter(
+        tenant=run.tenant, metric=RUNS, quantity=1, key=f"run:{run.pk}",
+        blueprint=run.agent_name, model=run.model or "",
+    )  # fmt: skip
+
+
+def meter_step(run, step) -> bool:
+    """One recorded step's model tokens (agents.engine, after ``_record_step``)."""
+    tokens = int(step.tokens_prompt or 0) + int(step.tokens_completion or 0)
+    return meter(
+        tenant=run.tenant, metric=TOKENS, quantity=tokens, key=f"step:{step.pk}",
+        blueprint=run.agent_name, model=run.model or "",
+    )  # fmt: skip
