@@ -33,6 +33,7 @@ urlpatterns = [
     path("audit/", include("agentops.audit_views")),
     path("notifications/", include("agentops.notification_views")),
     path("usage/", include("agentops.usage_views")),
+    path("platform/", include("agentops.platform_views")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]
