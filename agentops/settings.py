@@ -223,6 +223,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Re-embeds chunks written by another embedding model (after KNOWLEDGE_EMBEDDING_BACKEND
     # changed) and re-enqueues documents whose index task died; cheap when nothing is stale.
+    "webhook-deliveries-retention": {
+        "task": "incidents.tasks.purge_webhook_deliveries",
+        "schedule": crontab(minute=17, hour=3),
+    },
     "knowledge-reembed-stale": {
         "task": "knowledge.tasks.reembed_stale",
         "schedule": crontab(minute="*/15"),

@@ -339,3 +339,22 @@ def endpoint_set_secret(
         metadata={"previous_valid_until": str(locked.previous_secret_valid_until or "")},
     )
     return locked
+
+
+def purge_expired_deliveries(*, now=None) -> int:
+    """Delete stored deliveries older than each tenant's retention (agentops.quotas); safe to
+    run twice (beat, daily)."""
+    from agentops import quotas
+    from agentops.models import Tenant
+
+    now = now or timezone.now()
+    removed = 0
+    for tenant in Tenant.objects.order_by("pk"):
+        days = quotas.retention_days(tenant)
+        if days is None:
+            continue
+        old = WebhookDelivery.objects.for_tenant(tenant).filter(
+            received_at__lt=now - timedelta(days=days)
+        )
+        removed += old.delete()[0]
+    return removed

@@ -479,3 +479,22 @@ def test_admin_creates_an_endpoint_with_a_secret_and_shows_its_url(personas, adm
     page = admin_client.get(reverse("admin:incidents_webhookendpoint_change", args=[ep.pk]))
     assert f"/api/v1/webhooks/jira/{ep.public_id}" in page.content.decode()
     assert "a-brand-new-secret-123456" not in page.content.decode()  # never shown again
+
+
+def test_deliveries_past_the_tenants_retention_are_purged(client, personas, endpoint):
+    from agentops import quotas
+    from incidents.intake.webhooks import purge_expired_deliveries
+
+    ours, theirs = endpoint(), endpoint(tenant=personas.other_tenant)
+    for ep in (ours, theirs):
+        generic(client, ep, {"type": "x.old"}, msg_id="old")
+        generic(client, ep, {"type": "x.new"}, msg_id="new")
+    quotas.limits_set(tenant=personas.tenant, actor=None, retention_days=30)
+    quotas.limits_set(tenant=personas.other_tenant, actor=None, retention_days=400)
+    for tenant in (personas.tenant, personas.other_tenant):
+        deliveries(tenant).filter(delivery_id="old").update(
+            received_at=timezone.now() - timedelta(days=31)
+        )
+    assert purge_expired_deliveries() == 1
+    assert list(deliveries(personas.tenant).values_list("delivery_id", flat=True)) == ["new"]
+    assert deliveries(personas.other_tenant).count() == 2
