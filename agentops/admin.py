@@ -1,7 +1,17 @@
 from django.contrib import admin, messages
 
 from agentops import services
-from agentops.models import ApiToken, AuditEvent, Membership, Notification, Sequence, Tenant
+from agentops.models import (
+    ApiToken,
+    AuditEvent,
+    Membership,
+    Notification,
+    QuotaWarning,
+    Sequence,
+    Tenant,
+    TenantLimits,
+    UsageRecord,
+)
 
 
 class UnscopedAdminMixin:
@@ -144,3 +154,42 @@ class NotificationAdmin(UnscopedAdminMixin, admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+@admin.register(TenantLimits)
+class TenantLimitsAdmin(UnscopedAdminMixin, admin.ModelAdmin):
+    """Per-tenant overrides of the tier's limits (agentops.quotas); empty fields follow the tier."""
+
+    list_display = ["tenant", "runs_per_month", "tokens_per_month", "api_requests_per_minute"]
+
+    def save_model(self, request, obj, form, change):
+        from agentops import quotas
+
+        values = {name: form.cleaned_data.get(name) for name in form.changed_data}
+        values.pop("tenant", None)
+        saved = quotas.limits_set(tenant=obj.tenant, actor=request.user, **values)
+        obj.pk = saved.pk
+
+
+class ReadOnlyAdmin(UnscopedAdminMixin, admin.ModelAdmin):
+    """Rows written only by services (metering, warnings): looked at here, never edited."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(UsageRecord)
+class UsageRecordAdmin(ReadOnlyAdmin):
+    list_display = ["occurred_at", "tenant", "metric", "quantity", "blueprint", "model", "key"]
+    list_filter = ["metric", "tenant"]
+
+
+@admin.register(QuotaWarning)
+class QuotaWarningAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "tenant", "metric", "period", "threshold"]

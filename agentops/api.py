@@ -30,6 +30,7 @@ from ninja.security import HttpBearer
 from ninja.throttling import BaseThrottle
 from pydantic import ConfigDict, model_validator
 
+from agentops import quotas
 from agentops.models import ApiToken, Membership
 
 
@@ -69,6 +70,7 @@ class BearerToken(HttpBearer):
         request.tenant = api_token.tenant
         request.membership = membership
         request.api_token = api_token
+        quotas.check_api_rate(api_token.tenant)  # 429 past the tier's requests per minute
         return api_token
 
 
@@ -167,6 +169,22 @@ def on_service_validation_error(request, exc: DjangoValidationError):
         {"error": "validation_error", "message": "Some fields are invalid.", "fields": fields},
         status=400,
     )
+
+
+@api.exception_handler(quotas.QuotaExceeded)
+def on_quota_exceeded(request, exc: quotas.QuotaExceeded):
+    return api.create_response(request, exc.as_dict(), status=403)
+
+
+@api.exception_handler(quotas.RateLimited)
+def on_rate_limited(request, exc: quotas.RateLimited):
+    response = api.create_response(
+        request,
+        {"error": "rate_limited", "message": str(exc), "limit": exc.limit},
+        status=429,
+    )
+    response["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 @api.exception_handler(Http404)

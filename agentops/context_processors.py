@@ -28,6 +28,8 @@ def console(request):
         "nav_create": bool(membership and membership.can("ticket.create")),
         # The audit page: auditors and tenant admins.
         "nav_audit": bool(membership and membership.can("audit.view")),
+        # The usage page (tiers, quotas): tenant admins and auditors.
+        "nav_usage": bool(membership and membership.can("usage.view")),
         "current_tenant": getattr(request, "tenant", None),
         "current_membership": getattr(request, "membership", None),
         "memberships": getattr(request, "memberships", []),

@@ -86,6 +86,7 @@ ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
             "ticket.internal_note",
             "ticket.write",
             "audit.view",
+            "usage.view",
             "approval.decide",
             "knowledge.view_all",
             "knowledge.write",
@@ -94,7 +95,7 @@ ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
             "agent.start",
         }
     ),
-    Role.AUDITOR: frozenset({"ticket.view_all", "audit.view", "knowledge.view_all"}),
+    Role.AUDITOR: frozenset({"ticket.view_all", "audit.view", "usage.view", "knowledge.view_all"}),
 }
 
 
@@ -249,3 +250,76 @@ class Notification(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.user_id}: {self.title}"
+
+
+# --------------------------------------------------------------------------- tiers, quotas, usage
+
+
+class TenantLimits(TenantOwned):
+    """An admin's overrides of the tier's limits for one tenant (agentops.quotas.TIER_LIMITS).
+
+    Empty fields follow the tier. 0 means "none allowed"; to lift a limit, set it very high.
+    """
+
+    runs_per_month = models.PositiveIntegerField(null=True, blank=True)
+    tokens_per_month = models.PositiveBigIntegerField(null=True, blank=True)
+    api_requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    knowledge_documents = models.PositiveIntegerField(null=True, blank=True)
+    knowledge_chunks = models.PositiveIntegerField(null=True, blank=True)
+    users = models.PositiveIntegerField(null=True, blank=True)
+    retention_days = models.PositiveIntegerField(null=True, blank=True)
+    blueprints = models.JSONField(
+        null=True,
+        blank=True,
+        help_text='Blueprints this tenant may run, e.g. ["service_desk"]; empty: the tier\'s.',
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant"], name="tenant_limits_one_per_tenant")
+        ]
+        verbose_name_plural = "tenant limits"
+
+    def __str__(self) -> str:
+        return f"Limits of tenant {self.tenant_id}"
+
+
+class UsageRecord(TenantOwned):
+    """One metered unit of work (a run, a step's model tokens), recorded once per ``key``."""
+
+    metric = models.CharField(max_length=20)  # "runs" | "tokens"
+    quantity = models.BigIntegerField()
+    key = models.CharField(max_length=120, help_text="Idempotency key: run:<id>, step:<id>.")
+    blueprint = models.CharField(max_length=100, blank=True)
+    model = models.CharField(max_length=100, blank=True)
+    occurred_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "metric", "key"], name="usage_unique_key")
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "metric", "occurred_at"], name="usage_period_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.quantity} ({self.key})"
+
+
+class QuotaWarning(TenantOwned):
+    """The 80 % warning of one metric in one period, sent once (the row claims it)."""
+
+    metric = models.CharField(max_length=20)
+    period = models.DateField()
+    threshold = models.PositiveSmallIntegerField(default=80)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "metric", "period", "threshold"], name="quota_warning_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.threshold}% {self.period}"

@@ -45,6 +45,10 @@ def sync_role_groups(user) -> None:
 def membership_set(*, tenant: Tenant, user, role: str, actor=None) -> Membership:
     if role not in Role.values:
         raise ValueError(f"Unknown role {role!r}; choose one of {', '.join(Role.values)}")
+    if not Membership.objects.filter(user=user, tenant=tenant).exists():
+        from agentops import quotas
+
+        quotas.check_users(tenant)  # a new member: within the tier's user limit
     with recorded_by_caller(MEMBERSHIP):  # the event below says it all
         membership, created = Membership.objects.update_or_create(
             user=user, tenant=tenant, defaults={"role": role}
@@ -65,6 +69,10 @@ def membership_set(*, tenant: Tenant, user, role: str, actor=None) -> Membership
 @transaction.atomic
 def membership_remove(*, membership: Membership, actor=None) -> None:
     user, tenant = membership.user, membership.tenant
+    if not Membership.objects.filter(user=user, tenant=tenant).exists():
+        from agentops import quotas
+
+        quotas.check_users(tenant)  # a new member: within the tier's user limit
     with recorded_by_caller(MEMBERSHIP):  # the event below says it all
         membership.delete()
         sync_role_groups(user)

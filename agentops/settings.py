@@ -234,6 +234,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Re-embeds chunks written by another embedding model (after KNOWLEDGE_EMBEDDING_BACKEND
     # changed) and re-enqueues documents whose index task died; cheap when nothing is stale.
+    "webhook-deliveries-retention": {
+        "task": "incidents.tasks.purge_webhook_deliveries",
+        "schedule": crontab(minute=17, hour=3),
+    },
     "knowledge-reembed-stale": {
         "task": "knowledge.tasks.reembed_stale",
         "schedule": crontab(minute="*/15"),
@@ -346,6 +350,10 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missi
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "agentops@localhost")
+# Links in e-mails and Slack messages point here (the console's public address).
+CONSOLE_BASE_URL = env_str("CONSOLE_BASE_URL", "http://127.0.0.1:8000")
+# Slack's Web API (the tests point it at a local fake).
+SLACK_API_BASE_URL = env_str("SLACK_API_BASE_URL", "https://slack.com/api/")
 
 # --------------------------------------------------------------------------- audit witness
 

@@ -2,13 +2,16 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from agentops import views
+from agentops import usage_views, views
 from agentops.api import api
 from agents.api import blueprints_router, runs_router
 from agents.rca.api import router as rca_router
 from agents.telemetry.api import router as agent_runs_router
+from approvals.api import router as approvals_router
+from approvals.api import slack_router
 from incidents.api import queues_router
 from incidents.api import router as tickets_router
+from incidents.intake.api import router as webhooks_router
 from incidents.investigation_api import router as investigations_router
 
 api.add_router("/tickets", tickets_router)
@@ -18,6 +21,10 @@ api.add_router("/runs", runs_router)
 api.add_router("/investigations", investigations_router)
 api.add_router("/agent-runs", agent_runs_router)
 api.add_router("/rca-runs", rca_router)
+api.add_router("/webhooks", webhooks_router)
+api.add_router("/approvals", approvals_router)
+api.add_router("/slack", slack_router)
+api.add_router("/tenant", usage_views.router)
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -34,6 +41,8 @@ urlpatterns = [
     path("knowledge/", include("knowledge.urls")),
     path("audit/", include("agentops.audit_views")),
     path("notifications/", include("agentops.notification_views")),
+    path("usage/", include("agentops.usage_views")),
+    path("platform/", include("agentops.platform_views")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied, ValidationError
 
+from agentops import quotas
 from agents import blueprints, engine
 from agents.models import Run
 
@@ -42,6 +43,7 @@ def start_blueprint(
         )
     if not blueprints.for_tenant(membership.tenant, bp.name).enabled:
         raise ValidationError({"blueprint": f"{bp.title or bp.name} is not enabled here."})
+    quotas.check_run(membership.tenant, blueprint=bp.name)  # before any cost
     start = bp.start_input(
         tenant=membership.tenant,
         actor=membership.user,

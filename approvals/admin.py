@@ -12,6 +12,9 @@ from approvals.models import (
     EscalationPolicy,
     EscalationRule,
     ReviewerAvailability,
+    SlackApprovalMessage,
+    SlackConnection,
+    SlackUserLink,
 )
 
 
@@ -198,3 +201,62 @@ class ReviewerAvailabilityAdmin(UnscopedAdminMixin, admin.ModelAdmin):
             away_until=obj.away_until,
         )
         obj.pk = saved.pk
+
+
+# --------------------------------------------------------------------------- Slack
+
+
+class SlackConnectionForm(forms.ModelForm):
+    """Secrets are write-only: left blank on edit, the stored value is kept."""
+
+    bot_token = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False))
+    signing_secret = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False))
+
+    class Meta:
+        model = SlackConnection
+        fields = [
+            "tenant",
+            "team_id",
+            "channel_id",
+            "bot_token",
+            "signing_secret",
+            "post_approvals",
+            "is_active",
+        ]
+
+    def clean(self):
+        data = super().clean()
+        for name in ("bot_token", "signing_secret"):
+            if not data.get(name):
+                if not getattr(self.instance, name, ""):
+                    self.add_error(name, "Required.")
+                else:
+                    data[name] = getattr(self.instance, name)
+        return data
+
+
+@admin.register(SlackConnection)
+class SlackConnectionAdmin(UnscopedAdminMixin, admin.ModelAdmin):
+    form = SlackConnectionForm
+    list_display = ["tenant", "team_id", "channel_id", "post_approvals", "is_active"]
+
+
+@admin.register(SlackUserLink)
+class SlackUserLinkAdmin(UnscopedAdminMixin, admin.ModelAdmin):
+    list_display = ["slack_user_id", "user", "tenant", "created_at"]
+    list_filter = ["tenant"]
+    search_fields = ["slack_user_id", "user__username"]
+    raw_id_fields = ["user"]
+
+
+@admin.register(SlackApprovalMessage)
+class SlackApprovalMessageAdmin(UnscopedAdminMixin, admin.ModelAdmin):
+    """Where each approval request was posted in Slack (written by approvals.slack only)."""
+
+    list_display = ["request", "channel_id", "ts", "tenant", "created_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

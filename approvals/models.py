@@ -283,3 +283,65 @@ class EscalationRule(TenantOwned):
         if self.priority and self.priority != request.priority:
             return False
         return fnmatchcase(request.action, self.action_pattern or "*")
+
+
+# --------------------------------------------------------------------------- Slack
+
+
+class SlackConnection(TenantUniqueValidation, TenantOwned):
+    """A tenant's Slack workspace: where approval requests are posted, and how its button
+    presses are checked (the app's signing secret). One per tenant; see approvals.slack."""
+
+    team_id = models.CharField(max_length=40, unique=True, help_text="The workspace id (T0…).")
+    channel_id = models.CharField(max_length=40, help_text="Channel for approval requests (C0…).")
+    bot_token = models.CharField(max_length=200, help_text="The app's bot token (xoxb-…).")
+    signing_secret = models.CharField(max_length=200, help_text="The app's signing secret.")
+    post_approvals = models.BooleanField(default=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant"],
+                name="slack_connection_one_per_tenant",
+                violation_error_message="This tenant is connected to Slack already; edit that.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Slack {self.team_id} → {self.channel_id}"
+
+
+class SlackUserLink(TenantUniqueValidation, TenantOwned):
+    """The AgentOps user behind a Slack user: whose decision a button press is."""
+
+    slack_user_id = models.CharField(max_length=40)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "slack_user_id"],
+                name="slack_user_link_unique",
+                violation_error_message="This Slack user is linked already.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.slack_user_id} → {self.user}"
+
+
+class SlackApprovalMessage(TenantOwned):
+    """Where an approval request was posted, so the message can show the decision."""
+
+    request = models.OneToOneField(
+        ApprovalRequest, on_delete=models.CASCADE, related_name="slack_message"
+    )
+    channel_id = models.CharField(max_length=40)
+    ts = models.CharField(max_length=40)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.channel_id}/{self.ts}"

@@ -216,6 +216,9 @@ def request_approval(
             "scope": request.scope,
         },
     )
+    from approvals import slack
+
+    slack.announce_after_commit(request)  # to the tenant's Slack channel, if connected
     return request
 
 

@@ -202,3 +202,6 @@ class CommentAdmin(UnscopedAdminMixin, admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+from incidents.intake import admin as intake_admin  # noqa: E402,F401  (webhook endpoints, deliveries)

@@ -11,6 +11,7 @@ from ninja import Field, Query, Router, Schema
 from ninja import Status as HttpStatus
 from pydantic import field_validator
 
+from agentops import quotas
 from agentops.access import require_capability
 from agentops.api import StrictIn
 from agents.api import RunOut, StepOut, ToolCallOut
@@ -235,6 +236,8 @@ def resolve_ticket(request, number: str):
     ticket = access_ticket(request.membership, number, write=True)
     try:
         run = services.ticket_start_agent(ticket=ticket, actor=request.membership.user)
+    except quotas.QuotaExceeded:
+        raise  # 403 quota_exceeded with the limit (agentops.api)
     except ValidationError as exc:
         return HttpStatus(409, {"error": "conflict", "message": " ".join(exc.messages)})
     return HttpStatus(

@@ -340,3 +340,15 @@ class QueueGroupObjectPermission(GroupObjectPermissionBase):
     content_object = models.ForeignKey(Queue, on_delete=models.CASCADE)
 
     objects = AuditedGroupObjectPermissionManager()
+
+
+# Inbound webhooks (incidents.intake) keep their tables in this app.
+from incidents.intake.models import (  # noqa: E402
+    WebhookDelivery as WebhookDelivery,
+)
+from incidents.intake.models import (  # noqa: E402
+    WebhookEndpoint as WebhookEndpoint,
+)
+from incidents.intake.models import (  # noqa: E402
+    WebhookLink as WebhookLink,
+)

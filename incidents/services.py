@@ -7,7 +7,6 @@ with a message per field, which forms and the API show next to the field.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable
 from datetime import timedelta
 
@@ -16,7 +15,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from agentops import audit
+from agentops import audit, quotas
 from agentops.models import Membership, Role, Tenant
 from agentops.services import sequence_next
 from incidents.models import (
@@ -163,13 +162,24 @@ def ticket_create(
     if start_agent:
         from agents.engine import BlueprintDisabled
 
-        # The agent works for the requester, not for whoever typed the ticket in. A tenant
-        # that switched the service-desk agent off: people take the ticket.
-        with contextlib.suppress(BlueprintDisabled):
+        # The agent works for the requester, not for whoever typed the ticket in.
+        try:
             ticket_start_agent(
                 ticket=ticket,
                 actor=actor,
                 identity_verified=_identity_verified(ticket, actor),
+            )
+        except BlueprintDisabled:
+            pass  # the tenant switched the service-desk agent off: people take the ticket
+        except quotas.QuotaExceeded as exc:  # the ticket stands; people take it
+            audit.record(
+                tenant=tenant,
+                actor=actor,
+                action="quota.run_refused",
+                target_type="ticket",
+                target_id=ticket.number,
+                target_repr=ticket.title,
+                metadata=exc.as_dict(),
             )
     return ticket
 
@@ -363,12 +373,15 @@ def _is_requester(ticket: Ticket, user) -> bool:
 
 
 @transaction.atomic
-def ticket_comment(*, ticket: Ticket, actor, body: str, is_internal: bool = False) -> Comment:
+def ticket_comment(
+    *, ticket: Ticket, actor, body: str, is_internal: bool = False, author_label: str = ""
+) -> Comment:
+    """``author_label`` names a writer with no account here (a webhook: "Jane (jira)")."""
     comment = Comment(
         tenant=ticket.tenant,
         ticket=ticket,
         author=actor,
-        author_label=audit.actor_label(actor),
+        author_label=(author_label or audit.actor_label(actor))[:150],
         body=(body or "").strip(),
         is_internal=is_internal,
     )
@@ -477,6 +490,7 @@ def ticket_start_agent(*, ticket: Ticket, actor, identity_verified: bool | None 
             user=actor, tenant=ticket.tenant, role__in=[Role.AGENT, Role.ADMIN, Role.REVIEWER]
         ).exists()
     )
+    quotas.check_run(ticket.tenant, blueprint=NAME)  # before any cost: refused, not queued
     if identity_verified is None:
         identity_verified = _identity_verified(ticket, actor)
     return start_run(

@@ -81,3 +81,11 @@ def learn_from_rating(tenant_id: int, number: str) -> bool:
         return False
     learning.learn_from_rating(ticket)
     return True
+
+
+@shared_task(name="incidents.tasks.purge_webhook_deliveries")
+def purge_webhook_deliveries() -> int:
+    """Beat, daily: stored webhook deliveries past their tenant's retention are deleted."""
+    from incidents.intake.webhooks import purge_expired_deliveries
+
+    return purge_expired_deliveries()

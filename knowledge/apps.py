@@ -7,6 +7,17 @@ class KnowledgeConfig(AppConfig):
 
     def ready(self) -> None:
         checks.register(check_embedding_backend, "knowledge")
+        # The knowledge base's size counts against the tenant's limits (agentops.quotas).
+        from agentops import quotas
+        from knowledge.models import Chunk, Source
+
+        quotas.register_counter(
+            "knowledge_documents",
+            lambda tenant: Source.objects.for_tenant(tenant).filter(is_active=True).count(),
+        )
+        quotas.register_counter(
+            "knowledge_chunks", lambda tenant: Chunk.objects.for_tenant(tenant).count()
+        )
 
 
 def check_embedding_backend(app_configs=None, **kwargs) -> list[checks.CheckMessage]:

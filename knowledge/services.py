@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
-from agentops import audit
+from agentops import audit, quotas
 from knowledge.chunking import chunk_document
 from knowledge.models import (
     CONTENT_MAX,
@@ -201,6 +201,12 @@ def ingest_text(
     """
     title = _validate(kind=kind, title=title, content=content, content_type=content_type)
     external_key = (external_key or "").strip()
+    # Before anything is stored or embedded: room for a new document, and for more passages.
+    adds_source = source is None and not (
+        external_key
+        and Source.objects.for_tenant(tenant).filter(external_key=external_key).exists()
+    )
+    quotas.check_knowledge(tenant, documents=1 if adds_source else 0)
     src, is_new = _resolve_source(
         tenant=tenant,
         source=source,

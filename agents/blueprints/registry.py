@@ -62,17 +62,25 @@ def for_tenant(tenant, name: str) -> TenantBlueprint:
 
     bp = get(name)
     setting = BlueprintSetting.objects.for_tenant(tenant).filter(blueprint=name).first()
-    return _effective(bp, setting)
+    return _effective(bp, setting, _tier_allows(tenant))
 
 
 def all_for_tenant(tenant) -> list[TenantBlueprint]:
     from agents.models import BlueprintSetting
 
     settings = {s.blueprint: s for s in BlueprintSetting.objects.for_tenant(tenant)}
-    return [_effective(bp, settings.get(bp.name)) for bp in all_blueprints()]
+    allows = _tier_allows(tenant)
+    return [_effective(bp, settings.get(bp.name), allows) for bp in all_blueprints()]
 
 
-def _effective(bp: Blueprint, setting) -> TenantBlueprint:
+def _tier_allows(tenant):
+    """The blueprints the tenant's tier includes (None: all), from ``agentops.quotas``."""
+    from agentops import quotas
+
+    return quotas.limits_for(tenant).blueprints
+
+
+def _effective(bp: Blueprint, setting, tier_allows=None) -> TenantBlueprint:
     config = dict(bp.default_config)
     tools = tuple(bp.tools)
     enabled = bp.enabled_by_default
@@ -81,6 +89,8 @@ def _effective(bp: Blueprint, setting) -> TenantBlueprint:
         config.update({k: v for k, v in (setting.config or {}).items() if k in bp.default_config})
         if setting.allowed_tools:  # a tenant narrows the declared tools, never widens them
             tools = tuple(t for t in bp.tools if t in set(setting.allowed_tools))
+    if tier_allows is not None and bp.name not in tier_allows:
+        enabled = False  # the tier does not include it, whatever the tenant's admin set
     return TenantBlueprint(blueprint=bp, enabled=enabled, config=config, tools=tools)
 
 

@@ -22,7 +22,7 @@ from django.db import transaction
 from django.db.models.query import RawQuerySet
 from django.utils import timezone
 
-from agentops import audit
+from agentops import audit, quotas
 from agents import blueprints, metrics
 from agents.blueprints import TERMINAL, WAIT, Outcome
 from agents.engine import approvals
@@ -75,6 +75,7 @@ def start_run(
         # Fixed for the run's life: a tenant's later change applies to later runs.
         blueprint_config={"config": effective.config, "tools": list(effective.tools)},
     )
+    quotas.meter_run(run)  # once per run, whoever started it
     audit.record(
         tenant=tenant,
         actor=actor,
@@ -256,6 +257,7 @@ def advance(run_id: int) -> str:
     # (the blueprint's on_finished, the run.* event); its audit events go in together.
     with audit.batched():
         _record_step(step, outcome, ctx, elapsed)
+        quotas.meter_step(run, step)  # the step's model tokens, once per step
         run.step_count = step.seq
         run.state_data = _jsonable(ctx.state)
         run.tokens_prompt += ctx.usage["in"]

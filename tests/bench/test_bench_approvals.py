@@ -86,7 +86,9 @@ def _setup():
     from tests.bench.conftest import _make_user
 
     tag = uuid.uuid4().hex[:6]
-    tenant = Tenant.objects.create(name=f"Approvals bench {tag}", slug=f"approvals-{tag}")
+    tenant = Tenant.objects.create(
+        name=f"Approvals bench {tag}", slug=f"approvals-{tag}", tier=Tenant.Tier.ENTERPRISE
+    )
     reviewers = [_make_user(f"rev{i:02d}-{tag}", tenant, Role.REVIEWER) for i in range(REVIEWERS)]
     agent = _make_user(f"agent-{tag}", tenant, Role.AGENT)
     return tenant, reviewers, agent

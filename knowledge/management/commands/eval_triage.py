@@ -140,6 +140,7 @@ class Command(BaseCommand):
         scratch = Tenant.objects.create(
             name=f"eval_triage scratch ({os.path.basename(file)})"[:120],
             slug=f"{SCRATCH_PREFIX}{uuid.uuid4().hex[:12]}",
+            tier=Tenant.Tier.ENTERPRISE,  # an evaluation, not a customer: no quotas
             is_active=False,
         )
         try:

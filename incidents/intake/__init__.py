@@ -1,0 +1,1 @@
+"""Intake: the ways tickets enter besides the console and the JSON API (inbound webhooks)."""
