@@ -42,14 +42,14 @@ def describe(char: str) -> str:
 
 
 def _json_strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
-    """Every string in a decoded JSON document with where it is: ``body.title``, ``body[2]``;
-    object keys are checked as strings of their own."""
+    """Every string in a decoded JSON document with where it is, named as the API names
+    fields (``title``, ``steps[0].name``, ``[2]``); object keys are checked as strings too."""
     if isinstance(value, str):
-        yield where, value
+        yield where or "body", value
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield f"{where} (a key)", str(key)
-            yield from _json_strings(item, f"{where}.{key}")
+            yield f"{where or 'body'} (a key)", str(key)
+            yield from _json_strings(item, f"{where}.{key}" if where else str(key))
     elif isinstance(value, list):
         for index, item in enumerate(value):
             yield from _json_strings(item, f"{where}[{index}]")
@@ -84,9 +84,12 @@ def _strings(request: HttpRequest) -> Iterator[tuple[str, str]]:
     elif content_type in _JSON_TYPES or content_type.endswith("+json"):
         try:
             document = json.loads(request.body)
-        except ValueError:
-            return  # malformed JSON: the view answers 400 in its own words
-        yield from _json_strings(document, "body")
+        except (ValueError, RecursionError):
+            return  # malformed (or absurdly nested) JSON: the view answers 400 in its own words
+        try:
+            yield from _json_strings(document, "")
+        except RecursionError:
+            return
 
 
 def find_unsafe(request: HttpRequest) -> tuple[str, str] | None:

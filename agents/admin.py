@@ -246,7 +246,9 @@ class IngestSecretAdmin(UnscopedAdminMixin, admin.ModelAdmin):
         return ["tenant", "name", "created_at", "last_used_at", "revoked_at"] if obj else []
 
     def get_fields(self, request, obj=None):
-        return ["tenant", "name", "created_at", "last_used_at", "revoked_at"] if obj else None
+        if obj is None:
+            return ["tenant", "name", "secret"]
+        return ["tenant", "name", "created_at", "last_used_at", "revoked_at"]
 
     def save_model(self, request, obj, form, change):
         if change:

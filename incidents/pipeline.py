@@ -177,7 +177,8 @@ class ServiceDeskBlueprint(Blueprint):
     title = "Service-desk agent"
     description = "Triage → Plan → Compliance → Resolution, or Escalation to a person."
     initial = "triage"
-    tools = SERVICE_DESK_TOOLS
+    # What it may call: the fixes it is offered, and read-only monitoring for evidence.
+    tools = (*SERVICE_DESK_TOOLS, "search_logs", "query_metrics", "get_traces")
     states = {
         "triage": "Triage",
         "plan": "Plan remediation",

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections
 from django.http import Http404, StreamingHttpResponse
 from ninja import Field, Query, Router, Schema
 from ninja import Status as HttpStatus
-from pydantic import model_validator
 
 from agentops.access import require_capability
+from agentops.api import StrictIn
 from agents.models import Run
 from agents.rca import services
 from agents.rca.blueprint import NAME
@@ -125,17 +124,10 @@ def stream_rca(request, rca_run_id: str):
     return response
 
 
-class FeedbackIn(Schema):
+class FeedbackIn(StrictIn):
     correct: bool
     comment: str = Field("", max_length=5000)
     expected_category: str = Field("", max_length=40)
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _json_object_only(cls, data: Any, handler):
-        if not isinstance(data, (dict, cls)):
-            raise ValueError("The body must be a JSON object.")
-        return handler(data)
 
 
 @router.post(

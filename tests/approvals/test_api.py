@@ -66,7 +66,8 @@ def test_filters(client, personas, queue):
 
 def test_who_may_read_the_queue(client, personas, queue):
     queue()
-    assert get(client, personas.requester, personas.tenant).status_code == 404
+    # Staff-only, and said so (as for the queues API): requesters get 403 like auditors.
+    assert get(client, personas.requester, personas.tenant).status_code == 403
     assert get(client, personas.auditor, personas.tenant).status_code == 403
     assert get(client, personas.outsider, personas.other_tenant).status_code == 403
     assert client.get("/api/v1/approvals").status_code == 401

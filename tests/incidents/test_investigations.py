@@ -171,7 +171,7 @@ def test_a_model_must_cite_evidence_that_exists(personas, monkeypatch):
         ("", "Say what to investigate."),
         ("   ", "Say what to investigate."),
         ("x" * 10_000, "say it in 2000 or fewer"),
-        ("errors\x07 in payments", "control characters"),
+        ("errors\x07 in payments", "a control character (U+0007)"),
     ],
 )
 def test_bad_goals_are_refused_in_words(personas, client_for, goal, message):
