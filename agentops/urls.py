@@ -4,14 +4,19 @@ from django.urls import include, path
 
 from agentops import views
 from agentops.api import api
+from incidents.analytics import views as analytics_views
+from incidents.analytics.api import router as analytics_router
 from incidents.api import queues_router
 from incidents.api import router as tickets_router
 
 api.add_router("/tickets", tickets_router)
 api.add_router("/queues", queues_router)
+api.add_router("/analytics", analytics_router)
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", analytics_views.home, name="home"),
+    path("dashboard/", include("incidents.analytics.urls")),
+    path("my-work/", analytics_views.my_work, name="my-work"),
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.metrics, name="metrics"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),

@@ -81,3 +81,7 @@ def learn_from_rating(tenant_id: int, number: str) -> bool:
         return False
     learning.learn_from_rating(ticket)
     return True
+
+
+# The analytics rollups' beat task lives in its package; imported here so workers register it.
+from incidents.analytics import tasks as analytics_tasks  # noqa: E402, F401
