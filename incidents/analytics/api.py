@@ -27,6 +27,7 @@ def _figures(request, period: str | None, queue: str | None):
 def _head(figures, key: str, slug: str) -> dict:
     return {
         "period_days": figures.period_days,
+        "bucket": figures.bucket,
         "period": key,
         "start": figures.start.isoformat(),
         "end": figures.end.isoformat(),

@@ -66,6 +66,7 @@ def _p95(hist: list[int]) -> int | None:
 @dataclass
 class Figures:
     period_days: int
+    bucket: str  # "day" or "week" (each row's day is the week's Monday)
     start: dt.date
     end: dt.date
     queue_ref: int | None
@@ -101,45 +102,83 @@ def _ticket_rows(tenant, start, end, queue_ref) -> dict[dt.date, dict]:
     return {row["day"]: row for row in rows.values("day").annotate(**sums).order_by("day")}
 
 
+SUMMED = (
+    "opened",
+    "escalated",
+    "resolved",
+    "auto_resolved",
+    "resolve_seconds",
+    "cancelled",
+    "sla_due",
+    "sla_breached",
+    "csat_count",
+    "csat_sum",
+)
+# Periods longer than this are charted by week (Monday), so a year is 53 points, not 365.
+DAILY_UP_TO = 31
+
+
+def _buckets(days: list[dt.date]) -> list[tuple[dt.date, list[dt.date]]]:
+    """(label, its days): one per day, or per ISO week for long periods."""
+    if len(days) <= DAILY_UP_TO:
+        return [(day, [day]) for day in days]
+    weeks: dict[dt.date, list[dt.date]] = {}
+    for day in days:
+        weeks.setdefault(day - dt.timedelta(days=day.weekday()), []).append(day)
+    return list(weeks.items())
+
+
+def _bucket_sums(by_day: dict, approvals: dict, days: list[dt.date]) -> dict:
+    sums = dict.fromkeys(SUMMED, 0)
+    for day in days:
+        row = by_day.get(day) or {}
+        for name in SUMMED:
+            sums[name] += row.get(name) or 0
+    last = by_day.get(days[-1]) or {}
+    sums["backlog"] = last.get("backlog") or 0  # a level, not a flow: the end of the bucket
+    found = [approvals[d] for d in days if d in approvals]
+    sums["decided"] = sum(a.decided for a in found)
+    sums["within_sla"] = sum(a.within_sla for a in found)
+    return sums
+
+
 def _daily_tables(by_day: dict, approvals: dict, days: list[dt.date]) -> dict[str, list[dict]]:
     tables: dict[str, list[dict]] = {
         k: [] for k in ("volume", "sla", "mttr", "rates", "approvals", "csat")
     }
-    for day in days:
-        r = by_day.get(day) or {}
-        g = lambda name, r=r: r.get(name) or 0  # noqa: E731 - a missing day is a day of zeros
-        iso = day.isoformat()
+    for label, bucket in _buckets(days):
+        g = _bucket_sums(by_day, approvals, bucket)
+        iso = label.isoformat()
         tables["volume"].append(
-            {"day": iso, "opened": g("opened"), "resolved": g("resolved"), "backlog": g("backlog")}
+            {"day": iso, "opened": g["opened"], "resolved": g["resolved"], "backlog": g["backlog"]}
         )
         tables["sla"].append(
             {
                 "day": iso,
-                "due": g("sla_due"),
-                "breached": g("sla_breached"),
-                "attainment_pct": _pct(g("sla_due") - g("sla_breached"), g("sla_due")),
+                "due": g["sla_due"],
+                "breached": g["sla_breached"],
+                "attainment_pct": _pct(g["sla_due"] - g["sla_breached"], g["sla_due"]),
             }
         )
-        mttr = round(g("resolve_seconds") / g("resolved") / 3600, 2) if g("resolved") else None
-        tables["mttr"].append({"day": iso, "resolved": g("resolved"), "mttr_hours": mttr})
+        mttr = round(g["resolve_seconds"] / g["resolved"] / 3600, 2) if g["resolved"] else None
+        tables["mttr"].append({"day": iso, "resolved": g["resolved"], "mttr_hours": mttr})
         tables["rates"].append(
             {
                 "day": iso,
-                "auto_resolution_pct": _pct(g("auto_resolved"), g("resolved")),
-                "escalation_pct": _pct(g("escalated"), g("opened")),
+                "auto_resolution_pct": _pct(g["auto_resolved"], g["resolved"]),
+                "escalation_pct": _pct(g["escalated"], g["opened"]),
             }
         )
-        a = approvals.get(day)
         tables["approvals"].append(
             {
                 "day": iso,
-                "decided": a.decided if a else 0,
-                "within_sla": a.within_sla if a else 0,
-                "attainment_pct": _pct(a.within_sla, a.decided) if a else None,
+                "decided": g["decided"],
+                "within_sla": g["within_sla"],
+                "attainment_pct": _pct(g["within_sla"], g["decided"]),
             }
         )
-        avg = round(g("csat_sum") / g("csat_count"), 2) if g("csat_count") else None
-        tables["csat"].append({"day": iso, "ratings": g("csat_count"), "average": avg})
+        avg = round(g["csat_sum"] / g["csat_count"], 2) if g["csat_count"] else None
+        tables["csat"].append({"day": iso, "ratings": g["csat_count"], "average": avg})
     return tables
 
 
@@ -218,6 +257,7 @@ def figures(tenant, *, period: str = DEFAULT_PERIOD, queue_ref: int | None = Non
     tables["agents"] = _agent_table(tenant, start, end)
     return Figures(
         period_days=days_count,
+        bucket="day" if days_count <= DAILY_UP_TO else "week",
         start=start,
         end=end,
         queue_ref=queue_ref,

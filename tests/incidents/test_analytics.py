@@ -240,3 +240,16 @@ def test_my_work(personas, make_ticket, client_for):
     assert "Mine to fix" in assigned and "About to breach" not in assigned
     assert "About to breach" in at_risk and "due in 29" in at_risk
     assert "Handed to me" in waiting and "Globex" not in html
+
+
+def test_long_periods_are_charted_by_week(personas, desk, client, client_for):
+    year = figures(personas.tenant, period="365")
+    assert year.bucket == "week" and 52 <= len(year.tables["volume"]) <= 54
+    assert sum(r["opened"] for r in year.tables["volume"]) == 4
+    assert year.tables["volume"][-1]["backlog"] == 2  # the level at the end, not a sum
+    assert figures(personas.tenant, period="30").bucket == "day"
+    _, raw = api_token_create(tenant=personas.tenant, user=personas.admin)
+    answer = client.get(
+        "/api/v1/analytics/volume", {"period": "90"}, HTTP_AUTHORIZATION=f"Bearer {raw}"
+    ).json()
+    assert answer["bucket"] == "week" and sum(r["opened"] for r in answer["rows"]) == 4
