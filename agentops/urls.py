@@ -17,6 +17,7 @@ urlpatterns = [
     path("", analytics_views.home, name="home"),
     path("dashboard/", include("incidents.analytics.urls")),
     path("my-work/", analytics_views.my_work, name="my-work"),
+    path("portal/", include("incidents.portal.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.metrics, name="metrics"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),

@@ -74,13 +74,13 @@ def _dashboard_allowed(membership) -> None:
 @require_GET
 def home(request):
     """The landing page per role: leads and auditors the dashboard, agents and reviewers their
-    work, requesters their requests."""
+    work, requesters the portal ("How can we help?")."""
     role = request.membership.role
     if role in (Role.ADMIN, Role.AUDITOR):
         return redirect("analytics:dashboard")
     if role in (Role.AGENT, Role.REVIEWER):
         return redirect("my-work")
-    return redirect("incidents:queue")
+    return redirect("portal:home")
 
 
 class BadFilter(ValueError):

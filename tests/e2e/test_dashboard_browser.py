@@ -74,9 +74,10 @@ def test_agent_lands_on_my_work(page, personas, make_ticket, login):
     expect(page.get_by_role("heading", level=1)).to_have_text("Monitor flickers")
 
 
-def test_requester_lands_on_their_requests(page, personas, login):
+def test_requester_lands_on_the_portal(page, personas, login):
     login(personas.requester, landing=True)
-    expect(page).to_have_url(re.compile(r"/tickets/$"))
+    expect(page).to_have_url(re.compile(r"/portal/$"))
+    expect(page.get_by_role("heading", name="How can we help?")).to_be_visible()
     expect(
         page.get_by_role("navigation", name="Main").get_by_role("link", name="Dashboard")
     ).to_have_count(0)

@@ -215,7 +215,7 @@ def test_dashboard_reads_rollups_only(personas, desk, client_for, django_assert_
         ("auditor", "/dashboard/"),
         ("agent", "/my-work/"),
         ("reviewer", "/my-work/"),
-        ("requester", "/tickets/"),
+        ("requester", "/portal/"),
     ],
 )
 def test_landing_page_per_role(personas, client_for, who, landing):
