@@ -202,3 +202,7 @@ class CommentAdmin(UnscopedAdminMixin, admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+# The analytics rollups' read-only admin lives in their package.
+from incidents.analytics import admin as analytics_admin  # noqa: E402, F401
