@@ -24,6 +24,8 @@ def console(request):
         "nav_staff": bool(membership and membership.can("ticket.view_all")),
         # The bell's unread count, counted only when a full page renders it.
         "notifications_unread": _unread(request, membership),
+        # The dashboard and "my work": staff roles.
+        "nav_dashboard": bool(membership and membership.can("ticket.view_all")),
         # Only what the role may use: auditors and reviewers open no tickets.
         "nav_create": bool(membership and membership.can("ticket.create")),
         # The audit page: auditors and tenant admins.

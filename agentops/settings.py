@@ -248,6 +248,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "agentops.tasks.audit_checkpoint",
         "schedule": float(env_int("AUDIT_CHECKPOINT_SECONDS", 60, minimum=5)),
     },
+    # The dashboards read daily rollups; this keeps today's and yesterday's current.
+    "analytics-rollups": {
+        "task": "incidents.analytics.tasks.refresh_rollups",
+        "schedule": env_int("ANALYTICS_REFRESH_SECONDS", 300, minimum=10),
+    },
 }
 # A step owns its run for this long; after that the watchdog hands the run to another worker.
 RUN_LEASE_SECONDS = env_int("RUN_LEASE_SECONDS", 180, minimum=1)
@@ -272,7 +277,7 @@ AUTHENTICATION_BACKENDS = [
 ANONYMOUS_USER_NAME = None  # guardian: no anonymous user row; anonymous never holds object perms
 GUARDIAN_RAISE_403 = False
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "incidents:queue"
+LOGIN_REDIRECT_URL = "home"  # the landing page per role (incidents.analytics.views.home)
 LOGOUT_REDIRECT_URL = "login"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

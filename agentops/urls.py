@@ -9,6 +9,8 @@ from agents.rca.api import router as rca_router
 from agents.telemetry.api import router as agent_runs_router
 from approvals.api import router as approvals_router
 from approvals.api import slack_router
+from incidents.analytics import views as analytics_views
+from incidents.analytics.api import router as analytics_router
 from incidents.api import queues_router
 from incidents.api import router as tickets_router
 from incidents.intake.api import router as webhooks_router
@@ -25,9 +27,13 @@ api.add_router("/webhooks", webhooks_router)
 api.add_router("/approvals", approvals_router)
 api.add_router("/slack", slack_router)
 api.add_router("/tenant", usage_views.router)
+api.add_router("/analytics", analytics_router)
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", analytics_views.home, name="home"),
+    path("dashboard/", include("incidents.analytics.urls")),
+    path("my-work/", analytics_views.my_work, name="my-work"),
+    path("portal/", include("incidents.portal.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.metrics, name="metrics"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),

@@ -1,7 +1,6 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
-from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
@@ -17,11 +16,6 @@ def healthz(request):
     checks = run_checks()
     ok = all(value == "ok" for value in checks.values())
     return JsonResponse(checks, status=200 if ok else 503)
-
-
-@login_required
-def home(request):
-    return redirect("incidents:queue")
 
 
 @login_required

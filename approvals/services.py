@@ -219,7 +219,30 @@ def request_approval(
     from approvals import slack
 
     slack.announce_after_commit(request)  # to the tenant's Slack channel, if connected
+    if assignee_id is not None:  # the bell: a new request is waiting for them
+        _tell(
+            request,
+            assignee_id,
+            verb="approval.assigned",
+            title=f"Your decision is needed: {action} for {request.subject_repr or subject_id}",
+        )
     return request
+
+
+def _tell(request: ApprovalRequest, user_id: int, *, verb: str, title: str) -> None:
+    """An in-console notification (the bell) about ``request`` for one user; no e-mail: these
+    come in bursts, and the queue is live."""
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.filter(pk=user_id).first()
+    notify(
+        tenant=request.tenant,
+        user=user,
+        verb=verb,
+        title=title,
+        link=_queue_link(request),
+        email=False,
+    )
 
 
 def can_decide(user, tenant) -> bool:
@@ -285,6 +308,16 @@ def decide(
         changes={"edited_arguments": edited_arguments} if locked.edited_arguments else {},
         metadata={"comment": comment} if comment else {},
     )
+    if locked.assigned_to_id is not None and locked.assigned_to_id != actor.pk:
+        # Another reviewer decided what was assigned to them: their bell says so.
+        verb = "approved" if approve else "rejected"
+        _tell(
+            locked,
+            locked.assigned_to_id,
+            verb=f"approval.{verb}_by_other",
+            title=f"{actor.get_username()} {verb} {locked.action} "
+            f"for {locked.subject_repr or locked.subject_id}",
+        )
     return locked
 
 

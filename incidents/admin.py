@@ -204,4 +204,6 @@ class CommentAdmin(UnscopedAdminMixin, admin.ModelAdmin):
         return False
 
 
+# The analytics rollups' read-only admin lives in their package.
+from incidents.analytics import admin as analytics_admin  # noqa: E402, F401
 from incidents.intake import admin as intake_admin  # noqa: E402,F401  (webhook endpoints, deliveries)

@@ -232,6 +232,9 @@ class Ticket(TenantOwned):
             models.Index(fields=["tenant", "queue", "-created_at"], name="ticket_queue_fk_idx"),
             # Open tickets per queue (/queues/) and a queue's status filter: index-only.
             models.Index(fields=["tenant", "status", "queue"], name="ticket_status_queue_idx"),
+            # The analytics rollups read one day of resolutions and of ratings at a time.
+            models.Index(fields=["tenant", "resolved_at"], name="ticket_resolved_idx"),
+            models.Index(fields=["tenant", "csat_at"], name="ticket_csat_idx"),
         ]
         ordering = ["-created_at", "-id"]
 
@@ -343,6 +346,8 @@ class QueueGroupObjectPermission(GroupObjectPermissionBase):
 
 
 # Inbound webhooks (incidents.intake) keep their tables in this app.
+# Analytics rollups (incidents.analytics): a package of this app, imported so Django sees them.
+from incidents.analytics.models import DailyAgentStat, DailyApprovalStat, DailyTicketStat  # noqa: E402, F401
 from incidents.intake.models import (  # noqa: E402
     WebhookDelivery as WebhookDelivery,
 )

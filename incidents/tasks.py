@@ -89,3 +89,7 @@ def purge_webhook_deliveries() -> int:
     from incidents.intake.webhooks import purge_expired_deliveries
 
     return purge_expired_deliveries()
+
+
+# The analytics rollups' beat task lives in its package; imported here so workers register it.
+from incidents.analytics import tasks as analytics_tasks  # noqa: E402, F401

@@ -349,3 +349,41 @@ def test_the_embedded_timeline_tells_where_the_run_is(personas, client_for, park
         r'<a [^>]*aria-current="page"[^>]*data-filter="(\w+)"', counts.content.decode()
     )
     assert active and active.group(1) == "mine"
+
+
+def test_the_bell_tells_of_new_requests_and_others_decisions(personas):
+    """Assigned a new request: a notification (no e-mail). Someone else decides a request
+    assigned to you: a notification. Your own decision: none."""
+    from django.core import mail
+
+    riley, ada = personas.reviewer, personas.admin
+    first = open_request(personas.tenant)
+    ApprovalRequest.objects.for_tenant(personas.tenant).filter(pk=first.pk).update(
+        assigned_to=riley
+    )
+    services.decide(request=first, actor=ada, approve=True)
+    [note] = Notification.objects.for_tenant(personas.tenant).filter(user=riley)
+    assert note.verb == "approval.approved_by_other" and "ada approved" in note.title
+    assert note.link == reverse("approvals:detail", args=[first.pk])
+    auto = services.request_approval(
+        tenant=personas.tenant,
+        handler="tests.scope",
+        handler_ref="2",
+        subject_type="test",
+        subject_id="2",
+        subject_repr="Laptop admin",
+        action="grant_admin_access",
+        arguments={"user_email": "x@acme.example"},
+        requested_by=personas.agent,
+    )
+    assert auto.assigned_to_id is not None
+    assigned = Notification.objects.for_tenant(personas.tenant).get(
+        user_id=auto.assigned_to_id, verb="approval.assigned"
+    )
+    assert "Laptop admin" in assigned.title and mail.outbox == []
+    services.decide(request=auto, actor=auto.assigned_to, approve=False, comment="No")
+    assert (
+        not Notification.objects.for_tenant(personas.tenant)
+        .filter(user_id=auto.assigned_to_id, verb__endswith="_by_other")
+        .exists()
+    )

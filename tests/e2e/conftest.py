@@ -150,14 +150,18 @@ def page(request, browser, live_server, browser_log):
 
 @pytest.fixture
 def login(page):
-    """``login(user)``: sign in through the real login form (password "pw-" + username)."""
+    """``login(user)``: sign in through the real login form (password "pw-" + username), then
+    open the ticket queue, where most journeys start. ``login(user, landing=True)`` stays on
+    the role's landing page (dashboard, my work, or the requester's requests)."""
 
-    def sign_in(user, password: str | None = None) -> None:
+    def sign_in(user, password: str | None = None, *, landing: bool = False) -> None:
         page.goto("/login/")
         page.get_by_label("Username").fill(user.username)
         page.get_by_label("Password").fill(password or f"pw-{user.username}")
         page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(re.compile(r"/tickets/$"))
+        page.wait_for_url(lambda url: "/login/" not in url)
+        if not landing and not re.search(r"/tickets/$", page.url):
+            page.goto("/tickets/")
 
     return sign_in
 

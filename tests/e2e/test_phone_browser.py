@@ -112,3 +112,12 @@ def test_ticket_page_times_and_addresses_read_whole(page, personas, make_ticket,
             " / parseFloat(getComputedStyle(el).lineHeight))"
         )
         assert lines == 1, f"{cell} wraps onto {lines} lines"
+
+
+def test_no_template_comment_leaks_and_the_desktop_bar_fits(page, personas, login):
+    login(personas.admin)
+    assert "{#" not in page.locator("body").inner_text()
+    nav = page.get_by_role("navigation", name="Main")
+    heights = nav.locator("a").evaluate_all("els => els.map(e => e.getBoundingClientRect().height)")
+    assert max(heights) < 40, "a navigation link wraps onto two lines"
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from incidents.portal import views
+
+app_name = "portal"
+
+urlpatterns = [
+    path("", views.portal, name="home"),
+    path("request/<slug:slug>/", views.catalogue_request, name="request"),
+]

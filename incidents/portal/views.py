@@ -1,0 +1,127 @@
+"""Portal views: requesters' home, the catalogue forms and "my requests". Staff may open the
+portal too (to see what requesters see); every read goes through the usual gates."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from agentops.access import require_capability, tenant_member
+from incidents import services
+from incidents.models import Comment, Source, Status
+from incidents.portal.catalogue import CATALOGUE
+from incidents.selectors import tickets_visible_to
+
+SEARCH_MAX = 300
+ANSWERS = 5
+MY_REQUESTS = 10
+MIN_VECTOR = 0.35  # below this, and with no query word in it, a passage is not an answer
+
+# Each status in the requester's words.
+PLAIN_STATUS = {
+    Status.NEW: "Received: we will look at it shortly",
+    Status.TRIAGED: "Received: it is in the right hands",
+    Status.IN_PROGRESS: "Being worked on",
+    Status.ON_HOLD: "Waiting: we may need something from you",
+    Status.ESCALATED: "With a specialist",
+    Status.RESOLVED: "Resolved: tell us how we did",
+    Status.CLOSED: "Closed",
+    Status.CANCELLED: "Cancelled",
+}
+
+
+def answers(membership, query: str) -> list:
+    """Knowledge the member may read that answers ``query``, best first, with citations."""
+    from knowledge import retrieval
+    from knowledge.embeddings import EmbeddingBackendError
+    from knowledge.selectors import kinds_visible_to
+
+    if len(query) < 3:
+        return []
+    try:
+        hits = retrieval.search(
+            membership.tenant, query, k=ANSWERS, kinds=kinds_visible_to(membership)
+        )
+    except EmbeddingBackendError:
+        return []
+    return [h for h in hits if h.scores.text > 0 or h.scores.vector >= MIN_VECTOR]
+
+
+def my_requests(membership) -> list[dict]:
+    """The member's own requests, newest first, each with its plain status and the latest
+    message the service desk wrote to them (never an internal note). Two queries."""
+    user = membership.user
+    tickets = list(
+        tickets_visible_to(membership).filter(requester=user).order_by("-created_at")[:MY_REQUESTS]
+    )
+    latest: dict[int, Comment] = {}
+    replies = (
+        Comment.objects.for_tenant(membership.tenant)
+        .filter(ticket__in=[t.pk for t in tickets], is_internal=False)
+        .exclude(author=user)
+        .order_by("ticket_id", "-created_at")
+        .distinct("ticket_id")
+    )
+    for comment in replies:
+        latest[comment.ticket_id] = comment
+    return [
+        {
+            "ticket": t,
+            "plain_status": PLAIN_STATUS.get(t.status, t.get_status_display()),
+            "reply": latest.get(t.pk),
+            "rate": t.status in (Status.RESOLVED, Status.CLOSED) and t.csat_score is None,
+        }
+        for t in tickets
+    ]
+
+
+@tenant_member
+@require_GET
+def portal(request):
+    membership = request.membership
+    query = " ".join(request.GET.get("q", "").split())[:SEARCH_MAX]
+    if "\x00" in query:
+        query = ""
+    context = {
+        "q": query,
+        "answers": answers(membership, query) if query else [],
+        "catalogue": list(CATALOGUE.values()),
+        "requests": my_requests(membership),
+        "can_create": membership.can("ticket.create"),
+    }
+    if request.htmx and request.GET.get("part") == "answers":
+        return render(request, "incidents/portal.html#answers", context)
+    return render(request, "incidents/portal.html", context)
+
+
+@tenant_member
+@require_http_methods(["GET", "POST"])
+def catalogue_request(request, slug: str):
+    membership = request.membership
+    require_capability(membership, "ticket.create")
+    item = CATALOGUE.get(slug)
+    if item is None:
+        raise Http404("No such request form")
+    form = item.form(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            ticket = services.ticket_create(
+                tenant=membership.tenant,
+                actor=request.user,
+                requester=request.user,
+                source=Source.PORTAL,
+                audit_metadata={"catalogue": slug},
+                **form.ticket(),
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc.messages)
+        else:
+            messages.success(request, f"Thank you. Your request {ticket.number} is with us.")
+            return redirect("incidents:ticket-detail", ticket.number)
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request, "incidents/portal_request.html", {"item": item, "form": form}, status=status
+    )
