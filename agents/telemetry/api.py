@@ -19,7 +19,7 @@ from ninja import Status as HttpStatus
 from agentops.access import require_capability
 from agentops.api import BearerToken
 from agents.selectors import access_run
-from agents.telemetry import selectors, services
+from agents.telemetry import metrics, selectors, services
 from agents.telemetry.schemas import PayloadError, parse_batch, parse_run
 from agents.telemetry.secrets import IngestSecretAuth
 
@@ -158,6 +158,19 @@ def list_runs(request, params: Query[ListParams]):
         "offset": params.offset,
         "items": [selectors.run_summary(r) for r in page],
     }
+
+
+class MetricsParams(Schema):
+    hours: int = Field(24, ge=1, le=24 * 31)
+    origin: str = Field("", pattern="^(|internal|ingested)$")
+
+
+@router.get("/metrics", response={200: dict, 400: dict, 403: dict}, summary="Run metrics")
+def run_metrics(request, params: Query[MetricsParams]):
+    """Totals, success rate, top failing tools, p95 step latency and cost; per agent and
+    version, and per hour (RCA runs themselves are not counted)."""
+    membership = api_reader(request)
+    return metrics.overview(tenant=membership.tenant, hours=params.hours, origin=params.origin)
 
 
 @router.get("/{run_id}", response={200: dict, 403: dict, 404: dict}, summary="One run")

@@ -1,0 +1,170 @@
+"""Run metrics over a time window: totals, per agent and version, per hour, failing tools.
+
+Plain SQL aggregates (percentile_cont for p95) on the tenant's rows, so the numbers come from
+the database in a handful of queries whatever the number of events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import connection
+from django.utils import timezone
+
+from agents.models import Run, Step, ToolCall
+from agents.rca.blueprint import NAME as RCA
+
+RUN = Run._meta.db_table
+STEP = Step._meta.db_table
+CALL = ToolCall._meta.db_table
+
+
+@dataclass
+class Window:
+    tenant_id: int
+    hours: int
+    origin: str = ""  # "", "internal" or "ingested"
+
+    @property
+    def since(self):
+        return timezone.now() - timedelta(hours=self.hours)
+
+    def where(self, alias: str = "r") -> tuple[str, list]:
+        sql = f"{alias}.tenant_id = %s AND {alias}.created_at >= %s AND {alias}.agent_name <> %s"
+        params: list = [self.tenant_id, self.since, RCA]
+        if self.origin:
+            sql += f" AND {alias}.origin = %s"
+            params.append(self.origin)
+        return sql, params
+
+
+def _rows(sql: str, params: list) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _rate(ok: int, total: int) -> float | None:
+    return round(100 * ok / total, 2) if total else None
+
+
+def per_agent(w: Window) -> list[dict]:
+    where, params = w.where()
+    runs = _rows(
+        f"SELECT r.agent_name, r.agent_version, count(*), "  # noqa: S608
+        f"count(*) FILTER (WHERE r.status = 'succeeded'), count(*) FILTER (WHERE r.status = 'failed'), "
+        f"coalesce(sum(r.total_cost_usd), 0) FROM {RUN} r WHERE {where} "
+        "GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 100",
+        params,
+    )
+    p95 = {
+        (a, v): p
+        for a, v, p in _rows(
+            f"SELECT r.agent_name, r.agent_version, "  # noqa: S608
+            f"percentile_cont(0.95) WITHIN GROUP (ORDER BY s.latency_ms) FROM {STEP} s "
+            f"JOIN {RUN} r ON r.id = s.run_id WHERE {where} GROUP BY 1, 2",
+            params,
+        )
+    }
+    return [
+        {
+            "agent_name": a,
+            "agent_version": v,
+            "runs": n,
+            "failed": failed,
+            "success_rate": _rate(ok, n),
+            "total_cost_usd": float(cost),
+            "p95_step_latency_ms": round(p95[(a, v)]) if p95.get((a, v)) is not None else None,
+        }
+        for a, v, n, ok, failed, cost in runs
+    ]
+
+
+def per_hour(w: Window) -> list[dict]:
+    where, params = w.where()
+    runs = _rows(
+        f"SELECT date_trunc('hour', r.created_at) h, count(*), "  # noqa: S608
+        f"count(*) FILTER (WHERE r.status IN ('failed', 'escalated')), "
+        f"coalesce(sum(r.total_cost_usd), 0) FROM {RUN} r WHERE {where} GROUP BY 1",
+        params,
+    )
+    p95 = dict(
+        _rows(
+            f"SELECT date_trunc('hour', r.created_at) h, "  # noqa: S608
+            f"percentile_cont(0.95) WITHIN GROUP (ORDER BY s.latency_ms) FROM {STEP} s "
+            f"JOIN {RUN} r ON r.id = s.run_id WHERE {where} GROUP BY 1",
+            params,
+        )
+    )
+    by_hour = {h: (n, failed, cost) for h, n, failed, cost in runs}
+    start = w.since.replace(minute=0, second=0, microsecond=0)
+    out = []
+    for i in range(w.hours + 1):
+        hour = start + timedelta(hours=i)
+        n, failed, cost = by_hour.get(hour, (0, 0, 0))
+        latency = p95.get(hour)
+        out.append(
+            {
+                "hour": hour,
+                "runs": n,
+                "failed": failed,
+                "total_cost_usd": float(cost),
+                "p95_step_latency_ms": round(latency) if latency is not None else None,
+            }
+        )
+    return out
+
+
+def failing_tools(w: Window, limit: int = 10) -> list[dict]:
+    where, params = w.where()
+    rows = _rows(
+        f"SELECT c.tool_name, count(*) FROM {CALL} c JOIN {RUN} r ON r.id = c.run_id "  # noqa: S608
+        f"WHERE {where} AND c.status IN ('failure', 'blocked') GROUP BY 1 "
+        "ORDER BY 2 DESC, 1 LIMIT %s",
+        [*params, limit],
+    )
+    return [{"tool": tool, "count": n} for tool, n in rows]
+
+
+def failure_categories(w: Window) -> list[dict]:
+    """The category of the latest RCA report of each analysed run in the window."""
+    where, params = w.where("t")
+    rows = _rows(
+        f"SELECT category, count(*) FROM (SELECT DISTINCT ON (a.subject_id) "  # noqa: S608
+        f"a.result -> 'report' ->> 'category' AS category FROM {RUN} a "
+        f"JOIN {RUN} t ON t.tenant_id = a.tenant_id AND t.run_id = a.subject_id "
+        f"WHERE a.tenant_id = %s AND a.agent_name = %s AND a.subject_type = 'run' "
+        f"AND a.status = 'succeeded' AND {where} "
+        "ORDER BY a.subject_id, a.created_at DESC) latest GROUP BY 1 ORDER BY 2 DESC",
+        [w.tenant_id, RCA, *params],
+    )
+    return [{"category": c or "unknown", "count": n} for c, n in rows]
+
+
+def overview(*, tenant, hours: int = 24, origin: str = "") -> dict:
+    w = Window(tenant_id=tenant.pk, hours=hours, origin=origin)
+    where, params = w.where()
+    agents = per_agent(w)
+    [(p95,)] = _rows(
+        f"SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY s.latency_ms) FROM {STEP} s "  # noqa: S608
+        f"JOIN {RUN} r ON r.id = s.run_id WHERE {where}",
+        params,
+    )
+    [(total, ok, cost)] = _rows(
+        f"SELECT count(*), count(*) FILTER (WHERE r.status = 'succeeded'), "  # noqa: S608
+        f"coalesce(sum(r.total_cost_usd), 0) FROM {RUN} r WHERE {where}",
+        params,
+    )
+    return {
+        "hours": hours,
+        "origin": origin or "all",
+        "total_runs": total,
+        "success_rate": _rate(ok, total),
+        "top_failing_tools": failing_tools(w),
+        "p95_step_latency_ms": round(p95) if p95 is not None else None,
+        "total_cost_usd": round(float(cost), 6),
+        "per_agent": agents,
+        "per_hour": per_hour(w),
+        "failure_categories": failure_categories(w),
+    }
