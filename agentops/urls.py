@@ -5,6 +5,7 @@ from django.urls import include, path
 from agentops import views
 from agentops.api import api
 from agents.rca.api import router as rca_router
+from agents.telemetry.api import otlp_router
 from agents.telemetry.api import router as agent_runs_router
 from incidents.api import queues_router
 from incidents.api import router as tickets_router
@@ -13,6 +14,7 @@ api.add_router("/tickets", tickets_router)
 api.add_router("/queues", queues_router)
 api.add_router("/agent-runs", agent_runs_router)
 api.add_router("/rca-runs", rca_router)
+api.add_router("/otlp", otlp_router)
 
 urlpatterns = [
     path("", views.home, name="home"),

@@ -55,6 +55,7 @@ RUN_FIELDS = [
     "step_count",
     "lease_expires_at",
     "telemetry_hash",
+    "input",
 ]
 
 
@@ -212,8 +213,12 @@ def _upsert(rows: list[Run]) -> set[str]:
 
 
 @transaction.atomic
-def ingest_runs(*, tenant, runs: list[RunIn], actor=None, via: str = "api") -> list[dict]:
-    """Upsert ``runs`` (already validated) for ``tenant``; returns one summary per run."""
+def ingest_runs(
+    *, tenant, runs: list[RunIn], actor=None, via: str = "api", inputs: dict | None = None
+) -> list[dict]:
+    """Upsert ``runs`` (already validated) for ``tenant``; returns one summary per run.
+
+    ``inputs`` (run_id → JSON) is kept in the run's ``input`` (OTLP keeps its spans there)."""
     runs = sorted(runs, key=lambda r: r.run_id)
     ids = [r.run_id for r in runs]
     scoped = Run.objects.for_tenant(tenant).filter(run_id__in=ids)
@@ -223,6 +228,8 @@ def ingest_runs(*, tenant, runs: list[RunIn], actor=None, via: str = "api") -> l
         raise RunConflict(f"Run ids used by AgentOps' own runs: {', '.join(clash[:10])}")
     now = timezone.now()
     rows = [_run_row(tenant, r, now) for r in runs]
+    for row in rows:
+        row.input = (inputs or {}).get(row.run_id, {})
     inserted = _upsert(rows)
     _delete_children([row.pk for row in rows])
     all_steps, per_run = [], []
