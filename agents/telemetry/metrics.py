@@ -49,24 +49,40 @@ def _rate(ok: int, total: int) -> float | None:
     return round(100 * ok / total, 2) if total else None
 
 
-def per_agent(w: Window) -> list[dict]:
+# One scan of the runs and one of their steps, each grouped three ways at once: per agent and
+# version, per hour, and in all. GROUPING(agent, version, hour) tells the sets apart.
+BY_AGENT, BY_HOUR, ALL = 1, 6, 7
+SETS = "GROUPING SETS ((r.agent_name, r.agent_version), (h), ())"
+
+
+def _grouped(w: Window) -> tuple[dict, dict]:
     where, params = w.where()
+    head = "GROUPING(r.agent_name, r.agent_version, h), r.agent_name, r.agent_version, h"
     runs = _rows(
-        f"SELECT r.agent_name, r.agent_version, count(*), "  # noqa: S608
-        f"count(*) FILTER (WHERE r.status = 'succeeded'), count(*) FILTER (WHERE r.status = 'failed'), "
-        f"coalesce(sum(r.total_cost_usd), 0) FROM {RUN} r WHERE {where} "
-        "GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 100",
+        f"SELECT {head}, count(*), count(*) FILTER (WHERE r.status = 'succeeded'), "  # noqa: S608
+        "count(*) FILTER (WHERE r.status IN ('failed', 'escalated')), "
+        f"coalesce(sum(r.total_cost_usd), 0) FROM (SELECT *, date_trunc('hour', created_at) h "
+        f"FROM {RUN}) r WHERE {where} GROUP BY {SETS}",
         params,
     )
-    p95 = {
-        (a, v): p
-        for a, v, p in _rows(
-            f"SELECT r.agent_name, r.agent_version, "  # noqa: S608
-            f"percentile_cont(0.95) WITHIN GROUP (ORDER BY s.latency_ms) FROM {STEP} s "
-            f"JOIN {RUN} r ON r.id = s.run_id WHERE {where} GROUP BY 1, 2",
-            params,
-        )
-    }
+    steps = _rows(
+        f"SELECT {head}, percentile_cont(0.95) WITHIN GROUP (ORDER BY s.latency_ms) "  # noqa: S608
+        f"FROM {STEP} s JOIN (SELECT id, tenant_id, created_at, agent_name, agent_version, origin, "
+        f"date_trunc('hour', created_at) h FROM {RUN}) r ON r.id = s.run_id "
+        f"WHERE {where} GROUP BY {SETS}",
+        params,
+    )
+    counts = {(g, a, v, h): rest for g, a, v, h, *rest in runs}
+    p95 = {(g, a, v, h): p for g, a, v, h, p in steps}
+    return counts, p95
+
+
+def _ms(value) -> int | None:
+    return round(value) if value is not None else None
+
+
+def per_agent(counts: dict, p95: dict) -> list[dict]:
+    rows = sorted(((k, v) for k, v in counts.items() if k[0] == BY_AGENT), key=lambda kv: -kv[1][0])
     return [
         {
             "agent_name": a,
@@ -75,42 +91,27 @@ def per_agent(w: Window) -> list[dict]:
             "failed": failed,
             "success_rate": _rate(ok, n),
             "total_cost_usd": float(cost),
-            "p95_step_latency_ms": round(p95[(a, v)]) if p95.get((a, v)) is not None else None,
+            "p95_step_latency_ms": _ms(p95.get((g, a, v, h))),
         }
-        for a, v, n, ok, failed, cost in runs
+        for (g, a, v, h), (n, ok, failed, cost) in rows[:100]
     ]
 
 
-def per_hour(w: Window) -> list[dict]:
-    where, params = w.where()
-    runs = _rows(
-        f"SELECT date_trunc('hour', r.created_at) h, count(*), "  # noqa: S608
-        f"count(*) FILTER (WHERE r.status IN ('failed', 'escalated')), "
-        f"coalesce(sum(r.total_cost_usd), 0) FROM {RUN} r WHERE {where} GROUP BY 1",
-        params,
-    )
-    p95 = dict(
-        _rows(
-            f"SELECT date_trunc('hour', r.created_at) h, "  # noqa: S608
-            f"percentile_cont(0.95) WITHIN GROUP (ORDER BY s.latency_ms) FROM {STEP} s "
-            f"JOIN {RUN} r ON r.id = s.run_id WHERE {where} GROUP BY 1",
-            params,
-        )
-    )
-    by_hour = {h: (n, failed, cost) for h, n, failed, cost in runs}
+def per_hour(w: Window, counts: dict, p95: dict) -> list[dict]:
+    by_hour = {k[3]: v for k, v in counts.items() if k[0] == BY_HOUR}
+    latency = {k[3]: v for k, v in p95.items() if k[0] == BY_HOUR}
     start = w.since.replace(minute=0, second=0, microsecond=0)
     out = []
     for i in range(w.hours + 1):
         hour = start + timedelta(hours=i)
-        n, failed, cost = by_hour.get(hour, (0, 0, 0))
-        latency = p95.get(hour)
+        n, _, failed, cost = by_hour.get(hour, (0, 0, 0, 0))
         out.append(
             {
                 "hour": hour,
                 "runs": n,
                 "failed": failed,
                 "total_cost_usd": float(cost),
-                "p95_step_latency_ms": round(latency) if latency is not None else None,
+                "p95_step_latency_ms": _ms(latency.get(hour)),
             }
         )
     return out
@@ -144,27 +145,18 @@ def failure_categories(w: Window) -> list[dict]:
 
 def overview(*, tenant, hours: int = 24, origin: str = "") -> dict:
     w = Window(tenant_id=tenant.pk, hours=hours, origin=origin)
-    where, params = w.where()
-    agents = per_agent(w)
-    [(p95,)] = _rows(
-        f"SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY s.latency_ms) FROM {STEP} s "  # noqa: S608
-        f"JOIN {RUN} r ON r.id = s.run_id WHERE {where}",
-        params,
-    )
-    [(total, ok, cost)] = _rows(
-        f"SELECT count(*), count(*) FILTER (WHERE r.status = 'succeeded'), "  # noqa: S608
-        f"coalesce(sum(r.total_cost_usd), 0) FROM {RUN} r WHERE {where}",
-        params,
-    )
+    counts, p95 = _grouped(w)
+    total, ok, _, cost = next((v for k, v in counts.items() if k[0] == ALL), (0, 0, 0, 0))
+    overall = next((v for k, v in p95.items() if k[0] == ALL), None)
     return {
         "hours": hours,
         "origin": origin or "all",
         "total_runs": total,
         "success_rate": _rate(ok, total),
         "top_failing_tools": failing_tools(w),
-        "p95_step_latency_ms": round(p95) if p95 is not None else None,
+        "p95_step_latency_ms": _ms(overall),
         "total_cost_usd": round(float(cost), 6),
-        "per_agent": agents,
-        "per_hour": per_hour(w),
+        "per_agent": per_agent(counts, p95),
+        "per_hour": per_hour(w, counts, p95),
         "failure_categories": failure_categories(w),
     }
