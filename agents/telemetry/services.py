@@ -186,6 +186,39 @@ def _events(run: Run, item: RunIn, steps, calls) -> list[GuardrailEvent]:
     ]
 
 
+def _copy(model, objs: list) -> None:
+    """Insert ``objs`` with COPY: ids first (one nextval round trip), then one COPY stream.
+
+    The ORM's bulk_create spends most of an ingest preparing each value through every field;
+    COPY hands psycopg the values as they are (JSON wrapped), several times faster."""
+    if not objs:
+        return
+    from psycopg.types.json import Jsonb
+
+    table = model._meta.db_table
+    fields = list(model._meta.concrete_fields)
+    json_fields = {f.attname for f in fields if f.get_internal_type() == "JSONField"}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT nextval(pg_get_serial_sequence('\"{table}\"', 'id')) "  # noqa: S608
+            "FROM generate_series(1, %s)",
+            [len(objs)],
+        )
+        for obj, (pk,) in zip(objs, cursor.fetchall(), strict=True):
+            obj.pk = pk
+        columns = ", ".join(f'"{f.column}"' for f in fields)
+        with cursor.cursor.copy(f'COPY "{table}" ({columns}) FROM STDIN') as copy:
+            for obj in objs:
+                copy.write_row(
+                    [
+                        Jsonb(getattr(obj, f.attname))
+                        if f.attname in json_fields
+                        else getattr(obj, f.attname)
+                        for f in fields
+                    ]
+                )
+
+
 def _upsert(rows: list[Run]) -> set[str]:
     """INSERT … ON CONFLICT (tenant, run_id) DO UPDATE; sets each row's pk and returns the
     run_ids that were new (``xmax = 0``: the row version was inserted, not updated)."""
@@ -237,17 +270,17 @@ def ingest_runs(
         steps = _children(row, item, now)
         all_steps.extend(steps.values())
         per_run.append((row, item, steps))
-    Step.objects.bulk_create(all_steps, batch_size=2000)
+    _copy(Step, all_steps)
     all_calls, call_maps = [], []
     for row, item, steps in per_run:
         calls = _calls(row, item, steps)
         all_calls.extend(calls.values())
         call_maps.append(calls)
-    ToolCall.objects.bulk_create(all_calls, batch_size=2000)
+    _copy(ToolCall, all_calls)
     events = []
     for (row, item, steps), calls in zip(per_run, call_maps, strict=True):
         events.extend(_events(row, item, steps, calls))
-    GuardrailEvent.objects.bulk_create(events, batch_size=2000)
+    _copy(GuardrailEvent, events)
     audit.record(
         tenant=tenant,
         actor=actor,
