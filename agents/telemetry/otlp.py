@@ -26,7 +26,7 @@ from django.db import connection, transaction
 
 from agents.models import Run
 from agents.telemetry import services
-from agents.telemetry.schemas import MAX_CHILDREN, PayloadError, parse_run
+from agents.telemetry.schemas import MAX_CHILDREN, PayloadError, bad_text_paths, parse_run
 
 HEX_ID = re.compile(r"^[0-9a-fA-F]{16}$|^[0-9a-fA-F]{32}$")
 TOOL_OPS = {"execute_tool"}
@@ -102,7 +102,14 @@ def _status(span: dict) -> tuple[str, str]:
 
 
 def flatten(doc: dict) -> list[dict]:
-    """Every span of the export request as a plain dict."""
+    """Every span of the export request as a plain dict; a malformed request is a 400."""
+    try:
+        return _flatten(doc)
+    except (AttributeError, TypeError, ValueError, KeyError, RecursionError):
+        raise PayloadError({"resourceSpans": ["Not an OTLP ExportTraceServiceRequest."]}) from None
+
+
+def _flatten(doc: dict) -> list[dict]:
     if not isinstance(doc, dict) or not isinstance(doc.get("resourceSpans", []), list):
         raise PayloadError({"resourceSpans": ["Expected an OTLP ExportTraceServiceRequest."]})
     spans = []
@@ -328,6 +335,9 @@ def _lock(tenant_id: int, run_ids: list[str]) -> None:
 @transaction.atomic
 def ingest_spans(*, tenant, spans: list[dict], actor=None) -> list[dict]:
     """Merge the spans into their traces' runs and upsert them; one summary per run."""
+    bad = bad_text_paths(spans, "spans")
+    if bad:  # the spans are kept as JSON on the run: everything in them must be storable
+        raise PayloadError({where: [message] for where, message in bad})
     by_trace: dict[str, dict[str, dict]] = {}
     for span in spans:
         by_trace.setdefault(span["trace_id"], {})[span["span_id"]] = span

@@ -168,6 +168,16 @@ def test_otlp_json_by_hand_with_a_bearer_token(api, outsider_api, personas):
             400,
         ),
         (b"\x0a\xff\xff\xff", "application/x-protobuf", 400),
+        (
+            json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [1, 2]}]}]}),
+            "application/json",
+            400,
+        ),
+        (
+            json.dumps(_doc({**_span("00f067aa0ba902b7", "x", attrs={"k": "a\u0000b"})})),
+            "application/json",
+            400,
+        ),
     ],
 )
 def test_bad_otlp_is_a_400(api, body, content_type, status):
