@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import re
 from datetime import UTC, datetime
 
-from django.db import connection, transaction
+from django.db import transaction
 
 from agents.models import Run
-from agents.telemetry import services
+from agents.telemetry import rollup, services
 from agents.telemetry.schemas import MAX_CHILDREN, PayloadError, bad_text_paths, parse_run
 
 HEX_ID = re.compile(r"^[0-9a-fA-F]{16}$|^[0-9a-fA-F]{32}$")
@@ -323,15 +322,6 @@ def to_payload(trace_id: str, spans: list[dict]) -> dict:
     }
 
 
-def _lock(tenant_id: int, run_ids: list[str]) -> None:
-    with connection.cursor() as cursor:
-        for run_id in sorted(run_ids):
-            key = int.from_bytes(
-                hashlib.sha256(f"{tenant_id}:{run_id}".encode()).digest()[:8], "big", signed=True
-            )
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
-
-
 @transaction.atomic
 def ingest_spans(*, tenant, spans: list[dict], actor=None) -> list[dict]:
     """Merge the spans into their traces' runs and upsert them; one summary per run."""
@@ -342,7 +332,7 @@ def ingest_spans(*, tenant, spans: list[dict], actor=None) -> list[dict]:
     for span in spans:
         by_trace.setdefault(span["trace_id"], {})[span["span_id"]] = span
     run_ids = [f"otel-{t}" for t in by_trace]
-    _lock(tenant.pk, run_ids)
+    rollup.lock_runs(tenant.pk, run_ids)
     stored = dict(
         Run.objects.for_tenant(tenant)
         .filter(run_id__in=run_ids, origin="ingested")

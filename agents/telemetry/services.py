@@ -1,10 +1,10 @@
 """Writing ingested runs: upsert by ``run_id`` per tenant into the runtime's own tables.
 
-One transaction per request. The runs are upserted in ``run_id`` order with one
-``INSERT … ON CONFLICT (tenant, run_id) DO UPDATE`` (the row lock it takes serialises
-concurrent resends of a run, and the fixed order keeps two overlapping batches from
-deadlocking); then the runs' children are deleted and inserted again, so a resend replaces
-them atomically and ten concurrent resends still leave exactly one set.
+One transaction per request. Concurrent resends of a run serialise on a per-run advisory
+lock (taken in sorted order, so overlapping batches cannot deadlock); the runs are upserted
+with one ``INSERT … ON CONFLICT (tenant, run_id) DO UPDATE``; then the runs' children are
+deleted and inserted again (COPY), so a resend replaces them atomically and ten concurrent
+resends still leave exactly one set. The step-latency rollup moves with them.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from agentops import audit
 from agents.models import GuardrailEvent, Run, RunStatus, Step, ToolCall
+from agents.telemetry import rollup
 from agents.telemetry.schemas import RunIn
 
 INGESTED = "ingested"
@@ -259,6 +260,9 @@ def ingest_runs(
     clash = sorted(rid for rid, origin in known.items() if origin != INGESTED)
     if clash:
         raise RunConflict(f"Run ids used by AgentOps' own runs: {', '.join(clash[:10])}")
+    # Resends of one run wait for each other from here on (the rollup's counts need it).
+    rollup.lock_runs(tenant.pk, ids)
+    before = rollup.stored_counts(tenant, ids)
     now = timezone.now()
     rows = [_run_row(tenant, r, now) for r in runs]
     for row in rows:
@@ -271,6 +275,9 @@ def ingest_runs(
         all_steps.extend(steps.values())
         per_run.append((row, item, steps))
     _copy(Step, all_steps)
+    delta = rollup.payload_counts(rows, {row.pk: list(steps.values()) for row, _, steps in per_run})
+    delta.subtract(before)
+    rollup.apply(tenant.pk, delta)
     all_calls, call_maps = [], []
     for row, item, steps in per_run:
         calls = _calls(row, item, steps)

@@ -190,10 +190,10 @@ def _clear(tenant) -> None:
     """Runs of an earlier bench (--reuse-db), children first, one statement each."""
     from django.db import connection
 
-    from agents.models import GuardrailEvent, Run, Step, ToolCall
+    from agents.models import GuardrailEvent, Run, Step, StepLatencyRollup, ToolCall
 
     with connection.cursor() as cursor:
-        for model in (GuardrailEvent, ToolCall, Step, Run):
+        for model in (GuardrailEvent, ToolCall, Step, Run, StepLatencyRollup):
             sql = f'DELETE FROM "{model._meta.db_table}" WHERE tenant_id = %s'  # noqa: S608
             cursor.execute(sql, [tenant.pk])
 
