@@ -7,7 +7,6 @@ so it does not read every step of the window.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -74,32 +73,37 @@ def _grouped(w: Window) -> tuple[dict, dict]:
 
 
 def _p95(w: Window) -> dict:
-    """p95 step latency per (GROUPING code, agent, version, hour) from bucketed counts: the
-    ingested steps' rollup (whole hours of the window), our own runs' steps counted live."""
-    found: dict[tuple, Counter] = defaultdict(Counter)
-
-    def add(hour, agent, version, b, n):
-        found[(BY_AGENT, agent, version, None)][b] += n
-        found[(BY_HOUR, None, None, hour)][b] += n
-        found[(ALL, None, None, None)][b] += n
-
+    """p95 step latency per (GROUPING code, agent, version, hour), from bucketed counts: the
+    ingested steps' rollup (whole hours of the window) and our own runs' steps, bucketed
+    live; summed three ways and ranked in SQL, so only the answers come back."""
+    parts, params = [], []
     if w.origin in ("", "ingested"):
-        for hour, agent, version, b, n in _rows(
-            f"SELECT hour, agent_name, agent_version, bucket, steps FROM {ROLLUP} "  # noqa: S608
-            "WHERE tenant_id = %s AND hour >= %s AND agent_name <> %s",
-            [w.tenant_id, rollup.hour_of(w.since), RCA],
-        ):
-            add(hour, agent, version, b, n)
+        parts.append(
+            f"SELECT hour, agent_name, agent_version, bucket, steps AS n FROM {ROLLUP} "  # noqa: S608
+            "WHERE tenant_id = %s AND hour >= %s AND agent_name <> %s"
+        )
+        params += [w.tenant_id, rollup.hour_of(w.since), RCA]
     if w.origin in ("", "internal"):
-        where, params = Window(w.tenant_id, w.hours, "internal").where()
-        for hour, agent, version, ms, n in _rows(
+        where, internal = Window(w.tenant_id, w.hours, "internal").where()
+        parts.append(
             f"SELECT date_trunc('hour', r.created_at), r.agent_name, r.agent_version, "  # noqa: S608
-            f"s.latency_ms, count(*) FROM {STEP} s JOIN {RUN} r ON r.id = s.run_id "
-            f"WHERE {where} GROUP BY 1, 2, 3, 4",
-            params,
-        ):
-            add(hour, agent, version, rollup.bucket(ms), n)
-    return {key: rollup.percentile(c) for key, c in found.items()}
+            f"{rollup.SQL_BUCKET.format('s.latency_ms')}, count(*) FROM {STEP} s "
+            f"JOIN {RUN} r ON r.id = s.run_id WHERE {where} GROUP BY 1, 2, 3, 4"
+        )
+        params += internal
+    keys = "g, agent_name, agent_version, hour"
+    rows = _rows(
+        f"WITH counted(hour, agent_name, agent_version, bucket, n) AS ({' UNION ALL '.join(parts)}), "  # noqa: S608
+        "summed AS (SELECT GROUPING(agent_name, agent_version, hour) g, agent_name, agent_version, "
+        "hour, bucket, sum(n) n FROM counted GROUP BY GROUPING SETS "
+        "((agent_name, agent_version, bucket), (hour, bucket), (bucket))), "
+        f"ranked AS (SELECT *, sum(n) OVER (PARTITION BY {keys} ORDER BY bucket) cum, "
+        f"sum(n) OVER (PARTITION BY {keys}) total FROM summed) "
+        f"SELECT DISTINCT ON ({keys}) {keys}, bucket FROM ranked "
+        f"WHERE cum >= ceil(0.95 * total) ORDER BY {keys}, bucket",
+        params,
+    )
+    return {(g, a, v, h): rollup.bucket_ms(b) for g, a, v, h, b in rows}
 
 
 def _ms(value) -> int | None:

@@ -21,6 +21,11 @@ BASE = 1.01  # buckets 1% wide: a p95 within half a percent
 _LOG_BASE = math.log(BASE)
 
 
+# The same bucket in SQL, for reading our own runs' steps live (never to subtract: the
+# rollup's own counts are always bucketed in Python).
+SQL_BUCKET = "CASE WHEN {0} <= 0 THEN 0 ELSE 1 + floor(ln({0}) / ln(1.01))::int END"
+
+
 def bucket(ms: int) -> int:
     return 0 if ms <= 0 else 1 + int(math.log(ms) / _LOG_BASE)
 

@@ -120,3 +120,25 @@ def test_the_latency_rollup_follows_resends(api, personas):
     assert stored() == expected() and sum(stored().values()) == 4
     api.post({"runs": [shifted(2, seed_run(run_id=f"b-{i}")) for i in range(3)]}, "/batch")
     assert stored() == expected() and sum(stored().values()) == 16
+
+
+def test_our_own_runs_count_live(api, personas):
+    from django.utils import timezone
+
+    from agents.models import Run, Step
+
+    run = Run.objects.create(tenant=personas.tenant, agent_name="service_desk", status="succeeded")
+    for seq, ms in enumerate([100, 200, 300, 4000], start=1):
+        Step.objects.create(
+            tenant=personas.tenant,
+            run=run,
+            seq=seq,
+            step_id=f"s{seq}",
+            name="x",
+            latency_ms=ms,
+            started_at=timezone.now(),
+        )
+    m = api.get("/metrics", origin="internal").json()
+    assert m["total_runs"] == 1 and m["success_rate"] == 100.0
+    assert m["p95_step_latency_ms"] == pytest.approx(4000, rel=0.005)
+    assert api.get("/metrics", origin="ingested").json()["p95_step_latency_ms"] is None
