@@ -6,6 +6,7 @@ from agentops import usage_views, views
 from agentops.api import api
 from agents.api import blueprints_router, runs_router
 from agents.rca.api import router as rca_router
+from agents.telemetry.api import otlp_router
 from agents.telemetry.api import router as agent_runs_router
 from approvals.api import router as approvals_router
 from approvals.api import slack_router
@@ -28,6 +29,7 @@ api.add_router("/approvals", approvals_router)
 api.add_router("/slack", slack_router)
 api.add_router("/tenant", usage_views.router)
 api.add_router("/analytics", analytics_router)
+api.add_router("/otlp", otlp_router)
 
 urlpatterns = [
     path("", analytics_views.home, name="home"),

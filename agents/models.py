@@ -361,3 +361,28 @@ class RcaFeedback(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.target_run_id}: {self.category} {'right' if self.correct else 'wrong'}"
+
+
+class StepLatencyRollup(TenantOwned):
+    """Ingested steps counted per hour, agent, version and latency bucket (1% wide).
+
+    Kept up to date by the telemetry ingest (a resend moves its old counts out), so the
+    metrics' p95 step latency reads a few hundred rows instead of every step of the window.
+    """
+
+    hour = models.DateTimeField()
+    agent_name = models.CharField(max_length=100)
+    agent_version = models.CharField(max_length=40, blank=True)
+    bucket = models.SmallIntegerField()
+    steps = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "hour", "agent_name", "agent_version", "bucket"],
+                name="steprollup_unique_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}h {self.agent_name} {self.agent_version} b{self.bucket}"

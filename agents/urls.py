@@ -7,6 +7,8 @@ app_name = "agents"
 
 urlpatterns = [
     path("", views.run_list, name="run-list"),
+    # "-" cannot start a run id, so this page never hides a run.
+    path("-/metrics", views.run_metrics, name="run-metrics"),
     path("<str:run_id>/", views.run_detail, name="run-detail"),
     path("<str:run_id>/timeline", views.run_timeline, name="run-timeline"),
     path("<str:run_id>/cancel", views.run_cancel, name="run-cancel"),

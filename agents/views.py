@@ -160,3 +160,40 @@ def run_cancel(request, run_id: str):
     if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         return redirect(target)
     return redirect("agents:run-detail", run_id=run.run_id)
+
+
+@tenant_member
+def run_metrics(request):
+    """Runs, failures, categories, cost, p95 latency and failing tools over a window, charted."""
+    from agents.telemetry import charts, metrics
+
+    require_capability(request.membership, "ticket.view_all")
+    hours = request.GET.get("hours", "24")
+    hours = int(hours) if hours in METRIC_WINDOWS else 24
+    origin = request.GET.get("origin", "")
+    origin = origin if origin in ORIGINS else ""
+    data = metrics.overview(tenant=request.membership.tenant, hours=hours, origin=origin)
+    hourly = data["per_hour"]
+
+    def hour_label(p):
+        return p["hour"].strftime("%d %b %H:00")
+
+    return render(
+        request,
+        "agents/run_metrics.html",
+        {
+            "m": data,
+            "hours": hours,
+            "origin": origin,
+            "windows": [int(w) for w in METRIC_WINDOWS],
+            "origins": ORIGINS.items(),
+            "runs_chart": charts.columns(hourly, "runs", stack="failed", label=hour_label),
+            "cost_chart": charts.columns(hourly, "total_cost_usd", label=hour_label),
+            "latency_chart": charts.columns(hourly, "p95_step_latency_ms", label=hour_label),
+            "categories": charts.rows(data["failure_categories"], "count", label="category"),
+            "tools": charts.rows(data["top_failing_tools"], "count", label="tool"),
+        },
+    )
+
+
+METRIC_WINDOWS = ("6", "24", "72", "168")

@@ -15,6 +15,7 @@ Deterministic and offline. Steps:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cached_property
 
 from agents.rca import library, signals
@@ -93,10 +94,20 @@ def _failure_text(call: dict) -> str:
 
 def _recovered(a: Analysis, call: dict) -> bool:
     step = a.steps.get(call.get("step_id") or "")
-    if step is not None and step["status"] == "success":
-        return True
+    if step is not None and step["status"] == "success" and _outlived(step, call):
+        return True  # the step went on past the failure and still succeeded
     later = [c for c in a.calls if c["at"] >= call["at"] and c is not call]
     return any(c["tool_name"] == call["tool_name"] and c["status"] == "success" for c in later)
+
+
+def _outlived(step: dict, call: dict) -> bool:
+    """Did the step end after the call did? (A model step that only chose the tool did not.)"""
+    call_end = call.get("ended_at") or (
+        call["at"] + timedelta(milliseconds=call.get("latency_ms") or 0) if call.get("at") else None
+    )
+    if step.get("ended_at") is None or call_end is None:
+        return True
+    return step["ended_at"] >= call_end
 
 
 def _tolerated(a: Analysis, call: dict) -> bool:

@@ -19,7 +19,7 @@ from ninja import Status as HttpStatus
 from agentops.access import require_capability
 from agentops.api import BearerToken
 from agents.selectors import access_run
-from agents.telemetry import selectors, services
+from agents.telemetry import metrics, selectors, services
 from agents.telemetry.schemas import PayloadError, parse_batch, parse_run
 from agents.telemetry.secrets import IngestSecretAuth
 
@@ -160,6 +160,19 @@ def list_runs(request, params: Query[ListParams]):
     }
 
 
+class MetricsParams(Schema):
+    hours: int = Field(24, ge=1, le=24 * 31)
+    origin: str = Field("", pattern="^(|internal|ingested)$")
+
+
+@router.get("/metrics", response={200: dict, 400: dict, 403: dict}, summary="Run metrics")
+def run_metrics(request, params: Query[MetricsParams]):
+    """Totals, success rate, top failing tools, p95 step latency and cost; per agent and
+    version, and per hour (RCA runs themselves are not counted)."""
+    membership = api_reader(request)
+    return metrics.overview(tenant=membership.tenant, hours=params.hours, origin=params.origin)
+
+
 @router.get("/{run_id}", response={200: dict, 403: dict, 404: dict}, summary="One run")
 def get_run(request, run_id: str):
     run = access_run(api_reader(request), run_id)
@@ -171,3 +184,74 @@ def get_timeline(request, run_id: str):
     """Steps, tool calls and guardrail events merged in time order, for replay."""
     run = access_run(api_reader(request), run_id)
     return {"run_id": run.run_id, "items": selectors.timeline(run)}
+
+
+otlp_router = Router(tags=["opentelemetry"])
+
+
+def _otlp_body(request, limit: int):
+    """The export request as OTLP JSON (protobuf decoded), gzip allowed."""
+    import zlib
+
+    from agents.telemetry import otlp
+
+    length = (
+        int(request.META.get("CONTENT_LENGTH") or 0)
+        if request.META.get("CONTENT_LENGTH", "").isdigit()
+        else 0
+    )
+    too_big = BodyError(413, {"error": "too_large", "message": f"The body exceeds {limit} bytes."})
+    if length > limit:
+        raise too_big
+    raw = request.read(limit + 1)
+    if len(raw) > limit:
+        raise too_big
+    if request.headers.get("Content-Encoding", "").lower() == "gzip":
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            raw = inflater.decompress(raw, limit + 1)
+        except zlib.error:
+            raise BodyError(400, {"error": "malformed_body", "message": "Bad gzip body."}) from None
+        if len(raw) > limit or inflater.unconsumed_tail:
+            raise too_big
+    if request.content_type == "application/x-protobuf":
+        return otlp.decode_protobuf(raw), True
+    try:
+        return json.loads(raw, parse_constant=_reject_constant), False
+    except (ValueError, RecursionError):
+        raise BodyError(
+            400, {"error": "malformed_json", "message": "The body is not valid JSON."}
+        ) from None
+
+
+@otlp_router.post(
+    "/v1/traces", auth=INGEST_AUTH, response={200: dict, **ERRORS}, summary="OTLP/HTTP traces"
+)
+def otlp_traces(request):
+    """OpenTelemetry traces (GenAI conventions), JSON or protobuf: each trace becomes a run."""
+    from django.http import HttpResponse
+
+    from agents.telemetry import otlp
+
+    actor = _ingest_actor(request)
+    try:
+        doc, protobuf = _otlp_body(request, settings.TELEMETRY_MAX_BATCH_BYTES)
+        spans = otlp.flatten(doc)
+        results = (
+            otlp.ingest_spans(tenant=request.tenant, spans=spans, actor=actor) if spans else []
+        )
+    except BodyError as exc:
+        return HttpStatus(exc.status, exc.body)
+    except PayloadError as exc:
+        return _invalid(exc)
+    except services.RunConflict as exc:
+        return HttpStatus(409, {"error": "conflict", "message": str(exc)})
+    if protobuf:
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceResponse,
+        )
+
+        return HttpResponse(
+            ExportTraceServiceResponse().SerializeToString(), content_type="application/x-protobuf"
+        )
+    return {"partialSuccess": {}, "runs": results}

@@ -8,6 +8,7 @@ field by its path (``tool_calls[2].step_id``). Every error is collected before a
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -80,7 +81,7 @@ class GuardrailIn(_Strict):
 class CostIn(_Strict):
     tokens_prompt: int = Field(0, ge=0, le=2_000_000_000)
     tokens_completion: int = Field(0, ge=0, le=2_000_000_000)
-    total_cost_usd: float | None = Field(None, ge=0, le=1_000_000)
+    total_cost_usd: float | None = Field(None, ge=0, lt=1_000_000)  # numeric(12, 6)
 
 
 class RunIn(_Strict):
@@ -117,23 +118,34 @@ def _path(loc) -> str:
     return out or "body"
 
 
-def nul_paths(value: Any, path: str = "", found: list | None = None) -> list[str]:
-    """Paths of strings (keys included) holding a NUL character, which PostgreSQL refuses."""
+MAX_DEPTH = 32  # nesting of arguments and other JSON values
+# NUL is refused by PostgreSQL, a lone surrogate cannot be encoded as UTF-8: both would fail
+# deep in the write, so they are named here.
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def bad_text_paths(value: Any, path: str = "", found: list | None = None, depth: int = 0):
+    """``[(path, message)]`` of strings (keys included) that cannot be stored, and of values
+    nested deeper than MAX_DEPTH (iterative: a deep document cannot exhaust the stack)."""
     found = [] if found is None else found
-    if len(found) >= 10:
-        return found
-    if isinstance(value, str):
-        if "\x00" in value:
-            found.append(path or "body")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            sub = f"{path}.{key}" if path else str(key)
-            if "\x00" in str(key):
-                found.append(sub)
-            nul_paths(item, sub, found)
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            nul_paths(item, f"{path}[{i}]", found)
+    stack = [(value, path, depth)]
+    while stack and len(found) < 10:
+        item, where, level = stack.pop()
+        if level > MAX_DEPTH:
+            found.append((where or "body", f"Nested deeper than {MAX_DEPTH} levels."))
+        elif isinstance(item, str):
+            if UNSTORABLE.search(item):
+                found.append(
+                    (where or "body", "NUL characters and lone surrogates are not allowed.")
+                )
+        elif isinstance(item, dict):
+            for key, sub in item.items():
+                sub_path = f"{where}.{key}" if where else str(key)
+                if UNSTORABLE.search(str(key)):
+                    found.append((sub_path, "NUL characters and lone surrogates are not allowed."))
+                stack.append((sub, sub_path, level + 1))
+        elif isinstance(item, list):
+            stack.extend((sub, f"{where}[{i}]", level + 1) for i, sub in enumerate(item))
     return found
 
 
@@ -141,9 +153,9 @@ def parse_run(data: Any, *, prefix: str = "") -> RunIn:
     """Validate one run payload; raise PayloadError naming every bad field."""
     if not isinstance(data, dict):
         raise PayloadError({prefix or "body": ["A run must be a JSON object."]})
-    nuls = nul_paths(data)
-    if nuls:
-        raise PayloadError({prefix + p: ["NUL characters are not allowed."] for p in nuls})
+    bad = bad_text_paths(data)
+    if bad:
+        raise PayloadError({prefix + where: [message] for where, message in bad})
     children = sum(len(data.get(k) or []) for k in ("steps", "tool_calls", "guardrail_events"))
     if children > MAX_CHILDREN:
         message = f"A run carries at most {MAX_CHILDREN} steps, tool calls and guardrail events; this one has {children}."

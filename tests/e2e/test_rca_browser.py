@@ -12,6 +12,7 @@ from agentops.celery import app as celery_app
 from agents.telemetry.schemas import parse_run
 from agents.telemetry.services import ingest_runs
 from tests.agents.telemetry.payloads import seed_run
+from tests.agents.telemetry.test_metrics import shifted
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
@@ -29,7 +30,7 @@ def real_delivery():
 def test_replay_and_rca_button(
     page, login, personas, worker_factory, real_delivery, browser_log, screenshot
 ):
-    payload = seed_run()
+    payload = shifted(2, seed_run())  # two hours ago, so the metrics window holds it
     payload["tool_calls"][1]["result_summary"] = "<b>in transit</b>"  # untrusted text stays text
     ingest_runs(tenant=personas.tenant, runs=[parse_run(payload)])
     worker_factory()
@@ -60,4 +61,8 @@ def test_replay_and_rca_button(
     )
     assert overflow <= 1, f"the page is {overflow}px wider than a 390px screen: {wide}"
     screenshot("rca-report-390.png")
+    page.goto("/runs/-/metrics?hours=24")
+    expect(page.locator(".hbar-row", has_text="order_lookup_api")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 1
+    screenshot("run-metrics-390.png")
     assert browser_log.errors() == [] and browser_log.csp_violations() == []

@@ -13,6 +13,13 @@ from tests.agents.telemetry.payloads import seed_run
 pytestmark = pytest.mark.django_db
 
 
+def _deep(levels: int) -> dict:
+    value: dict = {"leaf": 1}
+    for _ in range(levels):
+        value = {"x": value}
+    return value
+
+
 def rows(tenant, run_id):
     run = Run.objects.for_tenant(tenant).get(run_id=run_id)
     return (
@@ -90,6 +97,14 @@ def test_resend_replaces_the_children_and_answers_200(api, personas):
         (lambda p: p["tool_calls"][1].update(call_id="call-001"), "tool_calls[1].call_id"),
         (lambda p: p["cost"].update(tokens_prompt=-1), "cost.tokens_prompt"),
         (lambda p: p.pop("run_id"), "run_id"),
+        (
+            lambda p: p["steps"][0].update(output_summary="half \ud800 a pair"),
+            "steps[0].output_summary",
+        ),
+        (lambda p: p["tool_calls"][0].update(args_json=_deep(40)), "tool_calls[0].args_json"),
+        (lambda p: p["cost"].update(total_cost_usd=1_000_000), "cost.total_cost_usd"),
+        (lambda p: p["tool_calls"][0].update(status_code="abc"), "tool_calls[0].status_code"),
+        (lambda p: p.update(started_at="2024-13-45T00:00:00Z"), "started_at"),
     ],
 )
 def test_bad_input_is_a_400_naming_the_field_and_keeps_the_stored_run(api, personas, mutate, field):
@@ -99,7 +114,8 @@ def test_bad_input_is_a_400_naming_the_field_and_keeps_the_stored_run(api, perso
     mutate(payload)
     response = api.post(payload)
     assert response.status_code == 400, response.content
-    assert field in response.json()["fields"], response.json()
+    fields = response.json()["fields"]
+    assert any(f == field or f.startswith(field + ".") for f in fields), fields
     after = rows(personas.tenant, "run-001-sufficient")
     assert after[0].agent_version == "2.1.0" and after[1:] == before[1:]
     assert after[0].telemetry_hash == before[0].telemetry_hash

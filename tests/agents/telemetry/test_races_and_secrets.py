@@ -63,6 +63,12 @@ def test_ten_concurrent_resends_leave_one_run_and_one_set_of_children(live_serve
     )
     assert ToolCall.objects.for_tenant(personas.tenant).filter(run=run).count() == 3
     assert GuardrailEvent.objects.for_tenant(personas.tenant).filter(run=run).count() == 1
+    # The latency rollup counts the stored steps once, whatever the order of the resends.
+    from agents.models import StepLatencyRollup
+
+    rolled = StepLatencyRollup.objects.for_tenant(personas.tenant)
+    assert sum(rolled.values_list("steps", flat=True)) == 4 + winner
+    assert not rolled.filter(steps__lt=0).exists()
 
 
 @pytest.mark.django_db
