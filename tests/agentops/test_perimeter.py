@@ -188,6 +188,18 @@ def test_admin_shows_last_used_and_expiry(client, personas, agent_token):
     change = client.get(f"/admin/agentops/apitoken/{token.pk}/change/").content.decode()
     assert 'name="expires_at_0"' in change  # an admin can set or clear the expiry
 
+    response = client.post(
+        f"/admin/agentops/apitoken/{token.pk}/change/",
+        {"expires_at_0": "2020-01-01", "expires_at_1": "00:00:00"},
+    )
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    token.refresh_from_db()
+    assert token.expires_at.year == 2020
+    assert api_client(raw).get(TICKETS).status_code == 401  # expired now
+    event = AuditEvent.objects.for_tenant(personas.tenant).get(action="api_token.expiry_set")
+    assert event.actor_label == admin.username
+
 
 # --------------------------------------------------------------------------- token flood
 
