@@ -41,18 +41,29 @@ def describe(char: str) -> str:
     return f"a control character (U+{ord(char):04X})"
 
 
-def _json_strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
+MAX_JSON_DEPTH = 64  # no request of ours nests deeper; Python's parser gives up near 1,000
+
+
+class TooDeep(ValueError):
+    """A JSON document nested deeper than MAX_JSON_DEPTH."""
+
+
+def _json_strings(document: Any) -> Iterator[tuple[str, str]]:
     """Every string in a decoded JSON document with where it is: ``body.title``, ``body[2]``;
-    object keys are checked as strings of their own."""
-    if isinstance(value, str):
-        yield where, value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield f"{where} (a key)", str(key)
-            yield from _json_strings(item, f"{where}.{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _json_strings(item, f"{where}[{index}]")
+    object keys are checked as strings of their own. Iterative, with a depth limit."""
+    stack: list[tuple[Any, str, int]] = [(document, "body", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise TooDeep(where)
+        if isinstance(value, str):
+            yield where, value
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                yield f"{where} (a key)", str(key)
+                stack.append((item, f"{where}.{key}", depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value))
 
 
 def _content_type(request: HttpRequest) -> str:
@@ -84,9 +95,11 @@ def _strings(request: HttpRequest) -> Iterator[tuple[str, str]]:
     elif content_type in _JSON_TYPES or content_type.endswith("+json"):
         try:
             document = json.loads(request.body)
+        except RecursionError as exc:
+            raise TooDeep("body") from exc
         except ValueError:
             return  # malformed JSON: the view answers 400 in its own words
-        yield from _json_strings(document, "body")
+        yield from _json_strings(document)
 
 
 def find_unsafe(request: HttpRequest) -> tuple[str, str] | None:
@@ -124,6 +137,12 @@ class RejectUnsafeInputMiddleware:
             found = find_unsafe(request)
         except RequestDataTooBig:
             found = None  # the body is not read; the view answers 413/400 for the size
+        except TooDeep:
+            return bad_request(
+                request,
+                f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep.",
+                field="body",
+            )
         if found is not None:
             where, what = found
             log.info("refused %s %s: %s in the %s", request.method, "request", what, where)

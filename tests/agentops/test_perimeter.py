@@ -96,6 +96,19 @@ def test_nul_in_a_query_parameter_or_path_is_400(client, personas):
     assert response.json()["fields"] == {"path": [response.json()["message"]]}
 
 
+@pytest.mark.parametrize("depth", [100, 990, 100_000])
+def test_deeply_nested_json_is_a_400_not_a_crash(client, personas, agent_token, depth):
+    body = "[" * depth + "]" * depth
+    client.force_login(personas.agent)
+
+    api = api_client(agent_token[1]).post(TICKETS, body, content_type="application/json")
+    console = client.post("/tickets/new", body, content_type="application/json")
+
+    assert api.status_code == 400
+    assert "nested" in api.json()["message"]
+    assert console.status_code == 400
+
+
 # --------------------------------------------------------------------------- strict bodies
 
 

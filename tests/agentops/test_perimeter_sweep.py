@@ -64,6 +64,7 @@ JSON_BODIES = [
     ("huge-int", json.dumps(dict.fromkeys(FIELD_NAMES, 10**30)), False),
     ("wrong-types", json.dumps({key: {"$gt": ""} for key in FIELD_NAMES}), False),
     ("array", json.dumps([1, 2, 3]), False),
+    ("deep", "[" * 5000 + "]" * 5000, False),
 ]
 
 
