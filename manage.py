@@ -8,6 +8,10 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentops.settings")
+    if sys.argv[1:2] == ["migrate"]:
+        # Migrations run as the owner of the tables (DATABASE_MIGRATION_URL); everything else
+        # as the application's role, which owns nothing (agentops/settings.py).
+        os.environ.setdefault("AGENTOPS_DB_ROLE", "owner")
     from agentops import localservices
 
     try:

@@ -102,8 +102,24 @@ class ApiTokenAdmin(UnscopedAdminMixin, admin.ModelAdmin):
         ("expires_at", admin.EmptyFieldListFilter),
     ]
     search_fields = ["name", "prefix", "user__username"]
-    readonly_fields = ["prefix", "token_hash", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = [
+        "name",
+        "user",
+        "tenant",
+        "prefix",
+        "token_hash",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
     actions = ["revoke"]
+
+    def save_model(self, request, obj, form, change):
+        # Only the expiry is editable here; it goes through the audited service.
+        token = ApiToken.objects.unscoped("django admin").get(pk=obj.pk)
+        services.api_token_set_expiry(
+            token=token, expires_at=form.cleaned_data.get("expires_at"), actor=request.user
+        )
 
     def has_add_permission(self, request):
         return (

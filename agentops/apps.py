@@ -11,6 +11,9 @@ class AgentopsConfig(AppConfig):
         from agentops.roles import ensure_role_groups
 
         post_migrate.connect(ensure_role_groups, dispatch_uid="agentops.ensure_role_groups")
+        from agentops.db_roles import grant_app_role
+
+        post_migrate.connect(grant_app_role, sender=self, dispatch_uid="agentops.grant_app_role")
         audit_context.connect()  # memberships, user groups and permissions are audited
         from axes.signals import user_locked_out
 

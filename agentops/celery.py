@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import after_setup_logger, after_setup_task_logger, task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentops.settings")
 
@@ -22,3 +22,15 @@ def close_old_connections(sender=None, **kwargs):
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def redact_worker_logs(logger=None, **kwargs):
+    """A worker replaces the root logger's handlers with its own: give them the same
+    redacting filter as settings LOGGING, so no secret reaches a worker's log either."""
+    from agentops.redaction import RedactingFilter
+
+    for handler in getattr(logger, "handlers", []):
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())

@@ -24,7 +24,10 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("AGENTOPS_VAR_DIR") or BASE_DIR / "var").resolve()
 PG_DATA = VAR_DIR / "pg"
 PG_DATABASE = "agentops"
-PG_USER = "postgres"
+PG_USER = "postgres"  # the owner: creates the database, runs the migrations
+# The role the application connects as: owns nothing, may not UPDATE, DELETE or TRUNCATE the
+# audit trail (grants: agentops.db_roles, after every migrate).
+APP_ROLE = "agentops_app"
 REDIS_DIR = VAR_DIR / "redis"
 REDIS_SOCKET = VAR_DIR / "redis.sock"
 REDIS_PIDFILE = VAR_DIR / "redis.pid"
@@ -36,8 +39,8 @@ class LocalServiceError(RuntimeError):
     """An embedded service could not be started or reached; the message says what to do."""
 
 
-def local_database_url(dbname: str = PG_DATABASE) -> str:
-    return f"postgresql://{PG_USER}@/{dbname}?host={PG_DATA}"
+def local_database_url(dbname: str = PG_DATABASE, user: str = PG_USER) -> str:
+    return f"postgresql://{user}@/{dbname}?host={PG_DATA}"
 
 
 def local_redis_url(db: int = 0) -> str:
@@ -110,6 +113,12 @@ def _ensure_database() -> None:
         ).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
+        role = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [APP_ROLE]).fetchone()
+        if not role:
+            conn.execute(
+                f'CREATE ROLE "{APP_ROLE}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE '
+                "NOREPLICATION NOBYPASSRLS"
+            )
 
 
 def stop_postgres() -> None:

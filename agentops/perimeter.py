@@ -41,18 +41,30 @@ def describe(char: str) -> str:
     return f"a control character (U+{ord(char):04X})"
 
 
-def _json_strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
-    """Every string in a decoded JSON document with where it is, named as the API names
-    fields (``title``, ``steps[0].name``, ``[2]``); object keys are checked as strings too."""
-    if isinstance(value, str):
-        yield where or "body", value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield f"{where or 'body'} (a key)", str(key)
-            yield from _json_strings(item, f"{where}.{key}" if where else str(key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _json_strings(item, f"{where}[{index}]")
+MAX_JSON_DEPTH = 64  # no request of ours nests deeper; Python's parser gives up near 1,000
+
+
+class TooDeep(ValueError):
+    """A JSON document nested deeper than MAX_JSON_DEPTH."""
+
+
+def _json_strings(document: Any) -> Iterator[tuple[str, str]]:
+    """Every string in a decoded JSON document with where it is, named as the API names fields
+    (``title``, ``steps[0].name``; ``body`` for the document itself); object keys are checked
+    as strings of their own. Iterative, with a depth limit."""
+    stack: list[tuple[Any, str, int]] = [(document, "", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise TooDeep(where or "body")
+        if isinstance(value, str):
+            yield where or "body", value
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                yield f"{where or 'body'} (a key)", str(key)
+                stack.append((item, f"{where}.{key}" if where else str(key), depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value))
 
 
 def _content_type(request: HttpRequest) -> str:
@@ -84,12 +96,11 @@ def _strings(request: HttpRequest) -> Iterator[tuple[str, str]]:
     elif content_type in _JSON_TYPES or content_type.endswith("+json"):
         try:
             document = json.loads(request.body)
-        except (ValueError, RecursionError):
-            return  # malformed (or absurdly nested) JSON: the view answers 400 in its own words
-        try:
-            yield from _json_strings(document, "")
-        except RecursionError:
-            return
+        except RecursionError as exc:
+            raise TooDeep("body") from exc
+        except ValueError:
+            return  # malformed JSON: the view answers 400 in its own words
+        yield from _json_strings(document)
 
 
 def find_unsafe(request: HttpRequest) -> tuple[str, str] | None:
@@ -127,6 +138,12 @@ class RejectUnsafeInputMiddleware:
             found = find_unsafe(request)
         except RequestDataTooBig:
             found = None  # the body is not read; the view answers 413/400 for the size
+        except TooDeep:
+            return bad_request(
+                request,
+                f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep.",
+                field="body",
+            )
         if found is not None:
             where, what = found
             log.info("refused %s %s: %s in the %s", request.method, "request", what, where)

@@ -129,3 +129,27 @@ def api_token_revoke(*, token: ApiToken, actor=None) -> None:
         target_id=token.pk,
         target_repr=str(token),
     )
+
+
+@transaction.atomic
+def api_token_set_expiry(*, token: ApiToken, expires_at, actor=None) -> None:
+    """Set or clear (None) when a token stops working; audited with the old and new time."""
+    old = token.expires_at
+    if old == expires_at:
+        return
+    token.expires_at = expires_at
+    token.save(update_fields=["expires_at"])
+    audit.record(
+        tenant=token.tenant,
+        actor=actor,
+        action="api_token.expiry_set",
+        target_type="api_token",
+        target_id=token.pk,
+        target_repr=str(token),
+        changes={
+            "expires_at": [
+                old.isoformat() if old else None,
+                expires_at.isoformat() if expires_at else None,
+            ]
+        },
+    )

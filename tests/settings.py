@@ -10,9 +10,14 @@ os.environ.setdefault(
 )  # never share the broker queue with a running `make run`
 
 from agentops.settings import *  # noqa: F403
+from agentops.settings import _database_from_url
 
 # One test database per test process, so parallel runs (two terminals, CI beside `make run`)
 # never drop each other's database.
+# The suite connects as the owner: pytest-django creates and migrates its database, and the
+# audit tests tamper the way an attacker with the owner's rights would. What the application's
+# role may not do is tested with that role (tests/agentops/test_db_roles.py).
+DATABASES["default"] = _database_from_url(DATABASE_MIGRATION_URL)  # noqa: F405
 DATABASES["default"]["TEST"] = {"NAME": f"test_agentops_{os.getpid()}"}  # noqa: F405
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -64,6 +64,7 @@ JSON_BODIES = [
     ("huge-int", json.dumps(dict.fromkeys(FIELD_NAMES, 10**30)), False),
     ("wrong-types", json.dumps({key: {"$gt": ""} for key in FIELD_NAMES}), False),
     ("array", json.dumps([1, 2, 3]), False),
+    ("deep", "[" * 5000 + "]" * 5000, False),
 ]
 
 
@@ -183,6 +184,10 @@ def _sweep_route(client, admin, route: Route, real: dict, failures: list) -> Non
         _check(failures, f"POST {url} json [{label}]", response, unsafe)
         if relogin:
             client.force_login(admin)
+    for method in ("put", "patch", "delete"):  # methods no route is written for
+        for label, body, unsafe in (JSON_BODIES[0], JSON_BODIES[4]):
+            response = getattr(client, method)(url, body, content_type="application/json")
+            _check(failures, f"{method.upper()} {url} json [{label}]", response, unsafe)
 
 
 @pytest.mark.parametrize("area", ["api", "console", "admin"])

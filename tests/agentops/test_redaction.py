@@ -124,3 +124,31 @@ def test_the_settings_logging_filter_keeps_secrets_out_of_the_logs():
     assert "4111 1111 1111 1111" not in written
     assert "Canary-Db-5521" not in written
     assert "ValueError" in written  # the traceback is still there, redacted
+
+
+def test_a_celery_workers_own_log_handlers_redact_too():
+    from celery.signals import after_setup_logger, after_setup_task_logger
+
+    import agentops.celery  # noqa: F401  (connects the signal receivers)
+
+    for signal in (after_setup_logger, after_setup_task_logger):
+        logger = logging.Logger(f"worker-{signal.name}")
+        stream = io.StringIO()
+        logger.addHandler(logging.StreamHandler(stream))
+        signal.send(sender=None, logger=logger, loglevel=logging.INFO, logfile=None, format="")
+
+        logger.warning("reset done, the new password is Canary-Worker-5512")
+
+        assert "Canary-Worker-5512" not in stream.getvalue()
+        assert "[REDACTED secret]" in stream.getvalue()
+
+
+def test_djangos_own_loggers_write_only_through_the_redacting_handler():
+    assert logging.getLogger("django").handlers == []
+    # (pytest adds capture handlers of its own beside the configured ones: leave those out.)
+    streams = [
+        h for h in logging.getLogger("django.server").handlers if type(h).__module__ == "logging"
+    ]
+    assert streams
+    for handler in streams:
+        assert any(isinstance(f, RedactingFilter) for f in handler.filters)
