@@ -179,6 +179,16 @@ def _ephemeral(connection, payload: dict, text: str) -> None:
 # --------------------------------------------------------------------------- interactions
 
 
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def _payload(body: bytes) -> dict:
     try:
         form = parse_qs(body.decode("utf-8"), strict_parsing=True)
@@ -187,6 +197,8 @@ def _payload(body: bytes) -> dict:
         raise SlackBadRequest("Expected a form field 'payload' holding JSON.") from None
     if not isinstance(payload, dict):
         raise SlackBadRequest("The payload must be a JSON object.")
+    if _has_nul(payload):
+        raise SlackBadRequest("NUL characters are not accepted.")
     return payload
 
 

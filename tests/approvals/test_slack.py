@@ -170,6 +170,8 @@ def test_refusals_without_a_valid_signature(client, connected, parked):
         content_type="application/x-www-form-urlencoded",
     )
     assert bad.status_code == 400
+    nul = button(approval, "U_REV") | {"view": {"state": "\x00"}}
+    assert press(client, nul).status_code == 400
     assert status_of(approval) == "pending"
 
 
