@@ -167,6 +167,22 @@ def _show_decision(connection, request: ApprovalRequest) -> None:
         log.warning("Could not update the Slack message of approval %s", request.pk, exc_info=True)
 
 
+def show_decision_after_commit(request: ApprovalRequest) -> None:
+    """A decision taken elsewhere (the console): its Slack message shows it too, after commit."""
+    if not SlackApprovalMessage.objects.for_tenant(request.tenant).filter(request=request).exists():
+        return
+    from approvals.tasks import update_slack_message
+
+    pk = request.pk
+    transaction.on_commit(lambda: update_slack_message.delay(pk))
+
+
+def refresh_message(*, request: ApprovalRequest) -> None:
+    connection = connection_of(request.tenant)
+    if connection is not None:
+        _show_decision(connection, request)
+
+
 def _ephemeral(connection, payload: dict, text: str) -> None:
     channel = (payload.get("channel") or {}).get("id") or connection.channel_id
     user = (payload.get("user") or {}).get("id")
