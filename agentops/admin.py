@@ -1,6 +1,8 @@
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 
-from agentops import services
+from agentops import quotas, services
 from agentops.models import (
     ApiToken,
     AuditEvent,
@@ -21,8 +23,47 @@ class UnscopedAdminMixin:
         return self.model.objects.unscoped("django admin").select_related("tenant")
 
 
+class MembershipFormSet(forms.BaseInlineFormSet):
+    """New members must fit the tenant's user limit (agentops.quotas): said on the form."""
+
+    def clean(self):
+        super().clean()
+        if self.instance.pk is None:
+            return
+        adding = sum(
+            1
+            for f in self.forms
+            if f.has_changed()
+            and getattr(f, "cleaned_data", None)
+            and not f.cleaned_data.get("DELETE")
+            and f.instance.pk is None
+        )
+        if adding:
+            try:
+                quotas.check_users(self.instance, adding=adding)
+            except quotas.QuotaExceeded as exc:
+                raise ValidationError(str(exc)) from None
+
+
+class MembershipForm(forms.ModelForm):
+    class Meta:
+        model = Membership
+        fields = ["user", "tenant", "role"]
+
+    def clean(self):
+        data = super().clean()
+        tenant, user = data.get("tenant"), data.get("user")
+        if tenant and user and not Membership.objects.filter(tenant=tenant, user=user).exists():
+            try:
+                quotas.check_users(tenant)
+            except quotas.QuotaExceeded as exc:
+                raise ValidationError(str(exc)) from None
+        return data
+
+
 class MembershipInline(admin.TabularInline):
     model = Membership
+    formset = MembershipFormSet
     extra = 0
     autocomplete_fields = ["user"]
     fields = ["user", "role"]
@@ -55,6 +96,7 @@ class TenantAdmin(admin.ModelAdmin):
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
+    form = MembershipForm
     list_display = ["user", "tenant", "role", "created_at"]
     list_filter = ["role", "tenant"]
     search_fields = ["user__username", "user__email", "tenant__slug"]

@@ -100,7 +100,45 @@ class RateLimited(Exception):
         super().__init__(f"More than {limit} API requests a minute; retry in {retry_after} s.")
 
 
+LIMITS_TTL = 60  # seconds an override may take to reach every process (limits_set forgets it)
+
+
+def _limits_key(tenant_id) -> str:
+    # Named by database too: test sessions (and staging) may share one Redis and reuse ids.
+    return f"quota:limits:{connection.settings_dict['NAME']}:{tenant_id}"
+
+
 def limits_for(tenant) -> Limits:
+    """The tier's limits with the tenant's overrides; cached briefly in Redis (every API
+    request asks), keyed with the tier so a tier change applies at once."""
+    try:
+        cached = cache.get(_limits_key(tenant.pk))
+    except Exception:  # the cache only saves a query
+        cached = None
+    if isinstance(cached, dict) and cached.get("tier") == tenant.tier:
+        return Limits(**cached["limits"])
+    limits = _compute_limits(tenant)
+    try:
+        cache.set(
+            _limits_key(tenant.pk), {"tier": tenant.tier, "limits": asdict(limits)}, LIMITS_TTL
+        )
+    except Exception:
+        log.warning("Could not cache the tenant's limits", exc_info=True)
+    return limits
+
+
+def forget_limits(tenant_id) -> None:
+    def forget():
+        try:
+            cache.delete(_limits_key(tenant_id))
+        except Exception:
+            log.warning("Could not forget the tenant's cached limits", exc_info=True)
+
+    forget()
+    transaction.on_commit(forget)
+
+
+def _compute_limits(tenant) -> Limits:
     base = TIER_LIMITS.get(tenant.tier, TIER_LIMITS["free"])
     override = TenantLimits.objects.for_tenant(tenant).first()
     if override is None:
@@ -347,6 +385,7 @@ def limits_set(*, tenant, actor, **values) -> TenantLimits:
     for name, value in values.items():
         setattr(row, name, list(value) if name == "blueprints" and value is not None else value)
     row.save()
+    forget_limits(tenant.pk)
     audit.record(
         tenant=tenant, actor=actor, action="tenant.limits_changed", target_type="tenant",
         target_id=tenant.pk, target_repr=tenant.slug, changes={k: str(v) for k, v in values.items()},

@@ -167,6 +167,22 @@ def _show_decision(connection, request: ApprovalRequest) -> None:
         log.warning("Could not update the Slack message of approval %s", request.pk, exc_info=True)
 
 
+def show_decision_after_commit(request: ApprovalRequest) -> None:
+    """A decision taken elsewhere (the console): its Slack message shows it too, after commit."""
+    if not SlackApprovalMessage.objects.for_tenant(request.tenant).filter(request=request).exists():
+        return
+    from approvals.tasks import update_slack_message
+
+    pk = request.pk
+    transaction.on_commit(lambda: update_slack_message.delay(pk))
+
+
+def refresh_message(*, request: ApprovalRequest) -> None:
+    connection = connection_of(request.tenant)
+    if connection is not None:
+        _show_decision(connection, request)
+
+
 def _ephemeral(connection, payload: dict, text: str) -> None:
     channel = (payload.get("channel") or {}).get("id") or connection.channel_id
     user = (payload.get("user") or {}).get("id")
@@ -179,6 +195,16 @@ def _ephemeral(connection, payload: dict, text: str) -> None:
 # --------------------------------------------------------------------------- interactions
 
 
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def _payload(body: bytes) -> dict:
     try:
         form = parse_qs(body.decode("utf-8"), strict_parsing=True)
@@ -187,6 +213,8 @@ def _payload(body: bytes) -> dict:
         raise SlackBadRequest("Expected a form field 'payload' holding JSON.") from None
     if not isinstance(payload, dict):
         raise SlackBadRequest("The payload must be a JSON object.")
+    if _has_nul(payload):
+        raise SlackBadRequest("NUL characters are not accepted.")
     return payload
 
 

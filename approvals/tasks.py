@@ -33,3 +33,19 @@ def post_approval_to_slack(approval_id: int) -> None:
     )
     if request is not None:
         slack.post_request(request=request)
+
+
+@shared_task(name="approvals.tasks.update_slack_message")
+def update_slack_message(approval_id: int) -> None:
+    """Show a console decision on the request's Slack message (approvals.slack)."""
+    from approvals import slack
+    from approvals.models import ApprovalRequest
+
+    request = (
+        ApprovalRequest.objects.unscoped("a task loads its row by id")
+        .select_related("tenant", "decided_by")
+        .filter(pk=approval_id)
+        .first()
+    )
+    if request is not None:
+        slack.refresh_message(request=request)

@@ -15,7 +15,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from agentops.access import tenant_member
-from approvals import handlers, selectors, services
+from approvals import handlers, selectors, services, slack
 from approvals.forms import AvailabilityForm, DecisionForm
 from approvals.models import ApprovalRequest
 from approvals.selectors import access_approval, access_queue
@@ -279,7 +279,7 @@ def decide(request, pk: int):
     if form.is_valid():
         data = form.cleaned_data
         try:
-            services.decide(
+            decided = services.decide(
                 request=approval,
                 actor=request.user,
                 approve=data["decision"] != "reject",
@@ -302,6 +302,7 @@ def decide(request, pk: int):
             }[data["decision"]]
             notice = ("success", f"{approval.action}: {verb}.")
             changed = True
+            slack.show_decision_after_commit(decided)  # the Slack message says so too
     if request.htmx:
         current = _filter_name(request.POST.get("filter"))
         context = _results_context(request, current, failed=form if form.errors else None)

@@ -214,3 +214,30 @@ def test_usage_page_and_api(client, personas):
     assert data["per_model"] == [{"name": "offline", "runs": 1, "tokens": 900}]
     assert sum(d["tokens"] for d in data["per_day"]) == 900
     assert client.get("/api/v1/tenant/usage", headers=bearer(personas)).status_code == 403
+
+
+def test_limits_are_cached_but_an_override_or_a_tier_change_applies_at_once(
+    personas, django_assert_num_queries
+):
+    globex = personas.other_tenant
+    quotas.limits_for(globex)
+    with django_assert_num_queries(0):  # every API request asks: Redis, not the database
+        assert (
+            quotas.limits_for(globex).runs_per_month == quotas.TIER_LIMITS["starter"].runs_per_month
+        )
+    quotas.limits_set(tenant=globex, actor=None, runs_per_month=3)
+    assert quotas.limits_for(globex).runs_per_month == 3
+    quotas.limits_set(tenant=globex, actor=None, runs_per_month=None)
+    globex.tier = "free"
+    assert quotas.limits_for(globex).users == quotas.TIER_LIMITS["free"].users
+
+
+def test_the_admin_says_when_a_new_member_would_pass_the_user_limit(admin_client, personas):
+    globex = personas.other_tenant
+    quotas.limits_set(tenant=globex, actor=None, users=1)  # the outsider is its one user
+    response = admin_client.post(
+        reverse("admin:agentops_membership_add"),
+        {"user": personas.requester2.pk, "tenant": globex.pk, "role": "requester"},
+    )
+    assert response.status_code == 200 and "limit of 1 users" in response.content.decode()
+    assert not personas.requester2.memberships.filter(tenant=globex).exists()

@@ -170,6 +170,8 @@ def test_refusals_without_a_valid_signature(client, connected, parked):
         content_type="application/x-www-form-urlencoded",
     )
     assert bad.status_code == 400
+    nul = button(approval, "U_REV") | {"view": {"state": "\x00"}}
+    assert press(client, nul).status_code == 400
     assert status_of(approval) == "pending"
 
 
@@ -201,3 +203,19 @@ def test_posting_is_once_and_untrusted_text_is_escaped(connected, posted):
         "<!channel>" not in text
         and "&lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;" in text
     )
+
+
+def test_a_console_decision_shows_on_the_slack_message(
+    client, connected, posted, personas, django_capture_on_commit_callbacks
+):
+    _, _, approval = posted
+    client.force_login(personas.reviewer)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("approvals:decide", args=[approval.pk]), {"decision": "approve"}
+        )
+    assert response.status_code in (200, 302)
+    assert status_of(approval) == "approved"
+    (update,) = connected.of("chat.update")
+    assert "Approved by riley" in json.dumps(update.body["blocks"])
+    assert "approval_approve" not in json.dumps(update.body["blocks"])  # no buttons left
