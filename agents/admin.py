@@ -13,6 +13,7 @@ from agents.models import (
     RcaFeedback,
     Run,
     Step,
+    StepLatencyRollup,
     ToolCall,
 )
 
@@ -285,4 +286,21 @@ class RcaFeedbackAdmin(UnscopedAdminMixin, admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(StepLatencyRollup)
+class StepLatencyRollupAdmin(UnscopedAdminMixin, admin.ModelAdmin):
+    """Read-only: the ingest keeps these counts (the metrics' p95 step latency)."""
+
+    list_display = ["hour", "tenant", "agent_name", "agent_version", "bucket", "steps"]
+    list_filter = ["tenant"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False
