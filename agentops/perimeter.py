@@ -116,10 +116,12 @@ def is_api(request: HttpRequest) -> bool:
     return request.path.startswith("/api/")
 
 
-def bad_request(request: HttpRequest, message: str, *, field: str = "") -> HttpResponse:
+def bad_request(
+    request: HttpRequest, message: str, *, field: str = "", error: str = "invalid_characters"
+) -> HttpResponse:
     """A 400 in the request's own language: JSON for the API, the styled page for people."""
     if is_api(request):
-        body: dict[str, Any] = {"error": "invalid_characters", "message": message}
+        body: dict[str, Any] = {"error": error, "message": message}
         if field:
             body["fields"] = {field: [message]}
         return JsonResponse(body, status=400)
@@ -143,6 +145,7 @@ class RejectUnsafeInputMiddleware:
                 request,
                 f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep.",
                 field="body",
+                error="malformed_json",
             )
         if found is not None:
             where, what = found

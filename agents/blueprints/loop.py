@@ -86,7 +86,9 @@ class LoopState:
 
     @property
     def tools(self) -> tuple[str, ...]:
-        return tuple(self.ctx.allowed_tools)
+        """The tools this run may use, in the order the blueprint declares them."""
+        allowed = self.ctx.allowed_tools
+        return tuple(t for t in self.blueprint.tools if allowed is None or t in allowed)
 
     @property
     def iteration(self) -> int:

@@ -49,6 +49,6 @@ def test_unsafe_text_and_unknown_pages_get_styled_pages(page, personas, login, b
 
     response = page.goto("/tickets/INC9999999/")
     assert response.status == 404
-    expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+    expect(page.get_by_role("heading", name="There is nothing here")).to_be_visible()
     assert no_horizontal_scroll(page)
     assert browser_log.csp_violations() == []
