@@ -50,6 +50,7 @@ def test_an_agent_investigates_a_reviewer_approves_the_ticket_and_the_report_sho
     worker_factory()
 
     sign_in(page, personas.agent)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Agent runs").click()
     page.get_by_role("link", name="Investigations").click()
     page.get_by_label("Goal").fill(
         "Investigate error spikes in the last hour and open a ticket if needed"

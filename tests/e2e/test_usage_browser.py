@@ -31,7 +31,8 @@ def test_admin_reads_usage_with_charts_on_a_phone(page, personas, login, browser
             model="offline",
         )
     login(personas.admin)
-    page.get_by_role("link", name="Usage").click()
+    page.locator(".usermenu summary").click()  # in the user menu, beside Administration
+    page.get_by_role("link", name="Usage and limits").click()
     expect(page.get_by_role("heading", name="Usage")).to_be_visible()
     expect(page.locator("svg.bar-chart")).to_have_count(4)
     expect(page.get_by_role("img", name="Model tokens per model")).to_be_visible()
