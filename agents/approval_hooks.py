@@ -6,18 +6,57 @@ checked against the tool's JSON schema before anything changes.
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
+
+EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+
+
+def beneficiaries(tenant, tool_name: str, arguments: Any) -> set[str]:
+    """Everyone an action is for: the person its tool acts on (a device's owner, say) and
+    every e-mail address its arguments name, in lower case."""
+    from agents.tools import registry
+    from agents.tools.base import ToolContext
+
+    found = {m.group(0).lower() for m in EMAIL.finditer(json.dumps(arguments, default=str))}
+    try:
+        tool = registry.get(tool_name)
+        target = tool.target_email(
+            ToolContext(tenant=tenant, run_id=None, idempotency_key=""), arguments
+        )
+    except Exception:  # an unknown tool or device: the arguments' addresses are all we know
+        target = None
+    if target:
+        found.add(target.strip().lower())
+    return found
 
 
 def validate_tool_arguments(request: Any, arguments: Any) -> list[str]:
-    """Problems with edited ``arguments`` for the tool the request names; empty when valid."""
+    """Problems with edited ``arguments`` for the tool the request names; empty when valid.
+
+    The schema must hold, and an edit may not change whom the action is for: that needs a
+    new request (issue 11: edit-then-approve retargeted a privileged action)."""
     from agents.tools import registry
 
     try:
         tool = registry.get(request.action)
     except KeyError:
         return [f"The tool {request.action!r} is not known any more; reject the request."]
-    return registry.validate_args(tool, arguments)
+    errors = registry.validate_args(tool, arguments)
+    if errors:
+        return errors
+    before = beneficiaries(request.tenant, request.action, request.arguments)
+    after = beneficiaries(request.tenant, request.action, arguments)
+    if before != after:
+        return [
+            "An edit cannot change whom the action is for ("
+            + (", ".join(sorted(before)) or "nobody")
+            + " → "
+            + (", ".join(sorted(after)) or "nobody")
+            + "). Reject this request; a new one must be asked for."
+        ]
+    return []
 
 
 def describe_runs(requests: list) -> dict[int, str]:

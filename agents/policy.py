@@ -78,16 +78,27 @@ def decide(
         return Verdict(
             BLOCK, f"Unknown action {tool_name!r}: only registered tools may run.", "high"
         )
-    # 2. Agents act for the requester only, unless a staff member started the run.
+    # 2. A run acts for the person it works for (a ticket's requester), whoever started it:
+    #    self-service tools never act on anyone else; a privileged action on someone else
+    #    waits for a second person, and the approval says whom it is for. No tenant rule
+    #    weakens this.
     if (
         facts.target_email is not None
-        and not facts.started_by_staff
         and facts.target_email.strip().lower() != (facts.subject_email or "").strip().lower()
     ):
+        if tool_name in APPROVAL_REQUIRED_ACTIONS:
+            return Verdict(
+                NEEDS_APPROVAL,
+                f"{tool_name} would act on {facts.target_email}, not on the requester "
+                f"({facts.subject_email or 'unknown'}): a second person must approve acting "
+                "on someone else.",
+                "high",
+            )
         return Verdict(
             BLOCK,
             f"{tool_name} would affect {facts.target_email}, who is not the requester "
-            f"({facts.subject_email or 'unknown'}); only staff may act on someone else.",
+            f"({facts.subject_email or 'unknown'}); self-service tools act only on the "
+            "requester's own account and devices.",
             "high",
         )
     # 3. A tenant's own rule for this action wins over the built-in policy.

@@ -79,6 +79,9 @@ class ApprovalRequest(TenantOwned):
     decided_at = models.DateTimeField(null=True, blank=True)
     comment = models.TextField(blank=True)
     edited_arguments = models.JSONField(null=True, blank=True)
+    # Who may not decide it (four-eyes): [{"role": starter|requester|beneficiary|editor,
+    # "user_id": int|None, "email": str}], named by whoever opened the request.
+    parties = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

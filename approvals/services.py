@@ -168,6 +168,7 @@ def request_approval(
     scope: str = "",
     expires_at: datetime | None = None,
     auto_assign: bool = True,
+    parties: list[dict] | None = None,
 ) -> ApprovalRequest:
     """Open a request: SLA due and expiry from the tenant's settings, auto-assigned to the
     least-loaded available reviewer who did not request it (none: unassigned), audited."""
@@ -175,7 +176,12 @@ def request_approval(
     now = timezone.now()
     config = settings_for(tenant)
     assignee_id = (
-        pick_reviewer(tenant, exclude_ids=[getattr(requested_by, "pk", None)], now=now)
+        pick_reviewer(
+            tenant,
+            exclude_ids=[getattr(requested_by, "pk", None)]
+            + [p["user_id"] for p in _parties(requested_by, parties) if p.get("user_id")],
+            now=now,
+        )
         if auto_assign
         else None
     )
@@ -198,6 +204,7 @@ def request_approval(
         scope=scope[:200],
         requested_by=requested_by,
         requested_by_label=requested_by_label,
+        parties=_parties(requested_by, parties),
         assigned_to_id=assignee_id,
         created_at=now,
     )
@@ -250,7 +257,59 @@ def can_decide(user, tenant) -> bool:
     return Membership.objects.filter(user=user, tenant=tenant, role__in=DECIDER_ROLES).exists()
 
 
-@transaction.atomic
+PARTY_REASONS = {
+    "starter": "You started the run that asks for this",
+    "requester": "You asked for this on your own ticket",
+    "beneficiary": "This action is for you",
+    "editor": "You edited these arguments",
+}
+
+
+def _parties(requested_by, parties: list[dict] | None) -> list[dict]:
+    """The parties as stored: role, user id, e-mail (lower case); the requester of the
+    request is always one of them (the run's starter)."""
+    found: list[dict] = []
+    if getattr(requested_by, "pk", None) is not None:
+        found.append(
+            {
+                "role": "starter",
+                "user_id": requested_by.pk,
+                "email": (getattr(requested_by, "email", "") or "").strip().lower(),
+            }
+        )
+    for party in parties or []:
+        email = str(party.get("email") or "").strip().lower()
+        user_id = party.get("user_id")
+        if not email and not user_id:
+            continue
+        entry = {
+            "role": str(party.get("role") or "beneficiary"),
+            "user_id": user_id,
+            "email": email,
+        }
+        if entry not in found:
+            found.append(entry)
+    return found
+
+
+def party_conflict(request: ApprovalRequest, actor) -> str | None:
+    """Why ``actor`` may not decide ``request`` (four-eyes), or None. A party is matched by
+    account or by e-mail address, so a second account with the same address counts too."""
+    email = (getattr(actor, "email", "") or "").strip().lower()
+    parties = list(request.parties or [])
+    if request.requested_by_id is not None and not any(
+        p.get("user_id") == request.requested_by_id for p in parties
+    ):
+        parties.append({"role": "starter", "user_id": request.requested_by_id, "email": ""})
+    for party in parties:
+        if (party.get("user_id") and party["user_id"] == actor.pk) or (
+            email and party.get("email") and party["email"] == email
+        ):
+            why = PARTY_REASONS.get(party.get("role", ""), "You are a party to this action")
+            return f"{why}: a second person must decide it (four-eyes rule)."
+    return None
+
+
 def decide(
     *,
     request: ApprovalRequest,
@@ -259,11 +318,39 @@ def decide(
     comment: str = "",
     edited_arguments: dict | None = None,
 ) -> ApprovalRequest:
-    """Approve or reject. Exactly one decision wins; the loser gets DecisionConflict."""
+    """Approve or reject. Exactly one decision wins; the loser gets DecisionConflict.
+
+    Nobody who is a party to the action decides it: the run's starter, the ticket's
+    requester, whoever the action is for, whoever edited it. Such a refusal is audited (in
+    a transaction of its own, so it stays when the refusal is raised)."""
     if actor is None or not getattr(actor, "is_authenticated", False):
         raise PermissionDenied("Only a signed-in person can decide an approval.")
     if not access.may_decide(actor, request):
         raise PermissionDenied("Only reviewers and admins of this tenant can decide approvals.")
+    conflict = party_conflict(request, actor)
+    if conflict is not None:
+        with transaction.atomic():
+            audit.record(
+                tenant=request.tenant,
+                actor=actor,
+                action="approval.refused",
+                target_type="approval",
+                target_id=request.pk,
+                target_repr=str(request),
+                metadata={"reason": conflict, "approve": approve},
+            )
+        raise PermissionDenied(conflict)
+    return _decide(
+        request=request,
+        actor=actor,
+        approve=approve,
+        comment=comment,
+        edited_arguments=edited_arguments,
+    )
+
+
+@transaction.atomic
+def _decide(*, request, actor, approve, comment, edited_arguments) -> ApprovalRequest:
     locked = (
         ApprovalRequest.objects.for_tenant(request.tenant).select_for_update().get(pk=request.pk)
     )
@@ -274,12 +361,14 @@ def decide(
     if locked.expires_at is not None and locked.expires_at <= now:
         # Past its deadline: the SLA task expires it (and tells the handler); too late to decide.
         raise DecisionConflict("This request expired before a decision; nothing was changed.")
-    if locked.requested_by_id is not None and locked.requested_by_id == actor.pk:
-        raise PermissionDenied("Whoever requested an action cannot approve it (four-eyes rule).")
     comment = (comment or "").strip()
     if not approve and not comment:
         raise ValidationError({"comment": "Say why you reject it."})
     if approve and edited_arguments is not None and edited_arguments != locked.arguments:
+        validate = handlers.validator_for(locked.handler)
+        problems = validate(locked, edited_arguments) if validate is not None else []
+        if problems:  # every path (console, Slack) gets the same check as the form
+            raise ValidationError({"edited_arguments": problems})
         locked.edited_arguments = edited_arguments
         locked.arguments_hash = arguments_hash(edited_arguments)
     locked.status = ApprovalRequest.Status.APPROVED if approve else ApprovalRequest.Status.REJECTED

@@ -359,9 +359,15 @@ class ServiceDeskBlueprint(Blueprint):
                 blocked.append(call)
                 verdicts[call.tool_name] = "rejected by reviewer"
                 continue
-            if call.policy_verdict == policy.NEEDS_APPROVAL and ctx.approved(call):
-                verdicts[call.tool_name] = "approved by reviewer"
-                continue
+            if call.policy_verdict == policy.NEEDS_APPROVAL:
+                allowed = ctx.approved_and_allowed(call)  # the policy again, on what was approved
+                if allowed:
+                    verdicts[call.tool_name] = "approved by reviewer"
+                    continue
+                if allowed is False:
+                    blocked.append(call)
+                    verdicts[call.tool_name] = "blocked after approval"
+                    continue
             verdict = ctx.check_policy(call)
             verdicts[call.tool_name] = verdict.decision
             if verdict.decision == policy.BLOCK:

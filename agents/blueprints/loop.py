@@ -188,12 +188,19 @@ class LoopBlueprint(Blueprint):
             return self._observed(state, action, call, "failure")
         if call.status == ToolCall.Status.REJECTED:
             return self._observed(state, action, call, "rejected")
-        if call.status in (ToolCall.Status.PROPOSED, ToolCall.Status.RUNNING) and not (
-            call.policy_verdict == policy.NEEDS_APPROVAL and ctx.approved(call)
-        ):
+        approved = None
+        if call.policy_verdict == policy.NEEDS_APPROVAL:
+            approved = ctx.approved_and_allowed(call)  # the policy again, on what was approved
+            if approved is False:
+                return self._observed(state, action, call, "blocked")
+        if call.status in (ToolCall.Status.PROPOSED, ToolCall.Status.RUNNING) and not approved:
             verdict = ctx.check_policy(call)
             if verdict.decision == policy.NEEDS_APPROVAL:
-                ctx.request_approval(call, priority=self.approval_priority(state, action))
+                ctx.request_approval(
+                    call,
+                    priority=self.approval_priority(state, action),
+                    evidence=self.approval_evidence(state, action),
+                )
                 return None
             if verdict.decision != policy.ALLOW:
                 return self._observed(state, action, call, "blocked")
@@ -231,6 +238,10 @@ class LoopBlueprint(Blueprint):
 
     def approval_priority(self, state: LoopState, action: Action) -> str:
         return "high"
+
+    def approval_evidence(self, state: LoopState, action: Action) -> dict[str, Any]:
+        """What the reviewer sees beside the action, besides the run's latest steps."""
+        return {"thought": action.thought} if action.thought else {}
 
     # -- the engine's states ---------------------------------------------------------------
 

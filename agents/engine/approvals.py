@@ -57,7 +57,26 @@ class ApprovalSteps:
             requested_by=self.run.started_by,
             requested_by_label=f"agent ({self.run.agent_name})",
             scope=scope,  # who else may decide it (approvals.access), named by the blueprint
+            parties=self.approval_parties(call),
         )
+
+    def approval_parties(self, call: ToolCall) -> list[dict]:
+        """Who may not decide this call (four-eyes): the run's starter, the person the run
+        works for, and everyone the arguments name or the tool acts on."""
+        from agents.approval_hooks import beneficiaries
+
+        parties = []
+        starter = self.run.started_by
+        if starter is not None:
+            parties.append({"role": "starter", "user_id": starter.pk, "email": starter.email})
+        requester = self.state.get("subject_email") or ""
+        if requester:
+            parties.append({"role": "requester", "user_id": None, "email": requester})
+        parties += [
+            {"role": "beneficiary", "user_id": None, "email": email}
+            for email in sorted(beneficiaries(self.tenant, call.tool_name, call.args_json))
+        ]
+        return parties
 
     def approval_evidence(self, *, steps: int = 6, citations: int = 8) -> dict:
         """What a reviewer sees beside the action: the run's latest steps and the knowledge

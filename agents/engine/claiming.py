@@ -50,7 +50,7 @@ def _claim_sql() -> str:
         _CLAIM_SQL = (
             f'UPDATE "{table}" SET status = %s, lease_expires_at = %s, '  # noqa: S608
             "deliveries = deliveries + 1, started_at = COALESCE(started_at, %s), updated_at = %s "
-            "WHERE id = %s AND status IN (%s, %s) "
+            "WHERE id = %s AND status IN (%s, %s) AND origin = 'internal' "
             "AND (lease_expires_at IS NULL OR lease_expires_at < %s) "
             f"RETURNING {columns}"
         )
@@ -108,14 +108,21 @@ def release(run: Run, **fields) -> None:
 def watchdog(*, stale_queued_seconds: int = 60) -> int:
     """Re-enqueue runs whose worker died (lease expired) or whose task never arrived."""
     now = timezone.now()
-    stale = Run.objects.unscoped("watchdog scans every tenant").filter(
-        Q(status=RunStatus.RUNNING, lease_expires_at__lt=now)
-        | Q(
-            status=RunStatus.RUNNING,
-            lease_expires_at__isnull=True,
-            updated_at__lt=now - timedelta(seconds=stale_queued_seconds),
+    stale = (
+        Run.objects.unscoped("watchdog scans every tenant")
+        .filter(origin="internal")
+        .filter(
+            Q(status=RunStatus.RUNNING, lease_expires_at__lt=now)
+            | Q(
+                status=RunStatus.RUNNING,
+                lease_expires_at__isnull=True,
+                updated_at__lt=now - timedelta(seconds=stale_queued_seconds),
+            )
+            | Q(
+                status=RunStatus.QUEUED,
+                updated_at__lt=now - timedelta(seconds=stale_queued_seconds),
+            )
         )
-        | Q(status=RunStatus.QUEUED, updated_at__lt=now - timedelta(seconds=stale_queued_seconds))
     )
     ids = list(stale.values_list("pk", flat=True)[:500])
     from agents.tasks import advance_run_task

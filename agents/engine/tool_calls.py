@@ -132,6 +132,24 @@ class ToolCalls:
 
     def check_policy(self, call: ToolCall) -> policy.Verdict:
         """Decide in code whether the call may run; record the verdict on the call."""
+        verdict = self.policy_verdict(call)
+        self._record_verdict(call, verdict)
+        return verdict
+
+    def approved_and_allowed(self, call: ToolCall) -> bool | None:
+        """Whether an approved call may run: None when no approval binds these arguments;
+        True when the policy, run again on the arguments as approved (edited or not), asks
+        for nothing more than that approval; False when it now blocks them (recorded)."""
+        if not self.approved(call):
+            return None
+        verdict = self.policy_verdict(call)
+        if verdict.decision in (policy.ALLOW, policy.NEEDS_APPROVAL):
+            return True
+        self._record_verdict(call, verdict)
+        return False
+
+    def policy_verdict(self, call: ToolCall) -> policy.Verdict:
+        """The policy's verdict on the call as it stands, recording nothing."""
         from agents.tools import registry
 
         try:
@@ -162,7 +180,9 @@ class ToolCalls:
             tenant_rules=rules,
         )
         verdict = policy.decide(call.tool_name, call.args_json, facts, known_tool=tool is not None)
-        verdict = self._blueprint_overlay(call, verdict)
+        return self._blueprint_overlay(call, verdict)
+
+    def _record_verdict(self, call: ToolCall, verdict: policy.Verdict) -> None:
         call.policy_verdict = verdict.decision
         call.policy_reason = verdict.reason
         fields = ["policy_verdict", "policy_reason"]
@@ -186,7 +206,6 @@ class ToolCalls:
             changes={"verdict": verdict.decision, "reason": verdict.reason},
             metadata={"run_id": self.run.run_id},
         )
-        return verdict
 
     def execute(self, call: ToolCall) -> ToolCall:
         """Run a tool call whose verdict allows it (or that a reviewer approved). Idempotent."""
