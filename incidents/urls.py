@@ -23,4 +23,5 @@ urlpatterns = [
     path("<str:number>/similar", learning_views.ticket_similar, name="ticket-similar"),
     path("<str:number>/queue", queue_views.ticket_set_queue, name="ticket-set-queue"),
     path("<str:number>/access", queue_views.ticket_access, name="ticket-access"),
+    path("<str:number>/pages/<int:page_id>/ack", views.page_acknowledge, name="page-acknowledge"),
 ]
