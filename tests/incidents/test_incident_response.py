@@ -183,3 +183,30 @@ def test_generate_incidents_command(personas):
             call_command("generate_incidents", "--scenario", bad, "--tenant", "globex")
     with pytest.raises(CommandError):
         call_command("generate_incidents", "--scenario", "disk_full", "--tenant", "nobody")
+
+
+def test_generate_from_the_sandbox_page(personas, client_for):
+    assert 'name="scenario"' not in client_for(personas.reviewer).get("/sandbox/").content.decode()
+    agent = client_for(personas.agent)  # one test client: the last login wins
+    page = agent.get("/sandbox/").content.decode()
+    assert 'name="scenario"' in page and "dependency_timeout" in page
+    response = agent.post("/tickets/generate-incident", {"scenario": "memory_leak"})
+    assert response.status_code == 302
+    [ticket] = Ticket.objects.for_tenant(personas.tenant)
+    assert response["Location"].endswith(f"/tickets/{ticket.number}/")
+    assert not Ticket.objects.for_tenant(personas.other_tenant).exists()
+    for bad in ({"scenario": "nope"}, {"scenario": "memory_leak\x00"}, {}):
+        assert agent.post("/tickets/generate-incident", bad).status_code == 400
+    assert (
+        client_for(personas.reviewer)
+        .post("/tickets/generate-incident", {"scenario": "disk_full"})
+        .status_code
+        == 403
+    )
+    assert (
+        client_for(personas.requester)
+        .post("/tickets/generate-incident", {"scenario": "disk_full"})
+        .status_code
+        == 403
+    )
+    assert agent.get("/tickets/generate-incident").status_code == 405
