@@ -74,11 +74,16 @@ class IncidentResponseBlueprint(LoopBlueprint):
         if data["phase"] == "observe":
             if data.get("triage") is None:
                 self._assess(state)
-            if not _offline(state):
+            if not _offline(state) and not data.get("model_done"):
                 actions = super().plan(state)
-                if actions:
-                    return [a for a in actions if a.tool not in REMEDIATION_TOOLS] or []
-                data.pop("final", None)  # the model's answer is checked against the evidence
+                reads = [a for a in actions if a.tool not in REMEDIATION_TOOLS]
+                if reads and len(reads) == len(actions):
+                    return reads
+                # The model answered, or reached for a fix: from here the code decides, from
+                # the evidence, and plans the rest (no tool_use is left without its result).
+                data.pop("final", None)
+                data["model_done"] = True
+                data["model_answer"] = (actions[0].thought if actions else "")[:500]
             return self._observe(state)
         if data["phase"] == "remediate":
             return self._after_remediation(state)

@@ -162,6 +162,10 @@ def remediation(hypothesis: dict[str, Any], observations, service: str):
         if not target["current"]["standby_region"]:
             return None, f"{downstream[0]} has no standby region to fail over to"
         return "failover", {"service": downstream[0], "region": target["current"]["standby_region"]}
+    if fault == "memory_leak":
+        return "restart_service", {"service": service}
+    if fault == "disk_full":
+        return "clear_cache", {"service": service}
     if shape is None:
         return None, f"the shape of {service} is not known yet"
     current = shape["current"]
@@ -172,10 +176,6 @@ def remediation(hypothesis: dict[str, Any], observations, service: str):
         return "rollback_deploy", {"service": service, "to_version": previous["version"]}
     if fault == "db_pool_exhaustion":
         return "scale_service", {"service": service, "replicas": min(100, current["replicas"] * 2)}
-    if fault == "memory_leak":
-        return "restart_service", {"service": service}
-    if fault == "disk_full":
-        return "clear_cache", {"service": service}
     if not current["standby_region"]:
         return None, f"{service} has no standby region to fail over to"
     return "failover", {"service": service, "region": current["standby_region"]}

@@ -210,3 +210,30 @@ def test_generate_from_the_sandbox_page(personas, client_for):
         == 403
     )
     assert agent.get("/tickets/generate-incident").status_code == 405
+
+
+def test_with_a_model_it_plans_the_observe_turns_and_code_checks_the_fix(personas, monkeypatch):
+    from tests.agents.scripted import ScriptedBackend, tool_reply
+
+    service = {"service": "search-indexer"}
+    model = ScriptedBackend(
+        tool_reply(
+            ("search_logs", {**service, "query": "", "minutes": 30, "level": "error"}),
+            ("query_metrics", {**service, "metric": "disk_used_pct", "minutes": 30}),
+            text="Errors on search-indexer: read its error logs and disk.",
+        ),
+        # The model reaches for a fix itself (the wrong one): code decides from the evidence.
+        tool_reply(("restart_service", {**service, "reason": "restart fixes everything"})),
+    )
+    monkeypatch.setattr(engine, "backend_for", lambda config: model)
+    ticket, run = open_incident(personas.tenant, "disk_full")
+    assert drive(run) == "parked"
+    assert len(model.requests) == 2
+    assert "restart_service" in model.requests[0]["tools"]
+    request = pending(personas.tenant)
+    assert request.action == "clear_cache"  # the supported hypothesis, not the model's pick
+    assert request.evidence["hypothesis"]["title"] == "a full disk"
+    decide(request=request, actor=personas.reviewer, approve=True)
+    assert drive(run) == "succeeded"
+    ticket.refresh_from_db()
+    assert ticket.status == "resolved"
