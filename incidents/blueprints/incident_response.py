@@ -81,9 +81,9 @@ class IncidentResponseBlueprint(LoopBlueprint):
                     return reads
                 # The model answered, or reached for a fix: from here the code decides, from
                 # the evidence, and plans the rest (no tool_use is left without its result).
-                data.pop("final", None)
+                answer = data.pop("final", None) or (actions[0].thought if actions else "")
                 data["model_done"] = True
-                data["model_answer"] = (actions[0].thought if actions else "")[:500]
+                data["model_answer"] = (answer or "")[:500]
             return self._observe(state)
         if data["phase"] == "remediate":
             return self._after_remediation(state)
@@ -91,8 +91,8 @@ class IncidentResponseBlueprint(LoopBlueprint):
 
     def _triage(self, state: LoopState) -> list[Action]:
         ticket = _ticket(state)
-        services = [s for s in ticket.affected_services if s] or []
-        state.data.update(phase="observe", services=services, turns=[])
+        services = list(dict.fromkeys(s.strip().lower() for s in ticket.affected_services if s))
+        state.data.update(phase="observe", services=services)
         thought = (
             f"Triage {ticket.number}: how bad is it? Read the error rate of "
             f"{', '.join(services) or 'every service'} over the last hour."

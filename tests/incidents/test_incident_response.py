@@ -237,3 +237,13 @@ def test_with_a_model_it_plans_the_observe_turns_and_code_checks_the_fix(persona
     assert drive(run) == "succeeded"
     ticket.refresh_from_db()
     assert ticket.status == "resolved"
+
+
+def test_the_sandbox_services_tab_shows_the_fault_and_its_clearing(personas, client_for):
+    generate_incident(tenant=personas.tenant, actor=None, scenario="disk_full", start_agent=False)
+    body = client_for(personas.agent).get("/sandbox/?tab=services").content.decode()
+    assert "search-indexer" in body and "disk_full" in body
+    assert (
+        "search-indexer"
+        not in client_for(personas.outsider).get("/sandbox/?tab=services").content.decode()
+    )

@@ -17,6 +17,7 @@ PER_PAGE = 25
 # (key, label, selector): recent operations first, the part people come for.
 TABS = (
     ("operations", "Recent operations", selectors.operations),
+    ("services", "Services", selectors.monitored_services),
     ("directory", "Directory", selectors.directory_users),
     ("devices", "Devices", selectors.devices),
     ("logs", "Logs", selectors.log_lines),
