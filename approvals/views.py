@@ -59,6 +59,18 @@ def _present(approval: ApprovalRequest, *, user, now) -> ApprovalRequest:
     approval.ev_text = str(evidence.get("ticket_text") or "")[:1000]
     approval.ev_timeline = _timeline(evidence.get("timeline"), pending=approval.is_pending)
     approval.ev_citations = _citations(evidence.get("citations"))
+    # An operation's blast radius and the hypothesis behind it (incident response).
+    approval.ev_blast_radius = str(evidence.get("blast_radius") or "")[:1000]
+    hypothesis = evidence.get("hypothesis")
+    approval.ev_hypothesis = (
+        {
+            "title": str(hypothesis.get("title") or "")[:200],
+            "evidence": ", ".join(str(e) for e in (hypothesis.get("evidence") or [])[:20]),
+            "reasons": [str(r)[:300] for r in (hypothesis.get("reasons") or [])[:6]],
+        }
+        if isinstance(hypothesis, dict)
+        else None
+    )
     approval.was_breached = approval.breached_at is not None
     approval.breached = bool(approval.is_pending and (approval.breached or approval.was_breached))
     approval.edit_value = approval.arguments_text

@@ -4,7 +4,7 @@ from guardian.admin import GuardedModelAdmin
 
 from agentops.admin import UnscopedAdminMixin
 from incidents import services
-from incidents.models import Comment, Queue, Ticket
+from incidents.models import Comment, OnCallShift, Page, Queue, Ticket
 
 
 class CommentInline(admin.TabularInline):
@@ -207,3 +207,24 @@ class CommentAdmin(UnscopedAdminMixin, admin.ModelAdmin):
 # The analytics rollups' read-only admin lives in their package.
 from incidents.analytics import admin as analytics_admin  # noqa: E402, F401
 from incidents.intake import admin as intake_admin  # noqa: E402,F401  (webhook endpoints, deliveries)
+
+
+@admin.register(OnCallShift)
+class OnCallShiftAdmin(UnscopedAdminMixin, admin.ModelAdmin):
+    """The on-call rota: admins add and edit shifts (who is on call from when until when)."""
+
+    list_display = ["user", "tenant", "starts_at", "ends_at", "note"]
+    list_filter = ["tenant"]
+    autocomplete_fields = ["user"]
+    date_hierarchy = "starts_at"
+
+
+@admin.register(Page)
+class PageAdmin(UnscopedAdminMixin, admin.ModelAdmin):
+    list_display = ["created_at", "tenant", "ticket", "user", "acknowledged_at"]
+    list_filter = ["tenant"]
+    readonly_fields = ["tenant", "ticket", "user", "reason", "created_at", "acknowledged_at",
+                       "acknowledged_by"]  # fmt: skip
+
+    def has_add_permission(self, request):
+        return False

@@ -357,3 +357,47 @@ from incidents.intake.models import (  # noqa: E402
 from incidents.intake.models import (  # noqa: E402
     WebhookLink as WebhookLink,
 )
+
+
+class OnCallShift(TenantOwned):
+    """One person on call for the tenant from ``starts_at`` until ``ends_at`` (admin edited).
+    Overlapping shifts are allowed; the one that started last wins."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    note = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "starts_at", "ends_at"], name="oncall_window")]
+        ordering = ["-starts_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(ends_at__gt=models.F("starts_at")), name="oncall_ends_after"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.starts_at:%Y-%m-%d %H:%M} to {self.ends_at:%H:%M}"
+
+
+class Page(TenantOwned):
+    """A page sent to the on-call person about an incident, until they acknowledge it."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="pages")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=300)
+    created_at = models.DateTimeField(default=timezone.now)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["ticket", "user"], name="page_once_per_ticket_user")
+        ]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"page {self.user} for {self.ticket_id}"

@@ -472,10 +472,14 @@ def _identity_verified(ticket: Ticket, actor) -> bool:
 
 @transaction.atomic
 def ticket_start_agent(*, ticket: Ticket, actor, identity_verified: bool | None = None):
-    """Hand the ticket to the service-desk agent. Refuses while another run is active."""
+    """Hand the ticket to its agent: incidents to incident response, requests to the
+    service desk. Refuses while another run is active."""
     from agents.engine import start_run
     from agents.models import ACTIVE_RUN_STATUSES, Run
-    from incidents.pipeline import NAME
+    from incidents.blueprints.incident_response import NAME as INCIDENT_RESPONSE
+    from incidents.pipeline import NAME as SERVICE_DESK
+
+    blueprint = INCIDENT_RESPONSE if ticket.kind == Kind.INCIDENT else SERVICE_DESK
 
     active = Run.objects.for_tenant(ticket.tenant).filter(
         subject_type="ticket", subject_id=ticket.number, status__in=sorted(ACTIVE_RUN_STATUSES)
@@ -490,12 +494,12 @@ def ticket_start_agent(*, ticket: Ticket, actor, identity_verified: bool | None 
             user=actor, tenant=ticket.tenant, role__in=[Role.AGENT, Role.ADMIN, Role.REVIEWER]
         ).exists()
     )
-    quotas.check_run(ticket.tenant, blueprint=NAME)  # before any cost: refused, not queued
+    quotas.check_run(ticket.tenant, blueprint=blueprint)  # before any cost: refused, not queued
     if identity_verified is None:
         identity_verified = _identity_verified(ticket, actor)
     return start_run(
         tenant=ticket.tenant,
-        blueprint=NAME,
+        blueprint=blueprint,
         subject_type="ticket",
         subject_id=ticket.number,
         subject_repr=f"{ticket.number} {ticket.title}"[:200],

@@ -1,12 +1,13 @@
 from django.urls import path
 
-from incidents import investigation_views, learning_views, queue_views, views
+from incidents import incident_views, investigation_views, learning_views, queue_views, views
 
 app_name = "incidents"
 
 urlpatterns = [
     path("", views.queue, name="queue"),
     path("new", views.ticket_create, name="ticket-create"),
+    path("generate-incident", incident_views.incident_generate, name="incident-generate"),
     path("bulk", views.bulk, name="bulk"),
     path("investigations/", investigation_views.investigations, name="investigations"),
     path(
@@ -23,4 +24,5 @@ urlpatterns = [
     path("<str:number>/similar", learning_views.ticket_similar, name="ticket-similar"),
     path("<str:number>/queue", queue_views.ticket_set_queue, name="ticket-set-queue"),
     path("<str:number>/access", queue_views.ticket_access, name="ticket-access"),
+    path("<str:number>/pages/<int:page_id>/ack", views.page_acknowledge, name="page-acknowledge"),
 ]

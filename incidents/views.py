@@ -7,7 +7,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
@@ -16,7 +16,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from agentops.access import require_capability, tenant_member
 from agentops.audit_words import describe
 from agentops.models import AuditEvent
-from incidents import services
+from incidents import oncall, services
 from incidents.forms import (
     AssignForm,
     BulkForm,
@@ -236,6 +236,8 @@ def _detail_context(request, ticket: Ticket, **forms) -> dict:
     context.update(_queue_context(membership, ticket, can_write))
     context.update(_csat_context(membership, ticket, forms.get("csat_form")))
     context.update(_agent_context(request, ticket, can_write))
+    staff = membership.can("ticket.view_all")
+    context["pages"] = list(oncall.pages_for(ticket)) if staff and ticket.kind == "incident" else []
     return context
 
 
@@ -448,3 +450,13 @@ def _bulk_done(request):
     if request.htmx:
         return HttpResponseClientRedirect(url)
     return redirect(url)
+
+
+@tenant_member
+@require_POST
+def page_acknowledge(request, number: str, page_id: int):
+    """Acknowledge an on-call page from the incident page (audited)."""
+    ticket = access_ticket(request.membership, number, write=True)
+    page = get_object_or_404(oncall.pages_for(ticket), pk=page_id)
+    oncall.acknowledge(page=page, actor=request.user)
+    return _after_write(request, ticket, "pages", _detail_context(request, ticket))

@@ -40,6 +40,7 @@ BREAKER_COOLDOWN_SECONDS = 30.0
 DIRECTORY = "directory"
 ENDPOINT = "endpoint"
 MONITORING = "monitoring"
+OPERATIONS = "operations"
 
 # Implementations by kind and backend name. The seam for real connectors: add
 # ("directory", "entra_id"): "agents.connectors.entra.EntraDirectoryConnector" here and let
@@ -48,6 +49,7 @@ CONNECTOR_BACKENDS: dict[tuple[str, str], str] = {
     (DIRECTORY, "sandbox"): "agents.connectors.sandbox.connector.SandboxDirectoryConnector",
     (ENDPOINT, "sandbox"): "agents.connectors.sandbox.connector.SandboxEndpointConnector",
     (MONITORING, "sandbox"): "agents.connectors.sandbox.connector.SandboxMonitoringConnector",
+    (OPERATIONS, "sandbox"): "agents.connectors.sandbox.operations.SandboxOperationsConnector",
 }
 
 
@@ -197,6 +199,40 @@ class MonitoringConnector(Connector, ABC):
 
     @abstractmethod
     def get_traces(self, service: str, minutes: int) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def get_deploys(self, service: str, minutes: int) -> dict[str, Any]:
+        """The service's deploys and rollbacks in the window, and its current shape
+        (version, replicas, region, standby region, dependencies, dependents)."""
+
+
+class OperationsConnector(Connector, ABC):
+    """Remediation on running services: restart, scale, roll back, clear caches, fail over.
+    Every effect takes an idempotency key; ``get_service`` reads the state back."""
+
+    kind = OPERATIONS
+
+    @abstractmethod
+    def get_service(self, service: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def restart_service(self, service: str, *, idempotency_key: str) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def scale_service(
+        self, service: str, replicas: int, *, idempotency_key: str
+    ) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def rollback_deploy(
+        self, service: str, to_version: str, *, idempotency_key: str
+    ) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def clear_cache(self, service: str, *, idempotency_key: str) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def failover(self, service: str, region: str, *, idempotency_key: str) -> dict[str, Any]: ...
 
 
 # --------------------------------------------------------------------------- guard

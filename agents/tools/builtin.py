@@ -489,6 +489,9 @@ BUILTIN_TOOLS: tuple[type[Tool], ...] = (
 
 def register_builtin_tools() -> list[str]:
     """Register every built-in tool (idempotent); return their names."""
-    for tool_class in BUILTIN_TOOLS:
+    from agents.tools.operations import OPERATIONS_TOOLS  # get_deploys and the remediations
+
+    classes = BUILTIN_TOOLS + OPERATIONS_TOOLS
+    for tool_class in classes:
         registry.register(tool_class())
-    return [tool_class.name for tool_class in BUILTIN_TOOLS]
+    return [tool_class.name for tool_class in classes]

@@ -6,7 +6,8 @@
 
 def register_all() -> None:
     from incidents import pipeline
-    from incidents.blueprints import investigation
+    from incidents.blueprints import incident_response, investigation
 
     pipeline.register()
     investigation.register()
+    incident_response.register()

@@ -23,6 +23,7 @@ from agents.resilience import CircuitBreaker
 from agents.tools import registry
 from agents.tools.base import Tool, ToolContext
 from agents.tools.builtin import HIGH_RISK_TOOLS, register_builtin_tools
+from agents.tools.operations import REMEDIATION_TOOLS
 
 EFFECT_TOOLS = {
     "reset_password",
@@ -32,6 +33,7 @@ EFFECT_TOOLS = {
     "install_software",
     "reset_network_adapter",
     *HIGH_RISK_TOOLS,
+    *REMEDIATION_TOOLS,
 }
 READ_ONLY_TOOLS = {
     "run_diagnostic",
@@ -39,6 +41,7 @@ READ_ONLY_TOOLS = {
     "search_logs",
     "query_metrics",
     "get_traces",
+    "get_deploys",
     "generate_report",
 }
 # Arguments a tool documents as optional; every other property is required.
@@ -118,7 +121,7 @@ def test_registry_lists_every_builtin_tool_with_a_strict_schema(tools):
         optional = OPTIONAL_ARGUMENTS.get(name, set())
         assert set(schema["required"]) == set(schema["properties"]) - optional, name
         assert tool.read_only == (name in READ_ONLY_TOOLS), name
-        assert tool.connector in {"directory", "endpoint", "monitoring", ""}, name
+        assert tool.connector in {"directory", "endpoint", "monitoring", "operations", ""}, name
         assert tool.connector or name == "generate_report", name  # it writes only its result
     assert tools.get("unlock_account").target_argument == "user_email"
     assert tools.get("push_vpn_config").target_argument == "device_id"

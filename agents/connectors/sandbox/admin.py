@@ -4,7 +4,16 @@ system an operator may change by hand); logs, metrics and operations are read-on
 from django.contrib import admin
 
 from agentops.admin import UnscopedAdminMixin
-from agents.connectors.sandbox.models import Device, DirectoryUser, LogLine, MetricPoint, Operation
+from agents.connectors.sandbox.models import (
+    Deploy,
+    Device,
+    DirectoryUser,
+    LogLine,
+    MetricPoint,
+    MonitoredService,
+    Operation,
+    Span,
+)
 
 
 class ReadOnlyAdminMixin:
@@ -78,3 +87,24 @@ class OperationAdmin(ReadOnlyAdminMixin, UnscopedAdminMixin, admin.ModelAdmin):
     list_filter = ["tenant", "connector", "operation"]
     search_fields = ["idempotency_key", "operation"]
     date_hierarchy = "created_at"
+
+
+@admin.register(MonitoredService)
+class MonitoredServiceAdmin(UnscopedAdminMixin, admin.ModelAdmin):
+    list_display = ["name", "tenant", "version", "replicas", "region", "standby_region"]
+    list_filter = ["tenant"]
+    search_fields = ["name", "owner_team"]
+
+
+@admin.register(Deploy)
+class DeployAdmin(ReadOnlyAdminMixin, UnscopedAdminMixin, admin.ModelAdmin):
+    list_display = ["at", "tenant", "service", "version", "author", "rollback"]
+    list_filter = ["tenant", "service", "rollback"]
+
+
+@admin.register(Span)
+class SpanAdmin(ReadOnlyAdminMixin, UnscopedAdminMixin, admin.ModelAdmin):
+    list_display = ["at", "tenant", "service", "operation", "duration_ms", "error", "trace_id"]
+    list_filter = ["tenant", "service"]
+    search_fields = ["trace_id", "error"]
+    show_full_result_count = False

@@ -796,7 +796,17 @@ class SandboxMonitoringConnector(SandboxConnector, MonitoringConnector):
             points=[{"at": _iso(at), "value": value} for at, value in sample],
         )
 
+    def get_deploys(self, service: str, minutes: int) -> dict[str, Any]:
+        from agents.connectors.sandbox import operations
+
+        return operations.get_deploys(self.tenant, service, minutes)
+
     def get_traces(self, service: str, minutes: int) -> dict[str, Any]:
+        from agents.connectors.sandbox import operations
+
+        recorded = operations.span_traces(self.tenant, service, minutes)
+        if recorded is not None:  # real spans beat traces derived from log lines
+            return recorded
         spans = (
             self._logs(service).filter(created_at__gte=self._window(minutes)).exclude(trace_id="")
         )

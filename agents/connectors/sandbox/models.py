@@ -193,3 +193,79 @@ class Operation(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.connector}.{self.operation} [{self.idempotency_key}]"
+
+
+class MonitoredService(TenantOwned):
+    """A service the (sandbox) monitoring stack watches, with what operations can change.
+
+    ``fault`` is the fault currently injected (``{}`` when healthy): its ``kind``, since when,
+    which remediation clears it, and anything the generator needs to keep writing consistent
+    logs, metrics and spans. Remediations change this row; the generator reads it.
+    """
+
+    name = models.CharField(max_length=40)
+    owner_team = models.CharField(max_length=80, blank=True)
+    replicas = models.PositiveIntegerField(default=2)
+    version = models.CharField(max_length=40, default="1.0.0")
+    depends_on = models.JSONField(default=list, blank=True)
+    region = models.CharField(max_length=40, default="eu-west-1")
+    standby_region = models.CharField(max_length=40, blank=True)
+    fault = models.JSONField(default=dict, blank=True)
+    restarted_at = models.DateTimeField(null=True, blank=True)
+    cache_cleared_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "name"], name="sandbox_monitoredservice_unique_tenant_name"
+            )
+        ]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version} ×{self.replicas} ({self.region})"
+
+
+class Deploy(TenantOwned):
+    """One deploy (or rollback) of a monitored service: the history get_deploys reads."""
+
+    service = models.CharField(max_length=40)
+    version = models.CharField(max_length=40)
+    at = models.DateTimeField(default=timezone.now)
+    author = models.CharField(max_length=80, blank=True)
+    summary = models.CharField(max_length=300, blank=True)
+    rollback = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "service", "at"], name="sandbox_deploy_time")]
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.service} {self.version} @ {self.at:%H:%M}"
+
+
+class Span(TenantOwned):
+    """One span of a request trace: which service did which operation, how long, and whether
+    it failed. A span whose ``service`` differs from its parent's is a call downstream."""
+
+    trace_id = models.CharField(max_length=32)
+    span_id = models.CharField(max_length=16)
+    parent_id = models.CharField(max_length=16, blank=True)
+    service = models.CharField(max_length=40)
+    operation = models.CharField(max_length=80)
+    duration_ms = models.PositiveIntegerField()
+    error = models.CharField(max_length=300, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["tenant", "service", "at"], name="sandbox_span_service_time"),
+            models.Index(fields=["tenant", "trace_id"], name="sandbox_span_trace"),
+        ]
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.trace_id}/{self.span_id} {self.service}.{self.operation} {self.duration_ms}ms"
+        )

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 
-from agents.connectors.sandbox.models import Device, DirectoryUser, LogLine, Operation
+from agents.connectors.sandbox.models import (
+    Device,
+    DirectoryUser,
+    LogLine,
+    MonitoredService,
+    Operation,
+)
 
 CONSOLE_ROWS = 200
 RECENT_OPERATIONS = 15
@@ -58,3 +64,11 @@ def log_lines(tenant, *, q: str = "") -> QuerySet[LogLine]:
             Q(service__icontains=term) | Q(level__iexact=term) | Q(message__icontains=term)
         )
     return found.order_by("-created_at", "-id")
+
+
+def monitored_services(tenant, *, q: str = "") -> QuerySet[MonitoredService]:
+    """Monitored services with their shape and injected fault; search by name or team."""
+    found = MonitoredService.objects.for_tenant(tenant)
+    for term in q.split():
+        found = found.filter(Q(name__icontains=term) | Q(owner_team__icontains=term))
+    return found.order_by("name")

@@ -10,12 +10,14 @@ from django.shortcuts import render
 from agentops.access import tenant_member
 from agents.connectors.sandbox import selectors
 from agents.connectors.sandbox.models import LATEST_VPN_PROFILE_VERSION
+from agents.connectors.sandbox.scenarios import SCENARIOS
 
 SEARCH_MAX = 100
 PER_PAGE = 25
 # (key, label, selector): recent operations first, the part people come for.
 TABS = (
     ("operations", "Recent operations", selectors.operations),
+    ("services", "Services", selectors.monitored_services),
     ("directory", "Directory", selectors.directory_users),
     ("devices", "Devices", selectors.devices),
     ("logs", "Logs", selectors.log_lines),
@@ -52,6 +54,8 @@ def index(request):
         "page": page,
         "rows": list(page.object_list),
         "latest_vpn_profile": LATEST_VPN_PROFILE_VERSION,
+        # Agents and admins may generate a fault scenario (the form posts to incidents).
+        "scenarios": list(SCENARIOS) if membership.role in ("agent", "admin") else [],
     }
     template = "sandbox/index.html"
     if request.htmx and not request.htmx.boosted and not request.htmx.history_restore_request:
