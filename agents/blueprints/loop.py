@@ -188,6 +188,8 @@ class LoopBlueprint(Blueprint):
             return self._observed(state, action, call, "failure")
         if call.status == ToolCall.Status.REJECTED:
             return self._observed(state, action, call, "rejected")
+        if call.status == ToolCall.Status.AWAITING_APPROVAL:
+            return None  # asked in an earlier delivery of this step: still waiting, ask once
         approved = None
         if call.policy_verdict == policy.NEEDS_APPROVAL:
             approved = ctx.approved_and_allowed(call)  # the policy again, on what was approved

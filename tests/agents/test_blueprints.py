@@ -328,3 +328,21 @@ def test_the_admin_page_lists_and_validates_settings(personas, client):
     assert good.status_code == 302
     setting = BlueprintSetting.objects.for_tenant(personas.tenant).get(blueprint="probe")
     assert setting.enabled is False and setting.allowed_tools == ["search_logs"]
+
+
+def test_a_redelivered_parking_step_asks_once_and_parks_again(personas, locked_out):
+    """The worker died after the approval request was committed but before the step was
+    recorded: the redelivery finds the call waiting, asks nobody twice, and parks."""
+    run = services.start_blueprint(
+        membership=membership(personas.agent, personas.tenant),
+        blueprint="probe",
+        subject_id="kim@acme.test",
+    )
+    assert drive(run) == "parked"
+    Run.objects.for_tenant(personas.tenant).filter(pk=run.pk).update(
+        status="running", step_count=run.step_count - 1, lease_expires_at=None
+    )
+    assert engine.advance(run.pk) == "parked"
+    assert ApprovalRequest.objects.for_tenant(personas.tenant).count() == 1
+    step = Step.objects.for_tenant(personas.tenant).get(run=run, seq=run.step_count)
+    assert step.retries == 1 and step.status == "waiting"
