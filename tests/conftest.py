@@ -108,3 +108,16 @@ def client_for(client):
         return client
 
     return login
+
+
+@pytest.fixture
+def real_delivery():
+    """Tasks go through the broker to a real worker (tests about delivery), not inline."""
+    from agentops.celery import app as celery_app
+
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = False
+    try:
+        yield
+    finally:
+        celery_app.conf.task_always_eager = previous

@@ -8,7 +8,6 @@ import signal
 
 import pytest
 
-from agentops.celery import app as celery_app
 from agentops.models import Membership
 from agents import engine, services
 from agents.connectors.sandbox.models import DirectoryUser, LogLine, Operation
@@ -18,16 +17,6 @@ from approvals.services import decide
 from tests.agents.test_run_worker import wait_for
 
 pytestmark = pytest.mark.worker
-
-
-@pytest.fixture
-def real_delivery():
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = False
-    try:
-        yield
-    finally:
-        celery_app.conf.task_always_eager = previous
 
 
 def run_in(tenant, status):

@@ -177,3 +177,13 @@ def screenshot(page):
         return path
 
     return take
+
+
+def sign_in(tab, user) -> None:
+    """Sign ``user`` in on a tab of its own (a second person in another browser context);
+    waits until the login page is left for the role's landing page."""
+    tab.goto("/login/")
+    tab.get_by_label("Username").fill(user.username)
+    tab.get_by_label("Password").fill(f"pw-{user.username}")
+    tab.get_by_role("button", name="Sign in").click()
+    tab.wait_for_url(lambda url: "/login/" not in url)

@@ -14,32 +14,14 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from agentops.celery import app as celery_app
 from agents.engine import agent_config
 from agents.models import Run
 from incidents.incident_scenarios import generate_incident
 from incidents.models import OnCallShift, Ticket
+from tests.e2e.conftest import sign_in
 from tests.e2e.test_agent_timeline_browser import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
-
-
-@pytest.fixture
-def real_delivery():
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = False
-    try:
-        yield
-    finally:
-        celery_app.conf.task_always_eager = previous
-
-
-def sign_in(tab, user):
-    tab.goto("/login/")
-    tab.get_by_label("Username").fill(user.username)
-    tab.get_by_label("Password").fill(f"pw-{user.username}")
-    tab.get_by_role("button", name="Sign in").click()
-    tab.wait_for_url(re.compile(r"/tickets/$"))
 
 
 def test_on_call_acknowledges_and_a_reviewer_approves_the_failover(

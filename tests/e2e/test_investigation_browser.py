@@ -13,31 +13,13 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from agentops.celery import app as celery_app
 from agents.connectors.sandbox.seed import seed_sandbox
 from agents.engine import agent_config
 from agents.models import Run
+from tests.e2e.conftest import sign_in
 from tests.e2e.test_agent_timeline_browser import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
-
-
-@pytest.fixture
-def real_delivery():
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = False
-    try:
-        yield
-    finally:
-        celery_app.conf.task_always_eager = previous
-
-
-def sign_in(tab, user):
-    tab.goto("/login/")
-    tab.get_by_label("Username").fill(user.username)
-    tab.get_by_label("Password").fill(f"pw-{user.username}")
-    tab.get_by_role("button", name="Sign in").click()
-    tab.wait_for_url(lambda url: "/login/" not in url)
 
 
 def test_an_agent_investigates_a_reviewer_approves_the_ticket_and_the_report_shows_it(
