@@ -170,6 +170,9 @@ class LoopBlueprint(Blueprint):
         messages.append(response.assistant_message())
         limit = int(state.config.get("max_actions_per_turn", 4))
         uses = response.tool_uses[:limit]
+        # Every tool_use needs its tool_result in the next turn: those over the limit are
+        # answered "not run" there (evaluate), so the model may ask again.
+        state.data["skipped"] = [{"id": u.id, "tool": u.name} for u in response.tool_uses[limit:]]
         if not uses:
             state.data["final"] = response.text.strip() or "No further action."
         thought = response.text.strip()[:500]
@@ -291,6 +294,16 @@ class LoopBlueprint(Blueprint):
             }
             for o in state.observations
             if o["iteration"] == state.iteration and o["use_id"]
+        ]
+        limit = state.config.get("max_actions_per_turn", 4)
+        results += [
+            {
+                "type": "tool_result",
+                "tool_use_id": skipped["id"],
+                "content": f"Not run: at most {limit} actions a turn. Ask again if still needed.",
+                "is_error": True,
+            }
+            for skipped in state.data.pop("skipped", [])
         ]
         if results:
             state.data["messages"].append({"role": "user", "content": results})

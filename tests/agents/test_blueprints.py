@@ -346,3 +346,18 @@ def test_a_redelivered_parking_step_asks_once_and_parks_again(personas, locked_o
     assert ApprovalRequest.objects.for_tenant(personas.tenant).count() == 1
     step = Step.objects.for_tenant(personas.tenant).get(run=run, seq=run.step_count)
     assert step.retries == 1 and step.status == "waiting"
+
+
+def test_actions_over_the_turn_limit_are_answered_not_run(personas, lookout, monkeypatch):
+    """The Messages API wants a result for every tool_use: the ones over the limit get one
+    saying they were not run, and the model can ask again."""
+    LogLine.objects.create(tenant=personas.tenant, service="web", level="info", message="ok")
+    reads = [("search_logs", {"service": "web", "query": "", "minutes": m}) for m in range(1, 6)]
+    model = ScriptedBackend(tool_reply(*reads), tool_reply(text="Enough."))
+    monkeypatch.setattr(engine, "backend_for", lambda config: model)
+    run = engine.start_run(tenant=personas.tenant, blueprint="lookout", input={"goal": "Watch"})
+    assert drive(run) == "succeeded"
+    assert ToolCall.objects.for_tenant(personas.tenant).filter(run=run).count() == 4
+    results = model.requests[1]["messages"][-1]["content"]
+    assert [r["tool_use_id"] for r in results] == [f"toolu_{i}" for i in range(5)]
+    assert results[4]["is_error"] and results[4]["content"].startswith("Not run: at most 4")
