@@ -214,13 +214,18 @@ def batched() -> Iterator[None]:
         with transaction.atomic():
             yield
             events = _pending.get()
+            # The batch ends before the commit: work that runs on commit (an eager task, say)
+            # records its own events, not into a list already written.
+            _pending.reset(token)
+            token = None
             by_tenant: dict[int, list[AuditEvent]] = {}
             for event in events:
                 by_tenant.setdefault(event.tenant_id, []).append(event)
             for tenant_events in by_tenant.values():
                 _append(tenant_events)
     finally:
-        _pending.reset(token)
+        if token is not None:
+            _pending.reset(token)
 
 
 # --- verification -------------------------------------------------------------------------

@@ -182,6 +182,34 @@ class ToolCalls:
         verdict = policy.decide(call.tool_name, call.args_json, facts, known_tool=tool is not None)
         return self._blueprint_overlay(call, verdict)
 
+    def _record_intent(self, call: ToolCall, tool) -> None:
+        """Before the connector acts: the call marked running and an audit event saying it is
+        about to act, committed durably (steps otherwise commit without waiting for the WAL
+        flush, ``agents.tasks.asynchronous_commit``), so a database crash can never lose the
+        record of an effect that happened."""
+        from django.db import connection, transaction
+
+        call.status = ToolCall.Status.RUNNING
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO on")
+            call.save(update_fields=["status", "retries"])
+            if not tool.read_only:
+                audit.record(
+                    tenant=self.tenant,
+                    actor=None,
+                    action="tool.executing",
+                    target_type="tool_call",
+                    target_id=call.call_id,
+                    target_repr=call.tool_name,
+                    metadata={
+                        "run_id": self.run.run_id,
+                        "args": call.args_json,
+                        "idempotency_key": call.idempotency_key,
+                        "attempt": call.retries + 1,
+                    },
+                )
+
     def _record_verdict(self, call: ToolCall, verdict: policy.Verdict) -> None:
         call.policy_verdict = verdict.decision
         call.policy_reason = verdict.reason
@@ -223,8 +251,7 @@ class ToolCalls:
         tool = registry.get(call.tool_name)
         if call.status == ToolCall.Status.RUNNING:
             call.retries += 1  # a crash interrupted it: the connector dedupes on the key
-        call.status = ToolCall.Status.RUNNING
-        call.save(update_fields=["status", "retries"])
+        self._record_intent(call, tool)
         ctx = self.tool_context(call)
         started = time.monotonic()
         try:
