@@ -6,6 +6,7 @@ import logging
 from contextlib import contextmanager
 
 from celery import Task, shared_task
+from celery.signals import task_prerun
 from django.db import connection
 
 from agents import engine
@@ -54,15 +55,29 @@ def asynchronous_commit():
     connector records them in the same database, external systems dedupe on them), so a
     re-done step never applies an effect twice. Tickets, approvals and audit written by web
     requests keep synchronous commits.
+
+    The setting stays on the worker's connection between steps (set once per connection, not
+    twice per step); any other task that runs on that connection puts it back first
+    (``_synchronous_for_other_tasks``).
     """
-    with connection.cursor() as cursor:
-        cursor.execute("SET synchronous_commit TO off")
-    try:
-        yield
-    finally:
-        if connection.connection is not None and not connection.needs_rollback:
-            with connection.cursor() as cursor:
-                cursor.execute("RESET synchronous_commit")
+    raw = connection.connection
+    if raw is None or getattr(connection, "_agentops_async_commit", None) is not raw:
+        with connection.cursor() as cursor:
+            cursor.execute("SET synchronous_commit TO off")
+        connection._agentops_async_commit = connection.connection
+    yield
+
+
+@task_prerun.connect
+def _synchronous_for_other_tasks(sender=None, **kwargs):
+    """Every task but a run's step commits synchronously, as web requests do."""
+    if getattr(sender, "name", "") == advance_run_task.name:
+        return
+    raw = getattr(connection, "_agentops_async_commit", None)
+    if raw is not None and raw is connection.connection and not connection.in_atomic_block:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET synchronous_commit")
+    connection._agentops_async_commit = None
 
 
 @shared_task(name="agents.tasks.watchdog")

@@ -12,9 +12,8 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
-from django.db.models.query import RawQuerySet
 from django.utils import timezone
 
 from agents.models import AgentConfig, Run, RunStatus
@@ -41,60 +40,91 @@ def enqueue(run_id: int, *, countdown: float | None = None) -> None:
 _CLAIM_SQL = None
 
 
+def _columns(model, alias: str) -> str:
+    return ", ".join(f'{alias}."{f.column}"' for f in model._meta.concrete_fields)
+
+
 def _claim_sql() -> str:
-    """UPDATE … RETURNING the whole run row: the claim and the read in one round trip."""
+    """UPDATE … RETURNING the whole run row, joined with its tenant and agent config: the
+    claim and everything a step reads before it starts cost one round trip."""
     global _CLAIM_SQL
     if _CLAIM_SQL is None:
+        from agentops.models import Tenant
+
         table = Run._meta.db_table
-        columns = ", ".join(f'"{f.column}"' for f in Run._meta.concrete_fields)
         _CLAIM_SQL = (
-            f'UPDATE "{table}" SET status = %s, lease_expires_at = %s, '  # noqa: S608
+            f'WITH claimed AS (UPDATE "{table}" SET status = %s, lease_expires_at = %s, '  # noqa: S608
             "deliveries = deliveries + 1, started_at = COALESCE(started_at, %s), updated_at = %s "
             "WHERE id = %s AND status IN (%s, %s) AND origin = 'internal' "
             "AND (lease_expires_at IS NULL OR lease_expires_at < %s) "
-            f"RETURNING {columns}"
+            f"RETURNING {_columns(Run, table)}) "
+            f"SELECT {_columns(Run, 'claimed')}, {_columns(Tenant, 't')}, "
+            f"{_columns(AgentConfig, 'c')} FROM claimed "
+            f'JOIN "{Tenant._meta.db_table}" t ON t.id = claimed.tenant_id '
+            f'LEFT JOIN "{AgentConfig._meta.db_table}" c ON c.tenant_id = claimed.tenant_id'
         )
     return _CLAIM_SQL
+
+
+def _instances(row, *models) -> list:
+    """Split one joined row into model instances (None for a LEFT JOIN that found nothing)."""
+    found, at = [], 0
+    for model in models:
+        fields = model._meta.concrete_fields
+        values = row[at : at + len(fields)]
+        at += len(fields)
+        if values[0] is None:  # the primary key: no row joined
+            found.append(None)
+            continue
+        found.append(model.from_db(connection.alias, [f.attname for f in fields], values))
+    return found
+
+
+def _convert(row, *models) -> tuple:
+    """Apply the backend's and the fields' converters (JSON, arrays …) as the ORM would."""
+    fields = [f for model in models for f in model._meta.concrete_fields]
+    out = []
+    for field, value in zip(fields, row, strict=True):
+        converters = connection.ops.get_db_converters(field) + field.get_db_converters(connection)
+        for converter in converters:
+            value = converter(value, field, connection)
+        out.append(value)
+    return tuple(out)
 
 
 def claim(run_id: int) -> Run | None:
     """Take the run for one step. One conditional UPDATE: exactly one task wins.
 
-    The UPDATE returns the claimed row (converted by the ORM like any query), so winning and
-    reading the run cost one round trip; the tenant comes with the agent config (one join).
+    The UPDATE returns the claimed row joined with its tenant and agent config, so winning
+    and reading everything a step starts from cost one round trip.
     """
+    from agentops.models import Tenant
+
     now = timezone.now()
-    rows = list(
-        RawQuerySet(
-            _claim_sql(),
-            model=Run,
-            params=[
-                RunStatus.RUNNING,
-                now + timedelta(seconds=lease_seconds()),
-                now,
-                now,
-                run_id,
-                RunStatus.QUEUED,
-                RunStatus.RUNNING,
-                now,
-            ],
-        )
-    )
-    if not rows:
+    params = [
+        RunStatus.RUNNING,
+        now + timedelta(seconds=lease_seconds()),
+        now,
+        now,
+        run_id,
+        RunStatus.QUEUED,
+        RunStatus.RUNNING,
+        now,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_claim_sql(), params)
+        row = cursor.fetchone()
+    if row is None:
         return None
-    run = rows[0]
-    config = (
-        AgentConfig.objects.unscoped("the claimed run's tenant")
-        .select_related("tenant")
-        .filter(tenant_id=run.tenant_id)
-        .first()
+    run, tenant, config = _instances(
+        _convert(row, Run, Tenant, AgentConfig), Run, Tenant, AgentConfig
     )
     if config is None:  # the tenant's first run: the config is created with its defaults
-        from agentops.models import Tenant
         from agents.engine.llm import agent_config
 
-        config = agent_config(Tenant.objects.get(pk=run.tenant_id))
-    run.tenant = config.tenant
+        config = agent_config(tenant)
+    config.tenant = tenant
+    run.tenant = tenant
     run._claimed_config = config
     return run
 
