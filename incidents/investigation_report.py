@@ -1,4 +1,4 @@
-"""An investigation's report as a person reads it: Markdown, and its metric series as SVG paths.
+"""An investigation's report as a person reads it: Markdown, PDF, and its metric series as SVG paths.
 
 The charts are drawn on the server (an SVG polyline per series, scaled to the view box), so
 the report page needs no script and prints as it looks.
@@ -81,3 +81,42 @@ def markdown(run, report: dict[str, Any]) -> str:
         lines.append(f"- **{obs_id}** `{obs.get('tool')}({args})` {obs.get('status')}: ")
         lines[-1] += (obs.get("summary") or "").replace("\n", " ")
     return "\n".join(lines) + "\n"
+
+
+def pdf(run, report: dict[str, Any]) -> bytes:
+    """The report as a PDF: the same sections as the page, the metric series drawn as charts."""
+    from agentops.pdf import Document
+
+    observations = {o["id"]: o for o in run.state_data.get("observations", [])}
+    meta = f"Run {run.run_id} ({run.get_status_display()}) · last {report.get('window_minutes', '?')} minutes"
+    if report.get("ticket"):
+        meta += f" · ticket {report['ticket']}"
+    doc = Document(report.get("title", "Investigation"), subtitle=meta)
+    doc.paragraph(f"Goal: {report.get('goal', '')}", muted=True)
+    doc.heading("Summary")
+    doc.paragraph(report.get("summary", ""))
+    doc.heading("Findings")
+    for finding in report.get("findings", []):
+        doc.heading(f"{finding.get('title', '')} ({finding.get('severity', '')})", size=11)
+        doc.paragraph(finding.get("detail", ""))
+        cited = [e for e in finding.get("evidence", []) if e in observations]
+        if cited:
+            doc.paragraph("Evidence: " + ", ".join(cited), muted=True, size=9)
+    charts = chart_paths(report.get("charts", []))
+    if charts:
+        doc.heading("Metrics")
+        for chart in charts:
+            values = [float(p["value"]) for p in chart["points"] if _number(p.get("value"))]
+            label = " · ".join(str(chart.get(k)) for k in ("service", "metric") if chart.get(k))
+            doc.line_chart(
+                label or "series", values, first=chart["first_at"], last=chart["last_at"]
+            )
+    if report.get("recommendations"):
+        doc.heading("Recommendations")
+        doc.bullets([str(item) for item in report["recommendations"]])
+    doc.heading("Evidence")
+    for obs_id, obs in observations.items():
+        args = ", ".join(f"{k}={v}" for k, v in (obs.get("args") or {}).items())
+        doc.paragraph(f"{obs_id}  {obs.get('tool')}({args}) {obs.get('status')}", size=9)
+        doc.paragraph((obs.get("summary") or "")[:1500], muted=True, size=9)
+    return doc.bytes()

@@ -1,4 +1,4 @@
-"""Console pages of investigations: state a goal, see the runs, read a report (HTML, Markdown)."""
+"""Console pages of investigations: state a goal, see the runs, read a report (HTML, Markdown, PDF)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from agentops.access import require_capability, tenant_member
 from agents import services as agent_services
 from agents.selectors import access_run, runs_visible_to
 from incidents.blueprints.investigation import NAME
-from incidents.investigation_report import chart_paths, markdown
+from incidents.investigation_report import chart_paths, markdown, pdf
 
 EXAMPLES = (
     "Investigate error spikes in the last hour and open a ticket if needed",
@@ -66,6 +66,10 @@ def investigation_report(request, run_id: str):
     if request.GET.get("format") == "md":
         response = HttpResponse(markdown(run, report), content_type="text/markdown; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{run.run_id}-report.md"'
+        return response
+    if request.GET.get("format") == "pdf":
+        response = HttpResponse(pdf(run, report), content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="{run.run_id}-report.pdf"'
         return response
     observations = {o["id"]: o for o in run.state_data.get("observations", [])}
     findings = [

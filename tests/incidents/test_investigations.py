@@ -3,9 +3,11 @@ and on a scripted model, with the ticket waiting for a person and a report that 
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
+from pypdf import PdfReader
 
 from agentops.models import Membership
 from agentops.services import api_token_create
@@ -200,6 +202,13 @@ def test_the_console_starts_one_and_shows_its_report(personas, offline, client_f
     md = client.get(f"/tickets/investigations/{run.run_id}/report?format=md")
     assert md["Content-Type"].startswith("text/markdown")
     assert "## Findings" in md.content.decode() and "**obs-1**" in md.content.decode()
+    pdf = client.get(f"/tickets/investigations/{run.run_id}/report?format=pdf")
+    assert pdf["Content-Type"] == "application/pdf" and pdf.content.startswith(b"%PDF-")
+    assert f'filename="{run.run_id}-report.pdf"' in pdf["Content-Disposition"]
+    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
+    text = " ".join(text.split())
+    for expected in ("Summary", "Findings", "payments: error rate spiked", "obs-1", "Metrics"):
+        assert expected in text, expected
 
 
 def test_reports_and_starts_are_gated(personas, offline, client_for, client):
