@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
@@ -96,16 +98,27 @@ def _breakers():
         return [{"name": "redis", "state": "unknown", "failures": 0, "last_error": str(exc)}]
 
 
-def timeline_context(request, run, *, since=None) -> dict:
-    # The cursor is taken before reading, so a change landing during the read is sent again
-    # next time rather than lost.
-    cursor = timezone.now().isoformat()
+# How far back each poll looks again. A step's ``updated_at`` is stamped before its
+# transaction commits, so a change can become visible after a poll whose cursor is already
+# later than its stamp; looking back this far sends such a change on the next poll. Steps the
+# page already shows are replaced by id, so a change sent twice does no harm.
+CURSOR_LAG = timedelta(seconds=15)
+
+
+def timeline_context(request, run, *, since=None, seen_seq: int = 0) -> dict:
+    # The cursor is taken before reading (and lagged), so a change landing during the read or
+    # committing late is sent again next time rather than lost.
+    cursor = (timezone.now() - CURSOR_LAG).isoformat()
+    steps = timeline_steps(run, since=since)
     can_decide = request.membership.role in ("reviewer", "admin")
     return {
         "run": run,
-        "steps": timeline_steps(run, since=since),
+        "steps": steps,
         "since": since,
         "cursor": cursor,
+        # Steps up to this sequence number are on the page already: replaced, not appended.
+        "seen_seq": seen_seq,
+        "last_seq": max([seen_seq, *(step.seq for step in steps)]),
         "approvals": pending_approvals(run) if run.status == RunStatus.WAITING_APPROVAL else [],
         "can_decide": can_decide,
         "can_cancel": request.membership.can("ticket.write") and run.is_active,
@@ -136,7 +149,9 @@ def run_timeline(request, run_id: str):
     """The polled partial: only what changed since the cursor; 286 once the run has finished."""
     run = access_run(request.membership, run_id)
     since = parse_datetime(request.GET.get("cursor", "") or "")
-    context = timeline_context(request, run, since=since)
+    seen = request.GET.get("seq", "")
+    seen_seq = int(seen) if seen.isdigit() and len(seen) < 10 else 0
+    context = timeline_context(request, run, since=since, seen_seq=seen_seq)
     # A decision made in a polled approval card returns to the page it was shown on.
     context["return_to"] = request.htmx.current_url_abs_path if request.htmx else None
     if run.status not in FINISHED_RUN_STATUSES:

@@ -1,11 +1,16 @@
 """Console pages of the runtime: the live timeline on the ticket page, run pages, decisions."""
 
+import re
+from datetime import timedelta
+from html import unescape as html_unescape
+
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
 from agents import engine
 from agents.connectors.sandbox.models import DirectoryUser
+from agents.models import Step
 from approvals.models import ApprovalRequest
 from incidents.services import ticket_create, ticket_start_agent
 from tests.agents.scripted import ScriptedBackend, tool_reply, triage_reply
@@ -235,3 +240,29 @@ def test_runs_page_charts_outcomes(personas, client_for, started):
     html = client_for(personas.agent).get(reverse("agents:run-list")).content.decode()
     assert 'class="seg seg-succeeded" data-pct="100.0"' in html
     assert "Succeeded <strong>1</strong>" in html
+
+
+def test_timeline_poll_sends_a_change_that_committed_after_the_previous_poll(
+    personas, client_for, started
+):
+    """A step stamps updated_at before its transaction commits: a poll between the stamp and
+    the commit must not make the next poll skip it, and a step the page shows is replaced,
+    never appended twice."""
+    _ticket, run = started
+    client = client_for(personas.agent)
+    engine.advance(run.pk)  # triage
+    page = client.get(reverse("agents:run-detail", args=[run.run_id])).content.decode()
+    [poll_url] = re.findall(r'hx-get="([^"]*/timeline\?[^"]*)"', page)
+    first = client.get(html_unescape(poll_url))
+    [next_url] = re.findall(r'hx-get="([^"]*/timeline\?[^"]*)"', first.content.decode())
+    # The triage step changes now, stamped a moment before the first poll was answered
+    # (its transaction was still open then).
+    step = Step.objects.for_tenant(personas.tenant).get(run=run, seq=1)
+    Step.objects.for_tenant(personas.tenant).filter(pk=step.pk).update(
+        output_summary="late commit", updated_at=timezone.now() - timedelta(seconds=1)
+    )
+    html = client.get(html_unescape(next_url)).content.decode()
+    assert "late commit" in html
+    # Already on the page: replaced by id, not appended a second time.
+    assert f'id="step-{step.pk}" hx-swap-oob="true"' in html
+    assert 'hx-swap-oob="beforeend:#steps-' not in html
