@@ -276,21 +276,49 @@ def meter(
     at: datetime | None = None,
 ) -> bool:
     """Record ``quantity`` of ``metric`` once per ``key``; True if this call recorded it."""
-    if quantity <= 0:
+    statement = meter_statement(
+        tenant=tenant, metric=metric, quantity=quantity, key=key, blueprint=blueprint,
+        model=model, at=at,
+    )  # fmt: skip
+    if statement is None:
         return False
     with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO agentops_usagerecord "
-            "(tenant_id, metric, quantity, key, blueprint, model, occurred_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (tenant_id, metric, key) DO NOTHING RETURNING id",
-            [tenant.pk, metric, quantity, key[:120], blueprint[:100], model[:100],
-             at or timezone.now()],
-        )  # fmt: skip
+        cursor.execute(*statement)
         recorded = cursor.fetchone() is not None
-    if recorded and metric in MONTHLY:
-        _maybe_warn(tenant, metric)
+    if recorded:
+        metered(tenant, metric)
     return recorded
+
+
+def meter_statement(
+    *,
+    tenant,
+    metric: str,
+    quantity: int,
+    key: str,
+    blueprint: str = "",
+    model: str = "",
+    at: datetime | None = None,
+) -> tuple[str, list] | None:
+    """The INSERT that meters once per key (``RETURNING id`` when it recorded), for a caller
+    that sends it together with its own writes; None when there is nothing to meter. After a
+    recording insert, call ``metered``."""
+    if quantity <= 0:
+        return None
+    return (
+        "INSERT INTO agentops_usagerecord "
+        "(tenant_id, metric, quantity, key, blueprint, model, occurred_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (tenant_id, metric, key) DO NOTHING RETURNING id",
+        [tenant.pk, metric, quantity, key[:120], blueprint[:100], model[:100],
+         at or timezone.now()],
+    )  # fmt: skip
+
+
+def metered(tenant, metric: str) -> None:
+    """What follows a recorded unit: the 80 % warning of a monthly quota."""
+    if metric in MONTHLY:
+        _maybe_warn(tenant, metric)
 
 
 def _maybe_warn(tenant, metric: str) -> None:
@@ -405,9 +433,14 @@ def meter_run(run) -> bool:
 
 
 def meter_step(run, step) -> bool:
-    """One recorded step's model tokens (agents.engine, after ``_record_step``)."""
+    """One recorded step's model tokens."""
+    return meter(**step_usage(run, step))
+
+
+def step_usage(run, step) -> dict:
+    """The usage a recorded step meters (agents.engine sends it with the step's writes)."""
     tokens = int(step.tokens_prompt or 0) + int(step.tokens_completion or 0)
-    return meter(
+    return dict(
         tenant=run.tenant, metric=TOKENS, quantity=tokens, key=f"step:{step.pk}",
         blueprint=run.agent_name, model=run.model or "",
     )  # fmt: skip

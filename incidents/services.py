@@ -7,6 +7,7 @@ with a message per field, which forms and the API show next to the field.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import timedelta
 
@@ -184,6 +185,20 @@ def ticket_create(
     return ticket
 
 
+def _atomic_unless_row_locked(func):
+    """``@transaction.atomic``, without a savepoint when the caller passes ``row_locked=True``:
+    such a caller holds the ticket's row lock, so it holds an open transaction too, and an
+    error rolls that whole transaction back (a savepoint per service call was two round trips
+    each in the agent pipeline)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with transaction.atomic(savepoint=not kwargs.get("row_locked", False)):
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
 def _lock(ticket: Ticket, *, row_locked: bool = False) -> Ticket:
     """Re-read the ticket under a row lock, so concurrent writers serialise.
 
@@ -198,7 +213,7 @@ def _lock(ticket: Ticket, *, row_locked: bool = False) -> Ticket:
     return locked
 
 
-@transaction.atomic
+@_atomic_unless_row_locked
 def ticket_update(*, ticket: Ticket, actor, row_locked: bool = False, **fields) -> Ticket:
     unknown = set(fields) - set(UPDATABLE_FIELDS)
     if unknown:
@@ -260,7 +275,7 @@ def ticket_assign(*, ticket: Ticket, actor, assignee) -> Ticket:
     return locked
 
 
-@transaction.atomic
+@_atomic_unless_row_locked
 def ticket_transition(
     *, ticket: Ticket, actor, status: str, note: str = "", row_locked: bool = False
 ) -> Ticket:
@@ -402,7 +417,7 @@ def ticket_comment(
     return comment
 
 
-@transaction.atomic
+@_atomic_unless_row_locked
 def ticket_record_triage(
     *,
     ticket: Ticket,
@@ -618,7 +633,7 @@ def queue_update(*, queue: Queue, actor, **fields) -> Queue:
     return queue
 
 
-@transaction.atomic
+@_atomic_unless_row_locked
 def ticket_set_queue(
     *, ticket: Ticket, actor, queue: Queue | None, row_locked: bool = False
 ) -> Ticket:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import connection
 from django.utils import timezone
 
 from agents import metrics
@@ -117,5 +118,22 @@ class StepContext(ToolCalls, ApprovalSteps):
 
     def _touch(self, call: ToolCall | None = None) -> None:
         """Mark the step (and the step that proposed ``call``) changed, for the live timeline."""
-        ids = {self.step.pk} | ({call.step_id} if call is not None and call.step_id else set())
-        Step.objects.for_tenant(self.tenant).filter(pk__in=ids).update(updated_at=timezone.now())
+        touch_sql, params = self._touch_sql(call)
+        with connection.cursor() as cursor:
+            cursor.execute(touch_sql, params)
+
+    def _touch_sql(self, call: ToolCall | None = None) -> tuple[str, list]:
+        ids = sorted(
+            {self.step.pk} | ({call.step_id} if call is not None and call.step_id else set())
+        )
+        return (
+            f'UPDATE "{Step._meta.db_table}" SET updated_at = %s '  # noqa: S608
+            "WHERE tenant_id = %s AND id = ANY(%s)",
+            [timezone.now(), self.tenant.pk, ids],
+        )
+
+    def _save_call(self, call: ToolCall, fields: list[str]) -> None:
+        """The call's new state and the touch of its steps (the live timeline), one round trip."""
+        from agents.engine import sql
+
+        sql.execute_together(sql.update_sql(call, fields), self._touch_sql(call))

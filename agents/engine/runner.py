@@ -19,13 +19,12 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models.query import RawQuerySet
 from django.utils import timezone
 
 from agentops import audit, quotas
 from agents import blueprints, metrics
 from agents.blueprints import TERMINAL, WAIT, Outcome
-from agents.engine import approvals
+from agents.engine import approvals, sql
 from agents.engine.base import TransientStepError
 from agents.engine.claiming import claim, enqueue, release
 from agents.engine.context import StepContext
@@ -122,46 +121,6 @@ def request_cancel(*, run: Run, actor) -> Run:
     return locked
 
 
-_OPEN_STEP_SQL = None
-
-
-def _open_step(run: Run, bp) -> Step:
-    """Insert the run's next step, or take back the one a crashed delivery left (one query)."""
-    global _OPEN_STEP_SQL
-    if _OPEN_STEP_SQL is None:
-        table = Step._meta.db_table
-        columns = ", ".join(f'"{f.column}"' for f in Step._meta.concrete_fields)
-        _OPEN_STEP_SQL = (
-            f'INSERT INTO "{table}" (tenant_id, run_id, seq, step_id, name, state, status, '  # noqa: S608
-            "started_at, updated_at, input_summary, output_summary, detail, retries, latency_ms, "
-            "tokens_prompt, tokens_completion, cost_usd) "
-            "VALUES (%s, %s, %s, %s, %s, %s, 'running', %s, %s, '', '', '{}'::jsonb, 0, 0, 0, 0, 0) "
-            # A previous delivery crashed in this step: resume it, counting the retry.
-            "ON CONFLICT (run_id, seq) DO UPDATE SET retries = "
-            f"\"{table}\".retries + 1, status = 'running' "
-            f"RETURNING {columns}"
-        )
-    seq = run.step_count + 1
-    now = timezone.now()
-    [step] = RawQuerySet(
-        _OPEN_STEP_SQL,
-        model=Step,
-        params=[
-            run.tenant_id,
-            run.pk,
-            seq,
-            f"step-{seq:03d}",
-            bp.step_name(run.state),
-            run.state,
-            now,
-            now,
-        ],
-    )
-    step.tenant = run.tenant
-    step.run = run
-    return step
-
-
 def _finish(
     run: Run, status: str, *, error_message: str = "", error_type: str = "", trace: str = ""
 ) -> None:
@@ -215,10 +174,9 @@ def advance(run_id: int) -> str:
         return "cancelled"
     bp = blueprints.get(run.agent_name)
     config = getattr(run, "_claimed_config", None) or agent_config(run.tenant)
-    if run.step_count >= config.max_steps:
+    step = run._opened_step  # opened by the claim, unless the run is at max_steps
+    if step is None or run.step_count >= config.max_steps:
         return _fail(run, "StepLimit", f"Stopped after {run.step_count} steps (tenant max_steps).")
-
-    step = _open_step(run, bp)
     ctx = StepContext(
         run=run,
         step=step,
@@ -257,7 +215,6 @@ def advance(run_id: int) -> str:
     # (the blueprint's on_finished, the run.* event); its audit events go in together.
     with audit.batched():
         _record_step(step, outcome, ctx, elapsed)
-        quotas.meter_step(run, step)  # the step's model tokens, once per step
         run.step_count = step.seq
         run.state_data = _jsonable(ctx.state)
         run.tokens_prompt += ctx.usage["in"]
@@ -276,7 +233,7 @@ def advance(run_id: int) -> str:
             run.result = {**run.result, "summary": outcome.summary}
             if "report" in outcome.detail:  # a blueprint's report is the run's result
                 run.result["report"] = _jsonable(outcome.detail["report"])
-            run.save(update_fields=RUN_STEP_FIELDS)
+            _save_step_and_run(step, run)
             bp.on_finished(run)
             audit.record(
                 tenant=run.tenant,
@@ -291,7 +248,7 @@ def advance(run_id: int) -> str:
         if outcome.next_state == WAIT:
             run.status = RunStatus.WAITING_APPROVAL
             run.lease_expires_at = None
-            run.save(update_fields=RUN_STEP_FIELDS)
+            _save_step_and_run(step, run)
             # A reviewer may have decided between the request's commit (mid-step) and this
             # save: the handler then found the run still running and could not resume it.
             # Read after the UPDATE (which waited for any decision holding the run's row), so
@@ -309,7 +266,7 @@ def advance(run_id: int) -> str:
             return "parked"
         run.state = outcome.next_state
         run.lease_expires_at = None
-        run.save(update_fields=RUN_STEP_FIELDS)
+        _save_step_and_run(step, run)
         enqueue(run.pk)
     return "advanced"
 
@@ -324,7 +281,23 @@ def _blueprint_limits(run: Run, bp) -> dict:
     }
 
 
+STEP_RECORD_FIELDS = [
+    "status",
+    "ended_at",
+    "updated_at",
+    "latency_ms",
+    "input_summary",
+    "output_summary",
+    "detail",
+    "tokens_prompt",
+    "tokens_completion",
+    "cost_usd",
+]
+
+
 def _record_step(step: Step, outcome: Outcome, ctx: StepContext, elapsed: int) -> None:
+    """The step's outcome onto the row object; written with the run's checkpoint
+    (``_save_step_and_run``)."""
     step.status = outcome.step_status
     step.ended_at = timezone.now()
     step.updated_at = step.ended_at
@@ -335,20 +308,21 @@ def _record_step(step: Step, outcome: Outcome, ctx: StepContext, elapsed: int) -
     step.tokens_prompt = ctx.usage["in"]
     step.tokens_completion = ctx.usage["out"]
     step.cost_usd = Decimal(str(round(ctx.usage["cost"], 6)))
-    step.save(
-        update_fields=[
-            "status",
-            "ended_at",
-            "updated_at",
-            "latency_ms",
-            "input_summary",
-            "output_summary",
-            "detail",
-            "tokens_prompt",
-            "tokens_completion",
-            "cost_usd",
-        ]
+
+
+def _save_step_and_run(step: Step, run: Run) -> None:
+    """The step's record, its model usage (metered once per step) and the run's checkpoint
+    in one statement: three writes, one round trip."""
+    usage = quotas.step_usage(run, step)
+    metering = quotas.meter_statement(**usage)
+    row = sql.execute_together(
+        sql.update_sql(run, RUN_STEP_FIELDS),
+        sql.update_sql(step, STEP_RECORD_FIELDS),
+        *([metering] if metering is not None else []),
+        returning="(SELECT count(*) FROM part_2)" if metering is not None else "",
     )
+    if row is not None and row[0]:
+        quotas.metered(run.tenant, usage["metric"])
 
 
 def _jsonable(value):

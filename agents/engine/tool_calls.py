@@ -222,8 +222,7 @@ class ToolCalls:
             self.guardrail("identity_verification_required", verdict.reason, tool_call=call)
         elif verdict.decision == policy.NEEDS_APPROVAL:
             self.guardrail("approval_required", verdict.reason, tool_call=call)
-        call.save(update_fields=fields)
-        self._touch(call)
+        self._save_call(call, fields)
         audit.record(
             tenant=self.tenant,
             actor=None,
@@ -287,8 +286,9 @@ class ToolCalls:
         call.error_class = result.error_class
         call.error_message = redact(result.error_message).text[:2000]
         call.ended_at = timezone.now()
-        call.save(
-            update_fields=[
+        self._save_call(
+            call,
+            [
                 "status",
                 "result_summary",
                 "result_json",
@@ -298,7 +298,7 @@ class ToolCalls:
                 "error_message",
                 "ended_at",
                 "latency_ms",
-            ]
+            ],
         )
         metrics.TOOL_EXECUTIONS.labels(call.tool_name, call.status).inc()
         audit.record(
@@ -317,7 +317,6 @@ class ToolCalls:
                 f"{call.tool_name} reported success but its effect was not found.",
                 tool_call=call,
             )
-        self._touch(call)
         return call
 
 

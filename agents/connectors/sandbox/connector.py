@@ -9,13 +9,15 @@ recorded result and changes nothing. The deadline is ``SET LOCAL statement_timeo
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
@@ -127,7 +129,11 @@ class SandboxConnector(Connector):
                     cursor.execute(
                         "SELECT set_config('statement_timeout', %s, true)", [milliseconds]
                     )
-            yield
+            outer, self._in_deadline = getattr(self, "_in_deadline", False), True
+            try:
+                yield
+            finally:
+                self._in_deadline = outer
             if previous is not None:
                 with connection.cursor() as cursor:
                     cursor.execute("SELECT set_config('statement_timeout', %s, true)", [previous])
@@ -146,7 +152,9 @@ class SandboxConnector(Connector):
             raise ToolError(
                 f"{operation} needs an idempotency key", error_class="MissingIdempotencyKey"
             )
-        with transaction.atomic():
+        # Inside this connector's deadline it needs no savepoint of its own: an error here
+        # leaves the deadline's block too, which rolls the whole call back.
+        with transaction.atomic(savepoint=not getattr(self, "_in_deadline", False)):
             # 1. Lock the target: a concurrent call with the same key waits here.
             target = lock()
             # 2. Already applied under this key? Then answer as the first time did.
@@ -167,24 +175,32 @@ class SandboxConnector(Connector):
                         error_class="IdempotencyConflict",
                     )
                 return recorded.result
-            # 3. Apply and record, in the same transaction.
+            # 3. Apply and record, in the same transaction. ON CONFLICT instead of catching
+            # an IntegrityError: no savepoint needed around the insert.
             result = change(target)
-            try:
-                with transaction.atomic():
-                    Operation.objects.create(
-                        tenant=self.tenant,
-                        idempotency_key=idempotency_key,
-                        connector=self.kind,
-                        operation=operation,
-                        args=args,
-                        result=result,
-                    )
-            except IntegrityError:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f'INSERT INTO "{Operation._meta.db_table}" (tenant_id, idempotency_key, '  # noqa: S608
+                    "connector, operation, args, result, created_at) "
+                    "VALUES (%s, %s, %s, %s, %s::jsonb, %s::jsonb, %s) "
+                    "ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING id",
+                    [
+                        self.tenant.pk,
+                        idempotency_key,
+                        self.kind,
+                        operation,
+                        json.dumps(args, cls=DjangoJSONEncoder),
+                        json.dumps(result, cls=DjangoJSONEncoder),
+                        timezone.now(),
+                    ],
+                )
+                recorded_now = cursor.fetchone() is not None
+            if not recorded_now:
                 # The same key, recorded meanwhile for another target: refuse, roll back.
                 raise Conflict(
                     f"Idempotency key {idempotency_key!r} was used concurrently by another call.",
                     error_class="IdempotencyConflict",
-                ) from None
+                )
         return result
 
     def get_operation(self, idempotency_key: str) -> dict[str, Any] | None:

@@ -1,0 +1,44 @@
+"""Writes the engine sends together: several of the ORM's own UPDATEs in one statement.
+
+A step's record, its usage and its run's checkpoint; a tool call's new state and the touch
+that tells the live timeline its step changed. Each part is the ``UPDATE … WHERE pk`` that
+``Model.save(update_fields=…)`` would send (same field preparation); put in one statement as
+data-modifying CTEs they cost one round trip instead of one each, and commit or fail together.
+"""
+
+from __future__ import annotations
+
+from django.db import connection
+from django.db.models.sql import UpdateQuery
+
+
+def update_sql(obj, fields: list[str]) -> tuple[str, list]:
+    """The ORM's own ``UPDATE … WHERE pk`` for ``obj``'s ``fields`` (as ``save`` sends it)."""
+    model = type(obj)
+    values = []
+    for name in fields:
+        field = model._meta.get_field(name)
+        values.append((field, None, field.pre_save(obj, False)))
+    query = UpdateQuery(model)
+    query.add_update_fields(values)
+    query.add_filter("pk", obj.pk)
+    sql, params = query.get_compiler(connection.alias).as_sql()
+    return sql, list(params)
+
+
+def execute_together(
+    first: tuple[str, list], *rest: tuple[str, list], returning: str = ""
+) -> tuple | None:
+    """Run ``rest`` as CTEs in front of ``first`` (the main statement); one round trip.
+
+    ``returning`` (optional) is added to the main statement as ``RETURNING …``; the CTEs are
+    named ``part_1`` … in order, so it may count their rows.
+    """
+    ctes = [f"part_{i} AS ({sql})" for i, (sql, _params) in enumerate(rest, start=1)]
+    params: list = [p for _sql, part_params in rest for p in part_params]
+    sql = (f"WITH {', '.join(ctes)} " if ctes else "") + first[0]
+    if returning:
+        sql += f" RETURNING {returning}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params + list(first[1]))
+        return cursor.fetchone() if returning else None
