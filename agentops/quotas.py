@@ -265,28 +265,17 @@ def retention_days(tenant) -> int | None:
 # --------------------------------------------------------------------------- metering
 
 
-def meter(
-    *,
-    tenant,
-    metric: str,
-    quantity: int,
-    key: str,
-    blueprint: str = "",
-    model: str = "",
-    at: datetime | None = None,
-) -> bool:
-    """Record ``quantity`` of ``metric`` once per ``key``; True if this call recorded it."""
-    statement = meter_statement(
-        tenant=tenant, metric=metric, quantity=quantity, key=key, blueprint=blueprint,
-        model=model, at=at,
-    )  # fmt: skip
+def meter(**usage) -> bool:
+    """Record a quantity of a metric once per key; True if this call recorded it. The keyword
+    arguments are ``meter_statement``'s (tenant, metric, quantity, key, blueprint, model, at)."""
+    statement = meter_statement(**usage)
     if statement is None:
         return False
     with connection.cursor() as cursor:
         cursor.execute(*statement)
         recorded = cursor.fetchone() is not None
     if recorded:
-        metered(tenant, metric)
+        metered(usage["tenant"], usage["metric"])
     return recorded
 
 
