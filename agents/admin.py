@@ -190,8 +190,25 @@ class BlueprintSettingAdmin(UnscopedAdminMixin, admin.ModelAdmin):
     """Which blueprints a tenant has enabled, their config and their tool allow-list."""
 
     form = BlueprintSettingForm
-    list_display = ["tenant", "blueprint", "enabled", "config", "allowed_tools", "updated_at"]
+    list_display = [
+        "tenant",
+        "blueprint",
+        "enabled",
+        "in_effect",
+        "config",
+        "allowed_tools",
+        "updated_at",
+    ]
     list_filter = ["tenant", "enabled", "blueprint"]
+    list_select_related = ["tenant"]
+
+    @admin.display(description="In effect")
+    def in_effect(self, obj) -> str:
+        """What the tenant gets: the setting, unless the tenant's tier leaves it out."""
+        excluded = blueprints.registry.tier_excludes(obj.tenant, obj.blueprint)
+        if excluded:
+            return f"Off: {excluded}"
+        return "On" if obj.enabled else "Off"
 
     def save_model(self, request, obj, form, change):
         # Through the service: validated again and audited.
@@ -204,6 +221,14 @@ class BlueprintSettingAdmin(UnscopedAdminMixin, admin.ModelAdmin):
             allowed_tools=obj.allowed_tools,
         )
         obj.pk = saved.pk
+        excluded = blueprints.registry.tier_excludes(obj.tenant, obj.blueprint)
+        if obj.enabled and excluded:
+            self.message_user(
+                request,
+                f"Saved, but {obj.blueprint} stays off for {obj.tenant}: {excluded}. "
+                "Change the tier or its limits to turn it on.",
+                level=messages.WARNING,
+            )
 
 
 class IngestSecretForm(forms.ModelForm):

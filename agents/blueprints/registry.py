@@ -73,6 +73,14 @@ def all_for_tenant(tenant) -> list[TenantBlueprint]:
     return [_effective(bp, settings.get(bp.name), allows) for bp in all_blueprints()]
 
 
+def tier_excludes(tenant, name: str) -> str:
+    """Words when the tenant's tier leaves blueprint ``name`` out (whatever its setting), else ""."""
+    allows = _tier_allows(tenant)
+    if allows is None or name in allows:
+        return ""
+    return f"not in the {tenant.get_tier_display()} tier"
+
+
 def _tier_allows(tenant):
     """The blueprints the tenant's tier includes (None: all), from ``agentops.quotas``."""
     from agentops import quotas

@@ -361,3 +361,26 @@ def test_actions_over_the_turn_limit_are_answered_not_run(personas, lookout, mon
     results = model.requests[1]["messages"][-1]["content"]
     assert [r["tool_use_id"] for r in results] == [f"toolu_{i}" for i in range(5)]
     assert results[4]["is_error"] and results[4]["content"].startswith("Not run: at most 4")
+
+
+def test_the_admin_says_when_the_tier_keeps_a_blueprint_off(personas, client):
+    personas.tenant.tier = "free"  # the free tier includes only the service-desk agent
+    personas.tenant.save(update_fields=["tier"])
+    personas.admin.is_staff = personas.admin.is_superuser = True
+    personas.admin.save()
+    client.force_login(personas.admin)
+    saved = client.post(
+        "/admin/agents/blueprintsetting/add/",
+        {
+            "tenant": personas.tenant.pk,
+            "blueprint": "probe",
+            "enabled": "on",
+            "config": "{}",
+            "allowed_tools": "[]",
+        },
+        follow=True,
+    )
+    assert b"stays off" in saved.content and b"not in the Free tier" in saved.content
+    assert not blueprints.for_tenant(personas.tenant, "probe").enabled
+    listing = client.get("/admin/agents/blueprintsetting/").content.decode()
+    assert "Off: not in the Free tier" in listing
