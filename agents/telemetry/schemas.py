@@ -124,10 +124,37 @@ MAX_DEPTH = 32  # nesting of arguments and other JSON values
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
+def _storable(value: Any) -> bool:
+    """The fast pass of ``bad_text_paths``: no path strings built, stops at the first fault."""
+    stack = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if level > MAX_DEPTH:
+            return False
+        if isinstance(item, str):
+            if UNSTORABLE.search(item):
+                return False
+        elif isinstance(item, dict):
+            if item and level + 1 > MAX_DEPTH:
+                return False
+            for key, sub in item.items():
+                if UNSTORABLE.search(str(key)):
+                    return False
+                if isinstance(sub, dict | list):
+                    stack.append((sub, level + 1))
+                elif isinstance(sub, str) and UNSTORABLE.search(sub):
+                    return False
+        elif isinstance(item, list):
+            stack.extend((sub, level + 1) for sub in item)
+    return True
+
+
 def bad_text_paths(value: Any, path: str = "", found: list | None = None, depth: int = 0):
     """``[(path, message)]`` of strings (keys included) that cannot be stored, and of values
     nested deeper than MAX_DEPTH (iterative: a deep document cannot exhaust the stack)."""
     found = [] if found is None else found
+    if depth == 0 and _storable(value):
+        return found  # the usual case, without naming every field on the way
     stack = [(value, path, depth)]
     while stack and len(found) < 10:
         item, where, level = stack.pop()

@@ -14,7 +14,11 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
+from agentops import perimeter
 from agentops.models import ApiToken, AuditEvent
 from agentops.services import api_token_create
 from incidents.models import Ticket
@@ -360,3 +364,42 @@ def test_production_refuses_debug():
     )
     assert result.returncode != 0
     assert "DEBUG" in result.stderr
+
+
+_json_text = st.text(alphabet=st.characters(codec=None, max_codepoint=0x1FFFF), max_size=12)
+_json_docs = st.recursive(
+    st.none() | st.booleans() | st.integers() | _json_text,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(_json_text, children, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+def _unsafe_anywhere(document) -> bool:
+    return any(
+        perimeter.UNSAFE_CHARACTERS.search(text)
+        for _where, text in perimeter._json_strings(document)
+    )
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(document=_json_docs, ascii_only=st.booleans())
+def test_the_raw_text_shortcut_never_lets_an_unsafe_string_through(document, ascii_only):
+    """The middleware skips parsing a JSON body whose raw text is plainly safe; whenever it
+    says so, no string of the decoded document (keys included) holds an unsafe character."""
+    try:
+        body = json.dumps(document, ensure_ascii=ascii_only).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate cannot even be sent as UTF-8 unescaped
+        return
+    if perimeter.plainly_safe_json(body):
+        assert not _unsafe_anywhere(json.loads(body))
+
+
+def test_the_raw_text_shortcut_sends_deep_or_escaped_bodies_to_the_walk():
+    assert perimeter.plainly_safe_json(b'{"title": "VPN \\u00e9 down", "n": [1, {"a": "]["}]}')
+    assert not perimeter.plainly_safe_json(b'{"title": "a\\u0000b"}')
+    assert not perimeter.plainly_safe_json(b'{"title": "\\ud800"}')
+    deep = b"[" * (perimeter.MAX_JSON_DEPTH + 1) + b"]" * (perimeter.MAX_JSON_DEPTH + 1)
+    assert not perimeter.plainly_safe_json(deep)
+    assert not perimeter.plainly_safe_json(b"\xff\xfe")
