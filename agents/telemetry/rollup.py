@@ -95,15 +95,15 @@ def apply(tenant_id: int, delta: Counter) -> None:
     if not items:
         return
     table = StepLatencyRollup._meta.db_table
-    values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(items))
-    params = [
-        x for (hour, agent, version, b), n in items for x in (tenant_id, hour, agent, version, b, n)
-    ]
+    rows = [(hour, agent, version, b, n) for (hour, agent, version, b), n in items]
+    columns = list(zip(*rows, strict=True))
     with connection.cursor() as cursor:
+        # Parallel arrays: the same statement text for any number of rows (parsed once).
         cursor.execute(
             f'INSERT INTO "{table}" (tenant_id, hour, agent_name, agent_version, bucket, steps) '  # noqa: S608
-            f"VALUES {values} ON CONFLICT (tenant_id, hour, agent_name, agent_version, bucket) "
+            "SELECT %s, * FROM unnest(%s::timestamptz[], %s::text[], %s::text[], %s::int[], "
+            "%s::bigint[]) ON CONFLICT (tenant_id, hour, agent_name, agent_version, bucket) "
             f'DO UPDATE SET steps = "{table}".steps + EXCLUDED.steps',
-            params,
+            [tenant_id, *(list(c) for c in columns)],
         )
         cursor.execute(f'DELETE FROM "{table}" WHERE tenant_id = %s AND steps = 0', [tenant_id])  # noqa: S608

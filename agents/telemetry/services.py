@@ -242,26 +242,45 @@ def _copy(model, objs: list) -> None:
                 )
 
 
+_UPSERT = None
+
+
+def _upsert_statement() -> tuple[str, list]:
+    """The upsert's SQL (the same text for any number of runs, so psycopg parses it once) and
+    the fields it sends: the rows travel as one JSON array read by ``jsonb_to_recordset``."""
+    global _UPSERT
+    if _UPSERT is None:
+        fields = [f for f in Run._meta.concrete_fields if not f.primary_key]
+        columns = ", ".join(f'"{f.column}"' for f in fields)
+        record = ", ".join(f'"{f.column}" {f.db_type(connection)}' for f in fields)
+        updates = ", ".join(
+            f'"{f.column}" = EXCLUDED."{f.column}"' for f in fields if f.name in RUN_FIELDS
+        )
+        sql = (
+            f'INSERT INTO "{Run._meta.db_table}" ({columns}) '  # noqa: S608
+            f"SELECT {columns} FROM jsonb_to_recordset(%s::jsonb) AS r({record}) "
+            f"ON CONFLICT (tenant_id, run_id) DO UPDATE SET {updates} "
+            "RETURNING id, run_id, (xmax = 0)"
+        )
+        _UPSERT = (sql, fields)
+    return _UPSERT
+
+
+def _json_value(value):
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)  # numeric reads the exact digits
+    return value
+
+
 def _upsert(rows: list[Run]) -> set[str]:
     """INSERT … ON CONFLICT (tenant, run_id) DO UPDATE; sets each row's pk and returns the
     run_ids that were new (``xmax = 0``: the row version was inserted, not updated)."""
-    fields = [f for f in Run._meta.concrete_fields if not f.primary_key]
-    columns = ", ".join(f'"{f.column}"' for f in fields)
-    updates = ", ".join(
-        f'"{f.column}" = EXCLUDED."{f.column}"' for f in fields if f.name in RUN_FIELDS
-    )
-    one = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    sql = (
-        f'INSERT INTO "{Run._meta.db_table}" ({columns}) VALUES '  # noqa: S608
-        + ", ".join([one] * len(rows))
-        + f" ON CONFLICT (tenant_id, run_id) DO UPDATE SET {updates}"
-        " RETURNING id, run_id, (xmax = 0)"
-    )
-    params = [
-        f.get_db_prep_save(f.pre_save(row, add=True), connection) for row in rows for f in fields
-    ]
+    sql, fields = _upsert_statement()
+    records = [{f.column: _json_value(f.pre_save(row, add=True)) for f in fields} for row in rows]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, [json.dumps(records)])
         returned = {run_id: (pk, new) for pk, run_id, new in cursor.fetchall()}
     for row in rows:
         row.pk = returned[row.run_id][0]
