@@ -12,7 +12,6 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Q
 from django.db.models.query import RawQuerySet
 from django.utils import timezone
@@ -27,15 +26,14 @@ def lease_seconds() -> int:
 
 
 def enqueue(run_id: int, *, countdown: float | None = None) -> None:
-    from agents.tasks import advance_run_task
+    # The run row is the intent; a broker down at commit is left to the sweeper (agents.outbox).
+    from agents.outbox import send_after_commit
 
-    def send():
-        if countdown:
-            advance_run_task.apply_async((run_id,), countdown=countdown)
-        else:
-            advance_run_task.delay(run_id)
+    send_after_commit(run_id, countdown=countdown)
 
-    transaction.on_commit(send)
+
+# Called with each claimed run (agents.tasks renews the lease of a long step from here).
+claim_hooks: list = []
 
 
 _CLAIM_SQL = None
@@ -96,6 +94,8 @@ def claim(run_id: int) -> Run | None:
         config = agent_config(Tenant.objects.get(pk=run.tenant_id))
     run.tenant = config.tenant
     run._claimed_config = config
+    for hook in claim_hooks:
+        hook(run)
     return run
 
 

@@ -17,6 +17,7 @@ import time
 import traceback as tb
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models.query import RawQuerySet
@@ -219,6 +220,8 @@ def advance(run_id: int) -> str:
         return _fail(run, "StepLimit", f"Stopped after {run.step_count} steps (tenant max_steps).")
 
     step = _open_step(run, bp)
+    if step.retries >= settings.RUN_DEAD_LETTER_AFTER:  # its deliveries keep dying: stop
+        return _fail(run, "DeadLettered", _dead_letter_message(step), step=step)
     ctx = StepContext(
         run=run,
         step=step,
@@ -312,6 +315,14 @@ def advance(run_id: int) -> str:
         run.save(update_fields=RUN_STEP_FIELDS)
         enqueue(run.pk)
     return "advanced"
+
+
+def _dead_letter_message(step: Step) -> str:
+    return (
+        f"Dead-lettered: the {step.state} step was delivered {step.retries + 1} times and its "
+        f"worker died each time before it finished ({step.retries} deliveries lost); it is "
+        "not tried again."
+    )
 
 
 def _blueprint_limits(run: Run, bp) -> dict:

@@ -1,0 +1,111 @@
+"""Shared parts of the reliability suite: tenants whose agent runs on every ticket, requesters
+with locked accounts (the offline model resolves "I'm locked out" with unlock_account), a
+supervisor that keeps N real Celery workers alive the way systemd or Kubernetes would, and
+polling helpers that assert outcomes, never timings."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from dataclasses import dataclass, field
+
+import pytest
+
+from agents.connectors.sandbox.models import DirectoryUser
+from agents.engine import agent_config
+from agents.models import FINISHED_RUN_STATUSES, Run
+from tests.conftest import make_user
+
+pytestmark = pytest.mark.worker
+
+# A dead worker's run is handed on once its lease expires: short leases keep the suite short.
+LEASE = 3
+
+
+def wait_for(predicate, timeout: float = 60.0, interval: float = 0.3, what: str = ""):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what or predicate}")
+
+
+def agent_on_every_ticket(tenant) -> None:
+    config = agent_config(tenant)
+    config.auto_resolve_on_create = True
+    config.llm_backend = "offline"
+    config.save()
+
+
+def locked_requesters(tenant, count: int, prefix: str = "req") -> list:
+    """``count`` requesters of ``tenant``, each with a locked account in the sandbox directory."""
+    from agentops.models import Role
+
+    users = []
+    for i in range(count):
+        user = make_user(f"{prefix}{i}-{tenant.slug}", tenant, Role.REQUESTER)
+        DirectoryUser.objects.create(
+            tenant=tenant, email=user.email, display_name=user.username, locked=True
+        )
+        users.append(user)
+    return users
+
+
+def open_locked_out_ticket(tenant, requester):
+    from incidents.services import ticket_create
+
+    return ticket_create(
+        tenant=tenant,
+        actor=requester,
+        title="I'm locked out of my account",
+        description="It says my account is locked after I typed an old password.",
+        source="portal",
+    )
+
+
+def runs_of(tenant, tickets) -> list[Run]:
+    numbers = [t.number for t in tickets]
+    return list(Run.objects.for_tenant(tenant).filter(subject_id__in=numbers))
+
+
+def unfinished(tenant_tickets: dict) -> int:
+    """How many of the tickets' runs are not finished (a ticket without a run counts)."""
+    left = 0
+    for tenant, tickets in tenant_tickets.items():
+        runs = runs_of(tenant, tickets)
+        left += len(tickets) - sum(r.status in FINISHED_RUN_STATUSES for r in runs)
+    return left
+
+
+@dataclass
+class Supervisor:
+    """Keeps ``size`` workers running; ``kill_one`` SIGKILLs a random one (its whole group)."""
+
+    start: object  # tests.celery_worker.worker_factory's start
+    size: int
+    env: dict = field(default_factory=dict)
+    workers: list = field(default_factory=list)
+    kills: int = 0
+    started: int = 0
+
+    def fill(self) -> None:
+        self.workers = [w for w in self.workers if w.process.poll() is None]
+        while len(self.workers) < self.size:
+            self.started += 1
+            self.workers.append(self.start(f"w{self.started}", **self.env))
+
+    def kill_one(self) -> None:
+        alive = [w for w in self.workers if w.process.poll() is None]
+        if not alive:
+            return
+        victim = random.choice(alive)
+        os.killpg(victim.process.pid, signal.SIGKILL)
+        victim.process.wait(timeout=10)
+        self.kills += 1
+
+    def logs(self) -> str:
+        return "\n---\n".join(w.log(20) for w in self.workers)
