@@ -238,6 +238,12 @@ def all_breakers() -> list[BreakerState]:
     return states
 
 
+def breakers_for_tenant(tenant_id: int) -> list[BreakerState]:
+    """The breakers one tenant may see: the shared ones and its own (``…:tenant-<id>``)."""
+    own = f":tenant-{tenant_id}"
+    return [b for b in all_breakers() if ":tenant-" not in b.name or b.name.endswith(own)]
+
+
 # --------------------------------------------------------------------------- backoff
 
 

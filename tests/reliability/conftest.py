@@ -16,6 +16,7 @@ import pytest
 from agents.connectors.sandbox.models import DirectoryUser
 from agents.engine import agent_config
 from agents.models import FINISHED_RUN_STATUSES, Run
+from tests.agents.conftest import fake_anthropic  # noqa: F401  (shared fixture)
 from tests.conftest import make_user
 
 pytestmark = pytest.mark.worker
