@@ -7,6 +7,8 @@ import threading
 from contextlib import contextmanager
 from datetime import timedelta
 
+import kombu.exceptions
+import redis.exceptions
 from celery import Task, shared_task
 from django.db import connection
 from django.utils import timezone
@@ -16,6 +18,9 @@ from agents.engine.claiming import claim_hooks
 from agents.models import Run, RunStatus
 
 log = logging.getLogger(__name__)
+
+# A broker that is down or restarting, as kombu and redis-py report it.
+BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.exceptions.ConnectionError)
 
 
 class RunTask(Task):
@@ -41,8 +46,15 @@ class RunTask(Task):
     ignore_result=True,
 )
 def advance_run_task(self, run_id: int) -> str:
-    with asynchronous_commit(), lease_heartbeat(enabled=not self.request.is_eager):
-        return engine.advance(run_id)
+    try:
+        with asynchronous_commit(), lease_heartbeat(enabled=not self.request.is_eager):
+            return engine.advance(run_id)
+    except BROKER_ERRORS as exc:
+        # The broker went away (typically in an after-commit send of this step's work). The
+        # run is not broken: its checkpoint is in PostgreSQL and the sweeper sends it again
+        # once the broker is back. Failing it here would escalate a healthy ticket.
+        log.warning("run %s: broker unavailable (%s); left to the sweeper", run_id, exc)
+        return "broker-unavailable"
 
 
 # --------------------------------------------------------------------------- lease heartbeat
