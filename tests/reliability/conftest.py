@@ -110,3 +110,16 @@ class Supervisor:
 
     def logs(self) -> str:
         return "\n---\n".join(w.log(20) for w in self.workers)
+
+
+def reconnect() -> None:
+    """This process's pooled broker connections died with the server: drop them (a worker
+    reconnects by itself)."""
+    from kombu import pools
+
+    from agentops.celery import app
+    from agents.resilience import redis_client
+
+    pools.reset()  # close every pooled connection and forget the pools
+    app._after_fork()  # what Celery does in a forked child: fresh pools on next use
+    redis_client().connection_pool.disconnect()

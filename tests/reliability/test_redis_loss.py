@@ -24,6 +24,7 @@ from tests.reliability.conftest import (
     agent_on_every_ticket,
     locked_requesters,
     open_locked_out_ticket,
+    reconnect,
     runs_of,
     unfinished,
     wait_for,
@@ -50,18 +51,6 @@ def in_flight(worker_factory, real_delivery, personas):
     wait_for(lambda: unfinished(tickets) <= 2 * PER_TENANT - 2, what="two runs to finish")
     assert unfinished(tickets) > 0, "everything finished before the fault; slow the worker"
     return worker, tickets
-
-
-def reconnect() -> None:
-    """This process's pooled broker connections died with the server: drop them (a worker
-    reconnects by itself)."""
-    from kombu import pools
-
-    from agentops.celery import app
-
-    pools.reset()  # close every pooled connection and forget the pools
-    app._after_fork()  # what Celery does in a forked child: fresh pools on next use
-    redis_client().connection_pool.disconnect()
 
 
 def progress(tickets) -> list[tuple]:
