@@ -5,11 +5,13 @@ polling helpers that assert outcomes, never timings."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -123,3 +125,68 @@ def reconnect() -> None:
     pools.reset()  # close every pooled connection and forget the pools
     app._after_fork()  # what Celery does in a forked child: fresh pools on next use
     redis_client().connection_pool.disconnect()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_web(log_path, **env_extra) -> tuple:
+    """`make run`'s web server (gunicorn, 2 processes of 4 threads) on the test database and
+    broker; returns (process, base URL). The caller stops it (``stop_process``)."""
+    import subprocess
+    import urllib.request
+
+    from agentops import devstack
+    from tests.celery_worker import worker_database_url
+
+    port = str(free_port())
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": worker_database_url(),
+        "REDIS_DB": os.environ.get("REDIS_DB", "1"),
+        "AGENTOPS_TEST_EAGER": "0",
+        "DEBUG": "0",
+        **env_extra,
+    }
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            devstack.web_command(port),
+            cwd=devstack.ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+
+    def up():
+        assert proc.poll() is None, Path(log_path).read_text()[-2000:]
+        try:
+            with urllib.request.urlopen(base + "/healthz", timeout=5):  # noqa: S310
+                return True
+        except urllib.error.HTTPError:
+            return True  # answering (503 while the worker check fails is still up)
+        except OSError:
+            return False
+
+    import urllib.error
+
+    wait_for(up, timeout=60, what="gunicorn to answer")
+    return proc, base
+
+
+def stop_process(proc) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except Exception:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
