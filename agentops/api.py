@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import time
 from datetime import timedelta
 from typing import Any
@@ -105,6 +106,9 @@ class JsonOnlyParser(Parser):
         return json.loads(request.body)
 
 
+log = logging.getLogger(__name__)
+
+
 class TokenRateThrottle(BaseThrottle):
     """At most API_TOKEN_REQUESTS_PER_MINUTE requests per token per minute, counted with an
     atomic INCR in Redis (a fixed one-minute window), so every web process shares the count
@@ -118,8 +122,13 @@ class TokenRateThrottle(BaseThrottle):
         now = time.time()
         window = int(now // 60)
         key = f"api-rate:{token.prefix}:{window}"
-        cache.add(key, 0, timeout=120)
-        return cache.incr(key) <= limit
+        try:
+            cache.add(key, 0, timeout=120)
+            return cache.incr(key) <= limit
+        except Exception:  # Redis down: let it through, as quotas.check_api_rate does (the
+            # limit protects, it does not gate; a ticket must still be taken in an outage)
+            log.warning("API token rate counter unavailable", exc_info=True)
+            return True
 
     def wait(self) -> float:
         # Until the window ends; computed, not stored, so threads never share a value.

@@ -272,9 +272,23 @@ CELERY_BEAT_SCHEDULE = {
         "task": "incidents.analytics.tasks.refresh_rollups",
         "schedule": env_int("ANALYTICS_REFRESH_SECONDS", 300, minimum=10),
     },
+    # PostgreSQL is the truth about which runs are unfinished: every one whose task was lost
+    # (broker restarted or flushed, broker down at commit, worker killed) is sent again.
+    "run-sweeper": {
+        "task": "agents.tasks.sweep_runs",
+        "schedule": float(env_int("RUN_SWEEP_EVERY_SECONDS", 30, minimum=1)),
+    },
 }
 # A step owns its run for this long; after that the watchdog hands the run to another worker.
 RUN_LEASE_SECONDS = env_int("RUN_LEASE_SECONDS", 180, minimum=1)
+# Reliability (agents.sweeper, agents.outbox, dead-lettering; tests/reliability/).
+# A queued or between-steps run whose task has not been seen for this long is sent again by the
+# sweeper (longer than the longest model-retry backoff, 120 s, so a backoff is never cut short).
+RUN_SWEEP_GRACE_SECONDS = env_int("RUN_SWEEP_GRACE_SECONDS", 150, minimum=1)
+RUN_SWEEP_EVERY_SECONDS = env_int("RUN_SWEEP_EVERY_SECONDS", 30, minimum=1)
+# A step whose deliveries keep dying (the worker process exits) is dead-lettered at this count:
+# the run fails and its ticket goes to people, instead of crashing workers for ever.
+RUN_DEAD_LETTER_AFTER = env_int("RUN_DEAD_LETTER_AFTER", 5, minimum=1)
 # Whether a new tenant's agent starts on every new ticket (each tenant can change it in the admin).
 AGENT_AUTOSTART_DEFAULT = env_bool("AGENT_AUTOSTART_DEFAULT", True)
 # Modules with more blueprints (each has a ``register()``), comma-separated: a new agent type

@@ -6,10 +6,15 @@
   call through after the cool-down (half-open), closes again on success. State in Redis, so
   every worker sees the same breaker, and the console can show it.
 - ``backoff_delay``: exponential backoff with full jitter, honouring a server's retry-after.
+
+Both fail open when Redis itself is unreachable (restarting, flushed, partitioned): they protect
+a dependency, they are not a gate of correctness, so a broker outage must not turn into failed
+tool calls and escalated tickets. Each such pass is logged.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -20,6 +25,7 @@ import redis
 from django.conf import settings
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 _client: redis.Redis | None = None
 _scripts: dict[tuple[int, str], object] = {}
@@ -98,10 +104,14 @@ class TokenBucket:
         if self.per_minute <= 0:
             return 0.0
         cost = min(cost, self.per_minute)  # a single huge request must still fit eventually
-        granted, wait = _script(_BUCKET_LUA)(
-            keys=[_key("bucket", self.name)],
-            args=[self.per_minute, self.per_minute / 60.0, cost, time.time()],
-        )
+        try:
+            granted, wait = _script(_BUCKET_LUA)(
+                keys=[_key("bucket", self.name)],
+                args=[self.per_minute, self.per_minute / 60.0, cost, time.time()],
+            )
+        except redis.RedisError as exc:  # fail open: see the module docstring
+            log.warning("rate limit %s not enforced, Redis unavailable: %s", self.name, exc)
+            return 0.0
         return 0.0 if int(granted) else float(wait)
 
     def take(
@@ -151,7 +161,11 @@ class CircuitBreaker:
         self.trial_key = self.key + ":trial"
 
     def state(self) -> BreakerState:
-        raw = redis_client().hgetall(self.key)
+        try:
+            raw = redis_client().hgetall(self.key)
+        except redis.RedisError as exc:  # fail open (closed): see the module docstring
+            log.warning("circuit %s treated as closed, Redis unavailable: %s", self.name, exc)
+            return BreakerState(self.name, "closed", 0, None, "")
         failures = int(raw.get(b"failures", 0))
         opened_at = float(raw[b"opened_at"]) if raw.get(b"opened_at") else None
         state = "closed"
@@ -170,16 +184,29 @@ class CircuitBreaker:
             # SET NX PX is atomic: a crash can never leave a trial key without expiry behind
             # (that would keep the breaker open for ever).
             ttl_ms = int(max(self.cooldown, 1.0) * 1000) + 1000
-            if not redis_client().set(self.trial_key, time.time(), nx=True, px=ttl_ms):
+            try:
+                trial = redis_client().set(self.trial_key, time.time(), nx=True, px=ttl_ms)
+            except redis.RedisError:
+                trial = True  # fail open
+            if not trial:
                 raise CircuitOpen(self.name, self.cooldown)
 
     def record_success(self) -> None:
-        pipe = redis_client().pipeline()
-        pipe.delete(self.key)
-        pipe.delete(self.trial_key)
-        pipe.execute()
+        try:
+            pipe = redis_client().pipeline()
+            pipe.delete(self.key)
+            pipe.delete(self.trial_key)
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("circuit %s: success not recorded, Redis unavailable: %s", self.name, exc)
 
     def record_failure(self, error: BaseException | str) -> None:
+        try:
+            self._record_failure(error)
+        except redis.RedisError as exc:
+            log.warning("circuit %s: failure not recorded, Redis unavailable: %s", self.name, exc)
+
+    def _record_failure(self, error: BaseException | str) -> None:
         client = redis_client()
         failures = client.hincrby(self.key, "failures", 1)
         pipe = client.pipeline()
@@ -236,6 +263,12 @@ def all_breakers() -> list[BreakerState]:
         )
         states.append(breaker.state())
     return states
+
+
+def breakers_for_tenant(tenant_id: int) -> list[BreakerState]:
+    """The breakers one tenant may see: the shared ones and its own (``…:tenant-<id>``)."""
+    own = f":tenant-{tenant_id}"
+    return [b for b in all_breakers() if ":tenant-" not in b.name or b.name.endswith(own)]
 
 
 # --------------------------------------------------------------------------- backoff

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import logging
+import threading
 from contextlib import contextmanager
+from datetime import timedelta
 
+import kombu.exceptions
+import redis.exceptions
 from celery import Task, shared_task
 from celery.signals import task_prerun
 from django.db import connection
+from django.utils import timezone
 
 from agents import engine
+from agents.engine.claiming import claim_hooks
+from agents.models import Run, RunStatus
 
 log = logging.getLogger(__name__)
+
+# A broker that is down or restarting, as kombu and redis-py report it.
+BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.exceptions.ConnectionError)
 
 
 class RunTask(Task):
@@ -37,8 +47,88 @@ class RunTask(Task):
     ignore_result=True,
 )
 def advance_run_task(self, run_id: int) -> str:
-    with asynchronous_commit():
-        return engine.advance(run_id)
+    try:
+        with asynchronous_commit(), lease_heartbeat(enabled=not self.request.is_eager):
+            return engine.advance(run_id)
+    except BROKER_ERRORS as exc:
+        # The broker went away (typically in an after-commit send of this step's work). The
+        # run is not broken: its checkpoint is in PostgreSQL and the sweeper sends it again
+        # once the broker is back. Failing it here would escalate a healthy ticket.
+        log.warning("run %s: broker unavailable (%s); left to the sweeper", run_id, exc)
+        return "broker-unavailable"
+
+
+# --------------------------------------------------------------------------- lease heartbeat
+
+_heartbeat = threading.local()
+
+
+class LeaseHeartbeat(threading.Thread):
+    """Renews the lease of the run this worker claimed while its step runs, so a step longer
+    than the lease is never handed to a second worker (two executions of one run at once).
+
+    Fenced by the claim's delivery count: the renewal matches only while the run is still this
+    delivery's (``deliveries`` unchanged, status running), so it can never revive a lease that
+    another worker has since taken. If the worker process dies, the heartbeat dies with it, the
+    lease expires and the sweeper hands the run on. A step that hangs is stopped by the task's
+    time limit (CELERY_TASK_TIME_LIMIT), which kills the process, and with it the heartbeat.
+    """
+
+    def __init__(self, run_id: int, deliveries: int):
+        super().__init__(name=f"lease-heartbeat-{run_id}", daemon=True)
+        self.run_id = run_id
+        self.deliveries = deliveries
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        from django.db import connection as thread_connection
+
+        seconds = engine.lease_seconds()
+        try:
+            while not self.stopped.wait(max(seconds / 3.0, 0.2)):
+                with thread_connection.cursor() as cursor:
+                    cursor.execute(
+                        f'UPDATE "{Run._meta.db_table}" SET lease_expires_at = %s '  # noqa: S608
+                        "WHERE id = %s AND deliveries = %s AND status = %s AND lease_expires_at IS NOT NULL",
+                        [
+                            timezone.now() + timedelta(seconds=seconds),
+                            self.run_id,
+                            self.deliveries,
+                            RunStatus.RUNNING,
+                        ],
+                    )
+                    if cursor.rowcount == 0:
+                        return  # the step is over (or the run is no longer ours)
+        except Exception:  # the lease then simply expires; never break the step itself
+            log.exception("lease heartbeat of run %s stopped", self.run_id)
+        finally:
+            thread_connection.close()
+
+
+def _start_heartbeat(run) -> None:
+    if getattr(_heartbeat, "armed", False):
+        beat = LeaseHeartbeat(run.pk, run.deliveries)
+        _heartbeat.thread = beat
+        beat.start()
+
+
+claim_hooks.append(_start_heartbeat)
+
+
+@contextmanager
+def lease_heartbeat(*, enabled: bool):
+    """Arm the heartbeat for the claim made inside the block; stop it when the step is done."""
+    _heartbeat.armed = enabled
+    _heartbeat.thread = None
+    try:
+        yield
+    finally:
+        _heartbeat.armed = False
+        beat = getattr(_heartbeat, "thread", None)
+        _heartbeat.thread = None
+        if beat is not None:
+            beat.stopped.set()
+            beat.join(timeout=10)
 
 
 @contextmanager
@@ -83,3 +173,11 @@ def _synchronous_for_other_tasks(sender=None, **kwargs):
 @shared_task(name="agents.tasks.watchdog")
 def watchdog_task() -> int:
     return engine.watchdog()
+
+
+@shared_task(name="agents.tasks.sweep_runs", ignore_result=True)
+def sweep_runs_task() -> int:
+    """Beat: send again every unfinished run whose task was lost (agents.sweeper)."""
+    from agents.sweeper import sweep
+
+    return len(sweep())

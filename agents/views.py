@@ -47,7 +47,7 @@ def run_list(request):
             "status": status,
             "agent": agent,
             "origin": origin,
-            "breakers": _breakers(),
+            "breakers": _breakers(request.membership.tenant_id),
             "outcomes": _outcomes(request.membership),
         },
     )
@@ -88,12 +88,13 @@ def _outcomes(membership) -> list[dict]:
     ]
 
 
-def _breakers():
-    """Circuit breakers of the model and the connectors (shared state in Redis)."""
-    from agents.resilience import all_breakers
+def _breakers(tenant_id: int):
+    """Circuit breakers of the model and the connectors (shared state in Redis): the shared
+    ones and this tenant's own, never another tenant's."""
+    from agents.resilience import breakers_for_tenant
 
     try:
-        return all_breakers()
+        return breakers_for_tenant(tenant_id)
     except Exception as exc:  # Redis down: say so instead of failing the page
         return [{"name": "redis", "state": "unknown", "failures": 0, "last_error": str(exc)}]
 

@@ -331,7 +331,9 @@ def _learn_after_commit(task_name: str, ticket: Ticket) -> None:
 
     task = getattr(tasks, task_name)
     tenant_id, number = ticket.tenant_id, ticket.number
-    transaction.on_commit(lambda: task.delay(tenant_id, number))
+    # robust: a broker outage logs the lost learning task instead of failing the agent's step
+    # (or request) whose change is already committed.
+    transaction.on_commit(lambda: task.delay(tenant_id, number), robust=True)
 
 
 CSAT_COMMENT_MAX = 1000

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
@@ -27,15 +27,14 @@ def lease_seconds() -> int:
 
 
 def enqueue(run_id: int, *, countdown: float | None = None) -> None:
-    from agents.tasks import advance_run_task
+    # The run row is the intent; a broker down at commit is left to the sweeper (agents.outbox).
+    from agents.outbox import send_after_commit
 
-    def send():
-        if countdown:
-            advance_run_task.apply_async((run_id,), countdown=countdown)
-        else:
-            advance_run_task.delay(run_id)
+    send_after_commit(run_id, countdown=countdown)
 
-    transaction.on_commit(send)
+
+# Called with each claimed run (agents.tasks renews the lease of a long step from here).
+claim_hooks: list = []
 
 
 _CLAIM_SQL = None
@@ -179,6 +178,8 @@ def claim(run_id: int) -> Run | None:
         step.tenant = tenant
         step.run = run
     run._opened_step = step
+    for hook in claim_hooks:
+        hook(run)
     return run
 
 

@@ -48,6 +48,8 @@ def llm_config(config: AgentConfig):
         requests_per_minute=config.requests_per_minute,
         tokens_per_minute=config.tokens_per_minute,
         limit_key=f"tenant-{config.tenant_id}",
+        # One breaker per tenant: one tenant's outage (its key, its spend) opens only its own.
+        breaker_name=f"llm:anthropic:tenant-{config.tenant_id}",
     )
 
 

@@ -17,6 +17,7 @@ import time
 import traceback as tb
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -177,6 +178,8 @@ def advance(run_id: int) -> str:
     step = run._opened_step  # opened by the claim, unless the run is at max_steps
     if step is None or run.step_count >= config.max_steps:
         return _fail(run, "StepLimit", f"Stopped after {run.step_count} steps (tenant max_steps).")
+    if step.retries >= settings.RUN_DEAD_LETTER_AFTER:  # its deliveries keep dying: stop
+        return _fail(run, "DeadLettered", _dead_letter_message(step), step=step)
     ctx = StepContext(
         run=run,
         step=step,
@@ -269,6 +272,14 @@ def advance(run_id: int) -> str:
         _save_step_and_run(step, run)
         enqueue(run.pk)
     return "advanced"
+
+
+def _dead_letter_message(step: Step) -> str:
+    return (
+        f"Dead-lettered: the {step.state} step was delivered {step.retries + 1} times and its "
+        f"worker died each time before it finished ({step.retries} deliveries lost); it is "
+        "not tried again."
+    )
 
 
 def _blueprint_limits(run: Run, bp) -> dict:

@@ -330,3 +330,5 @@ def fault_point(name: str) -> None:
     seconds = os.environ.get(f"AGENTOPS_FAULT_SLEEP_{name.upper()}")
     if seconds:
         time.sleep(float(seconds))
+    if os.environ.get(f"AGENTOPS_FAULT_EXIT_{name.upper()}"):  # a poison step: the process dies
+        os._exit(70)
