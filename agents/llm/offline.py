@@ -1,18 +1,21 @@
-"""The offline model: deterministic, no network, good enough for the service-desk demo.
+"""The offline model: deterministic, no network; the Messages-API mechanics of a careful model.
 
-It reads only what it is given — system, messages, tools — and answers like a careful model:
+It reads only what it is given — system, messages, tools — and answers like a model would:
 
 - **Structured output** (``tool_choice`` names a tool): one call of that tool whose input fits
-  its JSON schema. Enum values are chosen by classifying the conversation with an IT keyword
-  table (category, priority, auto-resolve vs human, severity, sentiment …), matched by the
-  enum's own strings, so any schema works; ``confidence`` reflects how strongly keywords hit.
-- **Tools offered, model decides**: intents found by keywords (VPN timeout, locked account,
-  password reset, MFA, software install, admin rights, Wi-Fi/adapter, …) become calls of the
-  offered tools that fix them, arguments filled from the schema and from context lines:
-  ``Requester: someone@example.com`` and ``Requester devices: LT-0042 (ThinkPad T14), …``.
-  Nothing matches → a text saying no automated fix applies. After ``tool_result`` blocks → a
-  short summary, unless a follow-up step remains (e.g. a diagnostic that suggests a fix).
+  its JSON schema. Enum values come from the analysis (category, priority, decision, severity,
+  sentiment …), matched by the enum's own strings, so any schema works.
+- **Tools offered, model decides**: the analysis's intents that a tool fixes become calls of
+  the offered tools, arguments filled from the schema and from the slots the analysis found
+  (the requester's e-mail and devices from the context lines ``Requester: …`` and
+  ``Requester devices: LT-0042 (ThinkPad T14), …``). Nothing applies → a text saying why.
+  After ``tool_result`` blocks → a short summary, unless a follow-up step remains (e.g. a
+  diagnostic that suggests a fix).
 - **No tools**: a short text analysis of the request.
+
+What a request means is not this module's business: the domain registers an analyser
+(``register_analyser``; the service desk's is ``incidents.nlu.analyser``, a learned model).
+Without one, every request is unclassified and goes to a person.
 
 What counts as the request: the text of the user messages, without the context lines above,
 ``Triage:`` lines, ``<knowledge>…</knowledge>``-style blocks and sections headed ``Knowledge:``
@@ -26,407 +29,36 @@ import hashlib
 import itertools
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agents.llm.base import LLMResponse, ToolSpec, ToolUse, Usage, tool_choice_param
 
-MODEL_NAME = "offline-1"
+MODEL_NAME = "offline-2"
+DECISIONS = ("auto_resolve", "answer", "redirect", "incident", "human")
 
 # --------------------------------------------------------------------------- intents
 
 
 @dataclass(frozen=True)
 class Intent:
+    """What a kind of request means for the agent (the domain fills a catalogue of these)."""
+
     name: str
     label: str  # what it is, in words
     category: str
-    strong: tuple[str, ...]  # regexes (on lower-case text); one hit = 2 points
-    weak: tuple[str, ...] = ()  # 1 point; only counts when no intent has a strong hit
     steps: tuple[tuple[str, ...], ...] = ()  # tools in order; each step: candidate tool names
     plan: str = ""
-    escalate: bool = False  # security incident etc.: a person must handle it
+    escalate: bool = False  # a person owns it (security incident, outage …)
     needs_approval: bool = False  # the fix exists but policy will want a reviewer
-    priority: str = ""  # baseline priority when no keyword says otherwise
     sequential: bool = False  # one step per turn, looking at each result (else all at once)
-    excludes: tuple[str, ...] = ()  # intents suppressed when this one is found ("*" = all)
-    weight: float = 1.0
     requires_product: bool = False  # only an intent when a product is named
+    targets_account: bool = False  # acts on a person's account (never someone else's)
 
 
-INTENTS: tuple[Intent, ...] = (
-    Intent(
-        "onboarding",
-        "new-starter onboarding",
-        "other",
-        (
-            r"\bonboard(ing)?\b",
-            r"\bnew (starter|joiner|hire|employee|team member)\b",
-            r"\bstarts on (monday|tuesday|wednesday|thursday|friday)\b",
-        ),
-        plan="Hand to the service desk: a new starter needs equipment and accounts set up.",
-        priority="low",
-        excludes=("*",),
-    ),
-    Intent(
-        "security_incident",
-        "possible security incident",
-        "security",
-        (
-            r"\bphishing\b",
-            r"\bmalware\b",
-            r"\bvirus\b",
-            r"\bransomware\b",
-            r"\bsuspicious\b",
-            r"\bbreach(ed)?\b",
-            r"\bcompromised\b",
-            r"\bhacked\b",
-            r"\bunfamiliar (location|country|device|ip)\b",
-            r"\bsign-?in attempts\b",
-        ),
-        plan="Escalate to the security team: contain first, then investigate the accounts involved.",
-        escalate=True,
-        priority="high",
-        weight=1.5,
-    ),
-    Intent(
-        "disable_mfa",
-        "request to disable MFA",
-        "security",
-        (
-            r"\b(disable|turn off|switch off|remove|deactivate|bypass|exempt)\W+(?:\w+\W+){0,3}"
-            r"(mfa|2fa|two[- ]?factor|multi[- ]?factor)",
-        ),
-        steps=(("disable_mfa",),),
-        plan="Propose disable_mfa for the requester; policy requires a reviewer's approval.",
-        needs_approval=True,
-        excludes=("mfa_enroll",),
-        weight=1.5,
-    ),
-    Intent(
-        "admin_rights",
-        "administrator rights request",
-        "access",
-        (
-            r"\badmin(istrator)?\W+(rights|access|privileges?|permissions?)\b",
-            r"\blocal admin\b",
-            r"\belevated (rights|privileges|access|permissions)\b",
-            r"\bsudo\b",
-            r"\broot access\b",
-            r"\bdomain admin\b",
-        ),
-        steps=(("grant_admin_access",),),
-        plan="Propose grant_admin_access for the requester; policy requires a reviewer's approval.",
-        needs_approval=True,
-        priority="high",
-        weight=1.5,
-    ),
-    Intent(
-        "security_group",
-        "security group change",
-        "access",
-        (
-            r"\b(add|added|remove|removed)\b[^.\n]{0,40}\b(security )?group\b",
-            r"\bgroup membership\b",
-        ),
-        steps=(("modify_security_group",),),
-        plan="Propose modify_security_group; policy requires a reviewer's approval.",
-        needs_approval=True,
-    ),
-    Intent(
-        "export_data",
-        "personal data export",
-        "security",
-        (
-            r"\bsubject access request\b",
-            r"\bexport (all )?(my|the|his|her|their) (personal )?data\b",
-            r"\bgdpr\b",
-            r"\bdata export\b",
-        ),
-        steps=(("export_user_data",),),
-        plan="Propose export_user_data; policy requires a reviewer's approval.",
-        needs_approval=True,
-    ),
-    Intent(
-        "delete_account",
-        "account deletion",
-        "access",
-        (
-            r"\b(delete|remove|deactivate|close)\W+(?:\w+\W+){0,2}(user )?account\b",
-            r"\bleaver\b",
-            r"\boffboard(ing)?\b",
-        ),
-        steps=(("delete_user_account",),),
-        plan="Propose delete_user_account; policy requires a reviewer's approval.",
-        needs_approval=True,
-    ),
-    Intent(
-        "privileged_access",
-        "privileged system access",
-        "security",
-        (
-            r"\bprivileged (access|session)\b",
-            r"\b(access|login|log in|session) (to|on) (the )?(prod|production)[- ]?\w*",
-            r"\bbreak[- ]glass\b",
-        ),
-        steps=(("access_privileged_system",),),
-        plan="Propose access_privileged_system; policy requires a reviewer's approval.",
-        needs_approval=True,
-    ),
-    Intent(
-        "account_locked",
-        "locked account",
-        "access",
-        (
-            r"\blocked out\b",
-            r"\block(ed)?[- ]?out\b",
-            r"\baccount (is |has been |got |was )?(locked|disabled)\b",
-            r"\bunlock\b",
-            r"\blockout\b",
-            r"\btoo many (failed|wrong|incorrect) (attempts|logins|sign-?ins|passwords)\b",
-        ),
-        steps=(("unlock_account",),),
-        plan="Unlock the account in the directory and clear the failed sign-in count.",
-    ),
-    Intent(
-        "password_reset",
-        "password reset",
-        "access",
-        (
-            r"\b(forgot|forgotten|reset|change|expired?|new|temporary)\W+(?:\w+\W+){0,3}password",
-            r"\bpassword\W+(?:\w+\W+){0,3}(reset|expired|expires|change|not working|"
-            r"doesn'?t work|does not work|incorrect)",
-            r"\bdon'?t remember (my )?password\b",
-            r"\bcan'?t remember (my )?password\b",
-        ),
-        weak=(r"\bpassword\b",),
-        steps=(("reset_password",),),
-        plan="Verify the requester's identity, then reset the password with a temporary one.",
-    ),
-    Intent(
-        "mfa_enroll",
-        "MFA enrolment",
-        "security",
-        (
-            r"\bmfa\b",
-            r"\b2fa\b",
-            r"\btwo[- ]?factor\b",
-            r"\bmulti[- ]?factor\b",
-            r"\bauthenticator\b",
-            r"\bverification code\b",
-            r"\bone[- ]time (pass)?code\b",
-            r"\botp\b",
-        ),
-        steps=(("enable_mfa", "reset_mfa"),),
-        plan="Re-enrol MFA for the requester with the authenticator app.",
-    ),
-    Intent(
-        "vpn",
-        "VPN connection problem",
-        "network",
-        (
-            r"\bvpn\b",
-            r"\banyconnect\b",
-            r"\bglobalprotect\b",
-            r"\bforticlient\b",
-            r"\bremote access client\b",
-        ),
-        steps=(("push_vpn_config",),),
-        plan="Push the current VPN profile to the requester's device and reconnect.",
-    ),
-    Intent(
-        "network_adapter",
-        "Wi-Fi / network adapter problem",
-        "network",
-        (
-            r"\bwi-?fi\b",
-            r"\bwireless\b",
-            r"\bwlan\b",
-            r"\bnetwork adapter\b",
-            r"\badapter\b",
-            r"\bethernet\b",
-            r"\bno internet\b",
-            r"\b(network|connection) (keeps )?(dropping|drops|disconnect\w*)\b",
-        ),
-        steps=(("run_diagnostic",), ("reset_network_adapter",)),
-        plan="Run a diagnostic on the requester's device, then reset its network adapter.",
-    ),
-    Intent(
-        "software_install",
-        "software installation",
-        "software",
-        (r"\b(install|installed|installing|installation)\b", r"\bneed (a |an )?licen[cs]e for\b"),
-        steps=(("install_software", "deploy_software"),),
-        plan="Install the requested software from the catalogue on the requester's device.",
-        priority="low",
-        requires_product=True,
-    ),
-    Intent(
-        "access_request",
-        "access request",
-        "access",
-        (
-            r"\bneed (read |write |edit |admin )?access to\b",
-            r"\b(read|write|edit) access\b",
-            r"\bpermissions? (to|for) (the )?\w+",
-            r"\baccess to the\b",
-        ),
-        plan="Route to the resource owner for approval of the access.",
-    ),
-    Intent(
-        "email",
-        "e-mail problem",
-        "email",
-        (
-            r"\boutlook\b",
-            r"\bmailbox\b",
-            r"\bmail relay\b",
-            r"\bexchange( online)?\b",
-            r"\bcalendar\b",
-            r"\bsmtp\b",
-            r"\bdistribution list\b",
-        ),
-        weak=(r"\be-?mails?\b",),
-        plan="Check the mailbox and client configuration; hand to the messaging team if needed.",
-    ),
-    Intent(
-        "hardware",
-        "hardware problem",
-        "hardware",
-        (
-            r"\bbattery\b",
-            r"\bprinter\b",
-            r"\bpaper jam\b",
-            r"\bmonitors?\b",
-            r"\bkeyboard\b",
-            r"\bmouse\b",
-            r"\bdocking station\b",
-            r"\bheadset\b",
-            r"\bwebcam\b",
-            r"\bcharger\b",
-            r"\bscreen (is )?(broken|cracked|flickering|black)\b",
-        ),
-        weak=(r"\blaptop\b", r"\bhardware\b"),
-        plan="Hand to desk-side support to inspect or replace the hardware.",
-        priority="low",
-    ),
-    Intent(
-        "software_fault",
-        "software fault",
-        "software",
-        (
-            r"\bcrash(es|ed|ing)?\b",
-            r"\bwon'?t (start|open|launch)\b",
-            r"\bcloses immediately\b",
-            r"\bnot responding\b",
-            r"\bfreez(es|ing)\b",
-        ),
-        plan="Collect the application logs and hand to application support.",
-    ),
-    Intent(
-        "application",
-        "business application problem",
-        "application",
-        (
-            r"\bslow page\b",
-            r"\bpages? take\b",
-            r"\bapp tier\b",
-            r"\breport job\b",
-            r"\bexport failed\b",
-            r"\bnightly\b",
-        ),
-        plan="Check the application's health and recent jobs; hand to the application team.",
-    ),
-    Intent(
-        "investigate",
-        "service degradation",
-        "infrastructure",
-        (
-            r"\b5xx\b",
-            r"\b50[0-4] errors?\b",
-            r"\berror rate\b",
-            r"\berror spikes?\b",
-            r"\bspik(e|es|ing) (in|of) errors\b",
-            r"\binvestigat(e|ion)\b.{0,60}\b(errors?|failures?|latency|slow(ness)?)\b",
-            r"\blatency\b",
-            r"\bp9[59]\b",
-            r"\bconnection (pool|slots)\b",
-            r"\bdisk (usage|space|full)\b",
-            r"\bcpu\b",
-            r"\bmemory (usage|leak)\b",
-            r"\bout of memory\b",
-            r"\bqueue (depth|is growing|growing)\b",
-            r"\bdeploy(ment|ed)?\b",
-            r"\bhealth ?check\b",
-            r"\b(function|request|job)s? tim(ing|ed|es) out\b",
-            r"\bdatabase\b",
-            r"\bservers?\b",
-            r"\bnodes?\b",
-            r"\blog rotation\b",
-        ),
-        steps=(("query_metrics",), ("search_logs",), ("get_traces",), ("generate_report",)),
-        plan="Investigate: metrics, then logs and traces of the affected service; escalate to on-call.",
-        escalate=True,
-        sequential=True,
-    ),
-)
-INTENTS_BY_NAME = {intent.name: intent for intent in INTENTS}
+# --------------------------------------------------------------------------- enum vocabularies
 
-# --------------------------------------------------------------------------- keyword tables
-
-PRIORITY_CRITICAL = (
-    r"\boutage\b",
-    r"\ball (users|staff|employees|customers)\b",
-    r"\beveryone\b",
-    r"\bcompany[- ]wide\b",
-    r"\bentire (company|office|organi[sz]ation|site|region)\b",
-    r"\bsev ?1\b",
-    r"\bproduction (is )?down\b",
-    r"\bcustomers (report|cannot|can'?t|are unable)",
-    r"\bdata breach\b",
-    r"\bransomware\b",
-    r"\bsuspicious sign-?ins?\b",
-)
-PRIORITY_HIGH = (
-    r"\burgent(ly)?\b",
-    r"\basap\b",
-    r"\bcustomers?\b",
-    r"\bcannot work\b",
-    r"\bcan'?t work\b",
-    r"\bunable to work\b",
-    r"\bblocked\b",
-    r"(?<!shut )(?<!slow )(?<!drop )(?<!drop-)\bdown\b",
-    r"\bdeadline\b",
-    r"\b(executive|ceo|cfo|vip)\b",
-    r"\bexhausted\b",
-    r"\bqueue depth\b",
-    r"\bcannot send\b",
-    r"\bunreachable\b",
-    r"\bsev ?2\b",
-)
-PRIORITY_LOW = (
-    r"\bnot urgent\b",
-    r"\bno rush\b",
-    r"\bwhen you (have|get) (a )?(chance|time|moment)\b",
-    r"\bnice to have\b",
-    r"\bwould like\b",
-    r"\bhow (do|can) i\b",
-    r"\brequest(ing)? (a|an)\b",
-)
-WIDESPREAD = (
-    r"\ball (users|staff|employees)\b",
-    r"\beveryone\b",
-    r"\b(multiple|many|several) (users|people|colleagues|accounts)\b",
-    r"\b(whole|entire) (team|office|floor|company|site|region)\b",
-    r"\bremote staff\b",
-    r"\bcompany[- ]wide\b",
-    r"\boutage\b",
-    r"\bconcentrator\b",
-    r"\bcustomers report\b",
-    r"\b\d{2,} (users|people|accounts)\b",
-)
-
-# Enum vocabularies: concept → words that name it in an enum value.
 FAMILIES: dict[str, dict[str, tuple[str, ...]]] = {
     "category": {
         "access": ("access", "identity", "account", "accounts", "iam", "authentication", "login"),
@@ -452,7 +84,7 @@ FAMILIES: dict[str, dict[str, tuple[str, ...]]] = {
         "low": ("sev4", "s4", "sev-4", "low", "cosmetic"),
     },
     "decision": {
-        "auto": (
+        "auto_resolve": (
             "auto",
             "auto_resolve",
             "autoresolve",
@@ -476,6 +108,9 @@ FAMILIES: dict[str, dict[str, tuple[str, ...]]] = {
             "needs_human",
             "review",
         ),
+        "answer": ("answer", "reply", "knowledge", "kb", "self_help", "how_to", "howto"),
+        "redirect": ("redirect", "route", "reroute", "non_it", "other_team", "forward"),
+        "incident": ("incident", "major_incident", "outage", "widespread"),
     },
     "sentiment": {
         "negative": ("negative", "angry", "frustrated", "upset", "unhappy", "dissatisfied"),
@@ -483,78 +118,6 @@ FAMILIES: dict[str, dict[str, tuple[str, ...]]] = {
         "positive": ("positive", "happy", "satisfied", "pleased"),
     },
 }
-NEGATIVE_WORDS = (
-    r"\bfrustrat\w*",
-    r"\bangry\b",
-    r"\bunacceptable\b",
-    r"\bagain\b",
-    r"\bstill (not|broken|doesn'?t|does not)\b",
-    r"\bridiculous\b",
-    r"\bterrible\b",
-    r"\bworst\b",
-    r"\bfed up\b",
-    r"!{2,}",
-)
-POSITIVE_WORDS = (
-    r"\bthanks?\b",
-    r"\bthank you\b",
-    r"\bgreat\b",
-    r"\bappreciate\w*",
-    r"\bworks now\b",
-)
-
-# Software catalogue: canonical name → aliases (lower case). Longest alias wins.
-PRODUCTS: dict[str, tuple[str, ...]] = {
-    "Zoom": ("zoom",),
-    "Slack": ("slack",),
-    "Microsoft Teams": ("microsoft teams", "ms teams", "teams"),
-    "Microsoft Office": ("microsoft office", "ms office", "office 365", "microsoft 365", "office"),
-    "Microsoft Word": ("microsoft word", "ms word"),
-    "Microsoft Excel": ("microsoft excel", "ms excel", "excel"),
-    "Microsoft PowerPoint": ("powerpoint",),
-    "Microsoft Outlook": ("microsoft outlook",),
-    "Visual Studio Code": ("visual studio code", "vs code", "vscode"),
-    "Visual Studio": ("visual studio",),
-    "Google Chrome": ("google chrome", "chrome"),
-    "Mozilla Firefox": ("mozilla firefox", "firefox"),
-    "Adobe Acrobat Reader": ("adobe acrobat reader", "acrobat reader", "adobe reader"),
-    "Adobe Acrobat": ("adobe acrobat", "acrobat pro", "acrobat"),
-    "Adobe Photoshop": ("adobe photoshop", "photoshop"),
-    "7-Zip": ("7-zip", "7zip", "7 zip"),
-    "Notepad++": ("notepad++", "notepad plus plus"),
-    "Power BI Desktop": ("power bi desktop", "power bi", "powerbi"),
-    "Tableau Reader": ("tableau reader",),
-    "Tableau": ("tableau desktop", "tableau"),
-    "Salesforce": ("salesforce",),
-    "SAP GUI": ("sap gui", "sapgui"),
-    "Jira": ("jira",),
-    "Confluence": ("confluence",),
-    "Workday": ("workday",),
-    "Figma": ("figma",),
-    "Git": ("git",),
-    "Python": ("python",),
-    "Docker Desktop": ("docker desktop", "docker"),
-    "Node.js": ("node.js", "nodejs"),
-    "Java": ("java", "jdk"),
-    "Postman": ("postman",),
-    "PyCharm": ("pycharm",),
-    "IntelliJ IDEA": ("intellij idea", "intellij"),
-    "Webex": ("webex",),
-    "Dropbox": ("dropbox",),
-    "OneDrive": ("onedrive",),
-    "VLC": ("vlc",),
-    "PuTTY": ("putty",),
-    "Wireshark": ("wireshark",),
-    "WinSCP": ("winscp",),
-    "RStudio": ("rstudio",),
-    "MATLAB": ("matlab",),
-    "AutoCAD": ("autocad",),
-    "Cisco AnyConnect": ("cisco anyconnect",),
-}
-_ALIASES = sorted(
-    ((alias, name) for name, aliases in PRODUCTS.items() for alias in aliases),
-    key=lambda pair: (-len(pair[0]), pair[0]),
-)
 
 METRICS = (
     (r"\b(5xx|errors?|error rate|failed|failing|failures?)\b", "error_rate"),
@@ -563,10 +126,6 @@ METRICS = (
 )
 
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
-DEVICE_RE = re.compile(r"\b[A-Z]{2,4}-\d{3,6}\b")
-TICKET_RE = re.compile(r"\b(?:INC|REQ|RITM|CHG|PRB|TKT|SR)-?\d{3,}\b")
-REQUESTER_RE = re.compile(r"(?im)^[ \t]*requester(?:[ \t]*e-?mail)?[ \t]*:[ \t]*(.*)$")
-DEVICES_RE = re.compile(r"(?im)^[ \t]*requester[ \t]+devices?[ \t]*:[ \t]*(.*)$")
 SERVICES_RE = re.compile(r"(?im)^[ \t]*(?:affected[ \t]+)?services?[ \t]*:[ \t]*(.*)$")
 CONTEXT_LINE_RE = re.compile(
     r"(?im)^[ \t]*(requester(?:[ \t]*e-?mail)?|requester[ \t]+devices?|triage)[ \t]*:.*$"
@@ -582,14 +141,6 @@ KNOWLEDGE_HEADER_RE = re.compile(
 SECTION_START_RE = re.compile(
     r"(?i)^[ \t]*(ticket\b|title[ \t]*:|description[ \t]*:|requester|triage[ \t]*:|request[ \t]*:)"
 )
-
-
-def _hits(patterns: tuple[str, ...], text: str) -> int:
-    return sum(len(re.findall(p, text)) for p in patterns)
-
-
-def _any(patterns: tuple[str, ...], text: str) -> bool:
-    return any(re.search(p, text) for p in patterns)
 
 
 def _words(value: str) -> list[str]:
@@ -697,6 +248,8 @@ class Conversation:
 
 @dataclass
 class Analysis:
+    """What the request is and is about; made by the registered analyser."""
+
     text: str  # request, original case
     lower: str
     intents: list[tuple[Intent, float]]  # found, strongest first
@@ -709,13 +262,15 @@ class Analysis:
     title: str
     category: str
     priority: str
-    decision: str
+    decision: str  # one of DECISIONS
     confidence: float
     widespread: bool
-    escalate: bool
+    escalate: bool  # not for the agent to fix: only read-only investigation
     sentiment: str
     category_scores: dict[str, float]
+    plan: str = ""
     products: list[str] = field(default_factory=list)
+    guarded_tools: frozenset[str] = frozenset()  # a tool result never proposes these
 
     @property
     def intent_names(self) -> list[str]:
@@ -737,152 +292,50 @@ class Analysis:
         who = f" for {self.email}" if self.email else ""
         return f"{what[0].upper()}{what[1:]}{who}: {self.title}"[:400]
 
-    @property
-    def plan(self) -> str:
-        if self.widespread or self.escalate:
-            reason = (
-                "it affects many users"
-                if self.widespread
-                else f"it looks like {_a(self.intents[0][0].label)}"
-            )
-            steps = [intent.plan for intent, _ in self.intents if intent.escalate]
-            return " ".join([f"Escalate to a person: {reason}.", *steps[:1]])[:500]
-        steps = [intent.plan for intent in self.actionable]
-        if not steps:
-            steps = [intent.plan for intent, _ in self.intents[:1] if intent.plan]
-        return (" ".join(steps) or "No automated fix applies; a person should take it.")[:500]
+
+Analyser = Callable[["Conversation"], Analysis]
+_analyser: list[Analyser] = []
 
 
-def detect_intents(lower: str) -> list[tuple[Intent, float]]:
-    scored: list[tuple[Intent, float, bool]] = []
-    for intent in INTENTS:
-        strong = _hits(intent.strong, lower)
-        weak = _hits(intent.weak, lower)
-        if strong or weak:
-            scored.append((intent, 2.0 * strong + weak, strong > 0))
-    # Weak words ("password", "laptop", "e-mail") only count when nothing strong was found.
-    any_strong = any(strong for _, _, strong in scored)
-    found = [(intent, score) for intent, score, strong in scored if strong or not any_strong]
-    names = {intent.name for intent, _ in found}
-    excluded: set[str] = set()
-    for intent, _ in found:
-        for name in intent.excludes:
-            excluded |= (names - {intent.name}) if name == "*" else {name}
-    found = [(intent, score) for intent, score in found if intent.name not in excluded]
-    order = {intent.name: i for i, intent in enumerate(INTENTS)}
-    found.sort(key=lambda pair: (-pair[1] * pair[0].weight, order[pair[0].name]))
-    return found
+def register_analyser(analyser: Analyser) -> None:
+    """The domain's analyser (one; registering again replaces it)."""
+    _analyser[:] = [analyser]
 
 
-def _confidence(intents: list[tuple[Intent, float]], lower: str) -> float:
-    """How sure the classification is: distinct strong keywords of the top intent, and its
-    margin over the runner-up. Nothing matched: 0.35."""
-    if not intents:
-        return 0.35
-    top, top_score = intents[0]
-    distinct = sum(1 for p in top.strong if re.search(p, lower))
-    if not distinct:  # weak words only
-        return 0.45
-    value = 0.55 + 0.1 * min(distinct, 3)
-    if len(intents) == 1 or top_score * top.weight >= 2 * intents[1][1] * intents[1][0].weight:
-        value += 0.05
-    return value
+def analyse(convo: Conversation) -> Analysis:
+    return _analyser[0](convo) if _analyser else plain_analysis(convo)
+
+
+def plain_analysis(convo: Conversation) -> Analysis:
+    """No domain registered: nothing is classified, a person decides."""
+    text = convo.request
+    email = EMAIL_RE.search(convo.context)
+    title = next((line.strip()[:160] for line in text.splitlines() if line.strip()), "(no text)")
+    return Analysis(
+        text=text,
+        lower=text.lower(),
+        intents=[],
+        email=email.group(0) if email else "",
+        devices=[],
+        device="",
+        product="",
+        service=find_service(convo.context, text.lower()),
+        ticket="",
+        title=title,
+        category="other",
+        priority="medium",
+        decision="human",
+        confidence=0.35,
+        widespread=False,
+        escalate=True,
+        sentiment="neutral",
+        category_scores={},
+        plan="No automated fix applies; a person should take it.",
+    )
 
 
 def _a(noun: str) -> str:
     return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun
-
-
-def _aliases_in(lower: str, start: int, end: int) -> list[tuple[int, str]]:
-    """Catalogue products named in lower[start:end]: (position, canonical name), in order;
-    the longest alias wins where aliases overlap ("visual studio code" over "visual studio")."""
-    taken: list[tuple[int, int]] = []
-    found: list[tuple[int, str]] = []
-    window = lower[start:end]
-    for alias, name in _ALIASES:
-        for match in re.finditer(rf"(?<![\w+]){re.escape(alias)}(?![\w+])", window):
-            span = (match.start(), match.end())
-            if any(a < span[1] and span[0] < b for a, b in taken):
-                continue
-            taken.append(span)
-            found.append((span[0], name))
-    seen: set[str] = set()
-    ordered = []
-    for pos, name in sorted(found):
-        if name not in seen:
-            seen.add(name)
-            ordered.append((pos, name))
-    return ordered
-
-
-def find_products(text: str) -> list[str]:
-    """The catalogue products named after "install" in the same sentence (else just before it,
-    else anywhere in a request that needs software), or the capitalised words right after
-    "install"; canonical spelling, in the order named."""
-    lower = text.lower()
-    installs = list(re.finditer(r"\binstall(?:ed|ing|ation)?\b", lower))
-    names: list[str] = []
-    for match in installs:
-        stop = re.search(r"[.!?\n]", lower[match.end() :])
-        end = match.end() + (stop.start() if stop else len(lower))
-        for _, name in _aliases_in(lower, match.end(), min(end, match.end() + 120)):
-            if name not in names:
-                names.append(name)
-    if names:
-        return names
-    for match in installs:
-        for _, name in _aliases_in(lower, max(0, match.start() - 60), match.start())[-1:]:
-            return [name]
-    anywhere = _aliases_in(lower, 0, len(lower))
-    if anywhere and re.search(r"\b(install\w*|need|licen[cs]e|set up|setup)\b", lower):
-        return [anywhere[0][1]]
-    raw = re.search(
-        r"\binstall(?:ed|ing)?\s+(?:the\s+|a\s+|an\s+)?([A-Z][\w.+-]*(?:\s+[A-Z0-9][\w.+-]*){0,2})",
-        text,
-    )
-    if raw:
-        return [raw.group(1).strip(" .")[:80]]
-    return []
-
-
-def parse_devices(context: str) -> list[tuple[str, str]]:
-    devices: list[tuple[str, str]] = []
-    for line in DEVICES_RE.findall(context):
-        for item in re.split(r",(?![^()]*\))", line):
-            item = item.strip()
-            if not item:
-                continue
-            tags = DEVICE_RE.findall(item) or re.findall(r"\b[A-Z0-9]{2,}(?:-[A-Z0-9]+)+\b", item)
-            if not tags:
-                continue
-            tag = tags[0]
-            model = re.sub(r"[()]", " ", item.replace(tag, " "))
-            devices.append((tag, " ".join(model.split())))
-    return devices
-
-
-def choose_device(devices: list[tuple[str, str]], text: str) -> str:
-    lower = text.lower()
-    mentioned = [(lower.find(tag.lower()), tag) for tag, _ in devices if tag.lower() in lower]
-    if mentioned:
-        return min(mentioned)[1]  # the one named first
-    for tag, model in devices:
-        words = [w for w in _words(model) if len(w) >= 4 and not w.isdigit()]
-        if words and any(re.search(rf"\b{re.escape(w)}\b", lower) for w in words):
-            return tag
-    if devices:
-        return devices[0][0]
-    found = DEVICE_RE.findall(text)
-    return found[0] if found else ""
-
-
-def find_email(context: str, text: str) -> str:
-    for line in REQUESTER_RE.findall(context):
-        match = EMAIL_RE.search(line)
-        if match:
-            return match.group(0)
-    match = EMAIL_RE.search(text) or EMAIL_RE.search(context)
-    return match.group(0) if match else ""
 
 
 def find_service(context: str, lower: str) -> str:
@@ -902,79 +355,6 @@ def find_service(context: str, lower: str) -> str:
             if match.group(1) not in stop:
                 return match.group(1)
     return ""
-
-
-def _title(text: str) -> str:
-    for line in text.splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        line = re.sub(r"(?i)^(title|subject)\s*:\s*", "", line)
-        line = re.sub(r"^Ticket\s+\S+?(\s*\([^)]*\))?\s*:\s*", "", line)
-        if line:
-            return line[:160]
-    return "(no text)"
-
-
-def analyse(convo: Conversation) -> Analysis:
-    text = convo.request
-    lower = text.lower()
-    intents = detect_intents(lower)
-    products = find_products(text) if "software_install" in {i.name for i, _ in intents} else []
-    product = products[0] if products else ""
-    if not product:  # "install" alone (e.g. "…so I can install tools myself") is no request
-        intents = [(i, s) for i, s in intents if not i.requires_product]
-
-    scores: dict[str, float] = {}
-    for intent, score in intents:
-        scores[intent.category] = scores.get(intent.category, 0.0) + score * intent.weight
-    category = max(scores, key=lambda c: scores[c]) if scores else "other"
-
-    calm = re.sub(r"\b(not urgent|no rush)\b", " ", lower)
-    widespread = _any(WIDESPREAD, lower)
-    if _any(PRIORITY_CRITICAL, lower):
-        priority = "critical"
-    elif _any(PRIORITY_HIGH, calm):
-        priority = "high"
-    elif _any(PRIORITY_LOW, lower):
-        priority = "low"
-    else:
-        baselines = [intent.priority or "medium" for intent, _ in intents]
-        order = ["critical", "high", "medium", "low"]
-        priority = min(baselines, key=order.index) if baselines else "medium"
-
-    escalate = any(intent.escalate for intent, _ in intents)
-    actionable = [i for i, _ in intents if i.steps and not i.escalate]
-    auto = bool(actionable) and not escalate and not widespread and priority != "critical"
-    confidence = _confidence(intents, lower)
-    negative = _hits(NEGATIVE_WORDS, lower)
-    positive = _hits(POSITIVE_WORDS, lower)
-    sentiment = (
-        "negative" if negative > positive else "positive" if positive > negative else "neutral"
-    )
-
-    devices = parse_devices(convo.context)
-    return Analysis(
-        text=text,
-        lower=lower,
-        intents=intents,
-        email=find_email(convo.context, text),
-        devices=devices,
-        device=choose_device(devices, text),
-        product=product,
-        products=products,
-        service=find_service(convo.context, lower),
-        ticket=(TICKET_RE.findall(convo.context) or [""])[0],
-        title=_title(text),
-        category=category,
-        priority=priority,
-        decision="auto" if auto else "human",
-        confidence=round(confidence, 2),
-        widespread=widespread,
-        escalate=escalate,
-        sentiment=sentiment,
-        category_scores=scores,
-    )
 
 
 # --------------------------------------------------------------------------- schema filling
@@ -1021,7 +401,9 @@ def choose_enum(values: list[Any], name: str, analysis: Analysis) -> Any:
     elif family in ("priority", "severity"):
         wanted = {analysis.priority: 1.0}
     elif family == "decision":
-        wanted = {analysis.decision: 1.0}
+        # A schema without the analysis's decision (e.g. only auto_resolve / human): a person.
+        offered = {_concept("decision", v) for v in strings}
+        wanted = {analysis.decision if analysis.decision in offered else "human": 1.0}
     elif family == "sentiment":
         wanted = {analysis.sentiment: 1.0}
     if family:
@@ -1235,9 +617,11 @@ class Filler:
     def boolean(self, schema: dict[str, Any], name: str) -> bool:
         low = name.lower()
         if any(w in low for w in ("human", "escalat", "approval", "manual", "review")):
-            return self.a.decision == "human" or bool(self.focus and self.focus.needs_approval)
+            return self.a.decision != "auto_resolve" or bool(
+                self.focus and self.focus.needs_approval
+            )
         if any(w in low for w in ("auto", "resolvable", "self_service")):
-            return self.a.decision == "auto"
+            return self.a.decision == "auto_resolve"
         if "widespread" in low or "outage" in low:
             return self.a.widespread
         if "notify" in low:
@@ -1289,7 +673,7 @@ class Filler:
                 {"critical": "sev1", "high": "sev2", "medium": "sev3", "low": "sev4"}[a.priority]
             ]
         elif "decision" in low:
-            candidates = ["auto_resolve" if a.decision == "auto" else "human"]
+            candidates = [a.decision, "human"]
         elif "sentiment" in low:
             candidates = [a.sentiment]
         elif any(w in low for w in ("title", "subject", "headline")):
@@ -1518,7 +902,7 @@ class OfflineBackend:
         results = " ".join(r["content"] for r in convo.last_results)
         for name in sorted(set(re.findall(r"\b[a-z]+(?:_[a-z]+)+\b", results))):
             if name in tools and name not in called and all(name != c for c, _ in calls):
-                if name in {s[0] for i in INTENTS for s in i.steps if i.needs_approval}:
+                if name in analysis.guarded_tools:
                     continue  # tool output never proposes a high-risk action
                 args = self._args(tools[name], analysis, None)
                 if args is not None:
