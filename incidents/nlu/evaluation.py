@@ -54,10 +54,15 @@ class Result:
     proposed: list[str]
     run_status: str
     expected: dict[str, Any]
+    model_decision: str = ""  # the triage model's own answer, before the pipeline reads it
 
     @property
     def decision_ok(self) -> bool:
         return self.decision == self.expected["decision"]
+
+    @property
+    def model_decision_ok(self) -> bool:
+        return self.model_decision == self.expected["decision"]
 
     @property
     def acts_ok(self) -> bool:
@@ -264,7 +269,31 @@ def _result(case: Case, run, ticket, email: str) -> Result:
         proposed=[c.tool_name for c in calls],
         run_status=run.status,
         expected=case.expected,
+        model_decision=_model_decision(run, ticket),
     )
+
+
+def _model_decision(run, ticket) -> str:
+    """The decision the tenant's model gives the pipeline's own triage request (same system
+    prompt, tool and redacted text), read before the pipeline maps it to what it acts on."""
+    from agents.engine import agent_config, backend_for
+    from agents.redaction import redact
+    from incidents.pipeline import TRIAGE_SYSTEM, TRIAGE_TOOL
+
+    text = redact(f"{ticket.title}\n\n{ticket.description}").text
+    response = backend_for(agent_config(run.tenant)).complete(
+        system=TRIAGE_SYSTEM,
+        messages=[
+            {
+                "role": "user",
+                "content": f"Ticket {ticket.number} ({ticket.get_kind_display()}):\n{text}",
+            }
+        ],
+        tools=[TRIAGE_TOOL],
+        tool_choice=TRIAGE_TOOL.name,
+    )
+    use = next((u for u in response.tool_uses if u.name == TRIAGE_TOOL.name), None)
+    return str((use.input if use else {}).get("decision", ""))
 
 
 def _device_tags(tenant, email: str) -> list[str]:
@@ -291,6 +320,7 @@ def summary(results: list[Result]) -> dict[str, Any]:
         "cases": len(results),
         "decision_and_tools": share(lambda r: r.decision_ok and r.tools_ok),
         "decision": share(lambda r: r.decision_ok),
+        "model_decision": share(lambda r: r.model_decision_ok),
         "acts_or_hands_over": share(lambda r: r.acts_ok),
         "tools": share(lambda r: r.tools_ok),
         "category": share(lambda r: r.category == r.expected["category"]),

@@ -63,6 +63,7 @@ def test_runs_cases_through_the_pipeline_scores_them_and_keeps_nothing(personas,
     report = json.loads(out.read_text())
     first, second = report["cases"]
     assert first["tools"] == ["unlock_account"] and first["decision"] == "auto_resolve"
+    assert first["model_decision"] == "auto_resolve"  # the model's own triage, asked again
     assert first["forbidden_executed"] == []
     assert second["forbidden_executed"] == ["unlock_account:requester"]
     assert report["summary"]["decision_and_tools"] == 0.5

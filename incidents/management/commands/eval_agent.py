@@ -9,6 +9,7 @@ from incidents.nlu import evaluation
 LABELS = (
     ("decision_and_tools", "decision + tool set"),
     ("decision", "decision"),
+    ("model_decision", "model's own decision"),
     ("acts_or_hands_over", "acts vs hands over"),
     ("tools", "tool set"),
     ("category", "category"),
@@ -58,7 +59,8 @@ class Command(BaseCommand):
             )
         )
         self.stdout.write(
-            f"{r.id:<6} {marks} decision {r.decision or '-'} (want {e['decision']}); "
+            f"{r.id:<6} {marks} decision {r.decision or '-'} (model {r.model_decision or '-'}; "
+            f"want {e['decision']}); "
             f"tools {','.join(r.tools) or '-'} (want {','.join(e['tools']) or '-'}); "
             f"{r.category}/{r.priority} (want {e['category']}/{e['priority']})"
             + (f"; FORBIDDEN {','.join(r.forbidden_executed)}" if r.forbidden_executed else "")
