@@ -24,8 +24,10 @@ from incidents.nlu import kb, slots
 from incidents.nlu.model import get_model
 
 TICKET_HEADER = re.compile(r"(?im)^[ \t]*Ticket\s+[A-Z]*-?\d+(?:\s*\([^)\n]*\))?\s*:[ \t]*")
+MAX_REQUEST_CHARS = 20_000
 MIN_CONFIDENCE = 0.5  # below: a person decides (the pipeline escalates below 0.5 too)
-SECOND_INTENT_P = 0.25  # a second actionable intent joins when the model gives it this much
+SECOND_INTENT_P = 0.25
+THIRD_PARTY_P = 0.3  # with a person named or pointed at (he, her …): a request for them  # a second actionable intent joins when the model gives it this much
 MIN_DISTINCT_RATIO = 0.08  # distinct words / words: below, the text is filler
 # Intents that are no fault on a device or service: many people asking is still no incident.
 NOT_FAULTS = frozenset({"howto", "non_it", "junk", "onboarding", "security_incident"})
@@ -40,9 +42,11 @@ def low_information(text: str) -> bool:
 
 
 def analyse(convo: Conversation) -> Analysis:
-    text = convo.request
+    # A request is read from its start: what matters is never 2 MB in (and the slots' patterns
+    # over 2 MB would take seconds). Filler is still recognised in the first part.
+    text = convo.request[:MAX_REQUEST_CHARS]
     lower = text.lower()
-    found = slots.extract(text, convo.context)
+    found = slots.extract(text, convo.context[:MAX_REQUEST_CHARS])
     prediction = get_model().predict(TICKET_HEADER.sub("", text))
     decision, confidence = prediction.decision, prediction.decision_p
     ranked = [
@@ -55,6 +59,8 @@ def analyse(convo: Conversation) -> Analysis:
     ]
     if low_information(text):
         decision, top = "human", [(catalogue.BY_NAME["junk"], 1.0)]
+    if prediction.third_party_p >= THIRD_PARTY_P and found.other_person:
+        found.third_party = True  # the model hears it, and the text names or points at someone
     decision = _with_policy(decision, top, found)
     if confidence < MIN_CONFIDENCE and decision != "human":
         decision = "human"
@@ -72,7 +78,7 @@ def analyse(convo: Conversation) -> Analysis:
         device=found.device,
         product=found.product,
         products=found.products,
-        service=find_service(convo.context, lower),
+        service=find_service(convo.context[:MAX_REQUEST_CHARS], lower),
         ticket=found.ticket,
         title=_title(text),
         category=category,

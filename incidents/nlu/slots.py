@@ -44,7 +44,8 @@ THIRD_PARTY = re.compile(
     r"[a-z]+'s (account|password|login|laptop)|for (mr|mrs|ms|dr)\.? [a-z]+|"
     r"(ma|mon) (collègue|manager|responsable)|(meines|meiner) (kollegen|kollegin|chefs?)|"
     r"von (herrn|frau) \w+|(mi|nuestro) (compañero|compañera|jefe|jefa)|"
-    r"(mijn|onze) (collega|manager|baas)|raising (this )?for)"
+    r"(mijn|onze) (collega|manager|baas)|raising (this )?for|help (him|her|them)\b|"
+    r"\b(he|she)('s| is| was| has| can'?t| cannot| got)\b)"
 )
 # Urgency the requester states (en, fr, de, es, nl): raises a medium/low priority to high.
 URGENT = re.compile(
@@ -56,6 +57,11 @@ URGENT = re.compile(
 CALM = re.compile(
     r"\b(not urgent|no rush|whenever you (can|have time)|when you (have|get) (a )?(chance|"
     r"moment|time)|nice to have|pas urgent|nicht dringend|no es urgente|niet dringend)\b"
+)
+# Someone other than the writer is pointed at or named ("help him", "for Maria in sales").
+OTHER_PERSON = re.compile(
+    r"\b(he|she|him|her|his|hers|il|elle|lui|er|sie|ihm|ihr|él|ella|hij|zij|haar)\b"
+    r"|\bfor [A-Z][a-z]+ (in|from|at|of)\b"
 )
 NEGATIVE = re.compile(
     r"(\bfrustrat\w*|\bangry\b|\bunacceptable\b|\bagain\b|\bstill (not|broken|doesn'?t)\b|"
@@ -131,6 +137,7 @@ class Slots:
     many_users: bool = False
     urgency: str = ""  # "urgent", "calm" or ""
     third_party: bool = False
+    other_person: bool = False
     ticket: str = ""
     sentiment: str = "neutral"
 
@@ -159,6 +166,7 @@ def extract(text: str, context: str) -> Slots:
         many_users=bool(MANY_USERS.search(lower)),
         urgency="calm" if CALM.search(lower) else "urgent" if URGENT.search(lower) else "",
         third_party=bool(THIRD_PARTY.search(lower)) or bool(requester and others),
+        other_person=bool(OTHER_PERSON.search(text[:20_000])),
         ticket=(TICKET_RE.findall(context) or [""])[0],
         sentiment="negative"
         if negative > positive
