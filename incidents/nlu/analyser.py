@@ -26,11 +26,24 @@ from incidents.nlu.model import get_model
 TICKET_HEADER = re.compile(r"(?im)^[ \t]*Ticket\s+[A-Z]*-?\d+(?:\s*\([^)\n]*\))?\s*:[ \t]*")
 MAX_REQUEST_CHARS = 20_000
 MIN_CONFIDENCE = 0.5  # below: a person decides (the pipeline escalates below 0.5 too)
-SECOND_INTENT_P = 0.25
-THIRD_PARTY_P = 0.3  # with a person named or pointed at (he, her …): a request for them  # a second actionable intent joins when the model gives it this much
+SECOND_INTENT_P = 0.25  # a second actionable intent joins when the model gives it this much
+THIRD_PARTY_P = 0.3  # with a person named or pointed at (he, her …): a request for them
 MIN_DISTINCT_RATIO = 0.08  # distinct words / words: below, the text is filler
-# Intents that are no fault on a device or service: many people asking is still no incident.
-NOT_FAULTS = frozenset({"howto", "non_it", "junk", "onboarding", "security_incident"})
+# Faults: when many people have one, it is an incident. Requests made for many people (MFA
+# for a team, software for a department) are no incident, and no self-service fix either.
+FAULTS = frozenset(
+    {
+        "account_locked",
+        "vpn",
+        "wifi_device",
+        "device_fault",
+        "outage",
+        "investigate",
+        "email_issue",
+        "app_issue",
+        "hardware_request",
+    }
+)
 
 
 def low_information(text: str) -> bool:
@@ -107,13 +120,11 @@ def _priority(priority: str, decision: str, found: slots.Slots) -> str:
 
 def _with_policy(decision: str, top, found: slots.Slots) -> str:
     intent = top[0][0] if top else None
-    if (
-        found.many_users
-        and decision in ("auto_resolve", "human")
-        and intent is not None
-        and intent.name not in NOT_FAULTS
-    ):
-        return "incident"
+    if found.many_users and intent is not None:
+        if intent.name in FAULTS and decision in ("auto_resolve", "human"):
+            return "incident"
+        if decision == "auto_resolve":
+            return "human"  # an action for many people is not one requester's fix
     if decision == "auto_resolve" and intent is not None:
         if intent.escalate or not intent.steps:
             return "human"

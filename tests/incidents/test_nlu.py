@@ -207,3 +207,9 @@ def test_training_examples_are_complete_and_varied():
         TRIAGE_TOOL.input_schema["properties"]["decision"]["enum"]
     )
     assert kb.sections()  # the knowledge base the answers cite is there
+
+
+def test_a_request_made_for_many_people_is_no_incident_and_no_self_service_fix():
+    text = "MFA for the support team\nPlease turn on MFA for all 25 people in customer support."
+    assert triage(text)["decision"] == "human"
+    assert plan(text) == []
