@@ -239,6 +239,9 @@ def save(model: NluModel, path: Path | None = None) -> Path:
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
     tmp.replace(path)  # atomic: a reader never sees half a file
+    for stale in path.parent.glob("nlu-*.pickle"):  # models of older training data
+        if stale != path:
+            stale.unlink(missing_ok=True)
     return path
 
 

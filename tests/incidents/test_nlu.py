@@ -178,9 +178,11 @@ def test_two_trainings_give_identical_predictions():
 def test_train_nlu_writes_the_model_that_is_then_loaded(tmp_path, settings):
     settings.NLU_MODEL_DIR = str(tmp_path)
     model.get_model.cache_clear()
+    stale = tmp_path / "nlu-0000000000000000.pickle"  # built from older training data
+    stale.write_bytes(b"old")
     try:
         call_command("train_nlu")
-        [built] = tmp_path.glob("nlu-*.pickle")
+        [built] = tmp_path.glob("nlu-*.pickle")  # the stale one is gone
         assert built == model.model_path()
         loaded = model.get_model()
         assert loaded.source_hash == model.data_hash()
