@@ -84,6 +84,9 @@ def run() -> int:
         # indexes the demo knowledge base with it.
         if _run([PY, "manage.py", "prepare_embeddings"], env=env):
             return 1
+        # The offline model's classifiers (incidents/nlu), trained in seconds when missing.
+        if _run([PY, "manage.py", "train_nlu"], env=env):
+            return 1
         if _run([PY, "manage.py", "seed_demo"], env=env):
             return 1
         (localservices.VAR_DIR / "celery").mkdir(parents=True, exist_ok=True)
@@ -211,6 +214,9 @@ def test(pytest_args: list[str]) -> int:
         # dev settings in this process; pytest must use the test settings from pyproject.toml.
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
         if _prepare_embeddings():
+            return 1
+        # The offline model's classifiers: built once, shared by every test process.
+        if _run([PY, "manage.py", "train_nlu"], env=env):
             return 1
         return _run([PY, "-m", "pytest", "--durations=15", *pytest_args], env=env)
     finally:

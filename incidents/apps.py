@@ -13,6 +13,11 @@ class IncidentsConfig(AppConfig):
 
         register_all()
         register_ticket_tools()
+        # The offline model's service-desk understanding: the learned model (incidents.nlu).
+        from agents.llm import offline
+        from incidents.nlu.analyser import analyse
+
+        offline.register_analyser(analyse)
         signals.connect()  # grants on tickets and queues are audited, whoever makes them
         # Reviewers granted a queue or a ticket decide its approvals (approvals.access).
         from incidents import approval_scopes

@@ -56,7 +56,10 @@ TRIAGE_TOOL = ToolSpec(
         "properties": {
             "category": {"type": "string", "enum": list(Category.values)},
             "priority": {"type": "string", "enum": list(Priority.values)},
-            "decision": {"type": "string", "enum": ["auto_resolve", "human"]},
+            "decision": {
+                "type": "string",
+                "enum": ["auto_resolve", "answer", "redirect", "incident", "human"],
+            },
             "confidence": {"type": "number", "minimum": 0, "maximum": 1},
             "suggested_path": {"type": "string", "maxLength": 500},
         },

@@ -8,7 +8,8 @@ import pytest
 from agents.llm import get_backend
 from agents.llm.base import LLMRequestError, ToolSpec
 from agents.llm.config import LLMConfig
-from agents.llm.offline import OfflineBackend, find_products
+from agents.llm.offline import OfflineBackend
+from incidents.nlu.slots import find_products
 
 EMAIL = {"type": "string", "format": "email", "pattern": r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"}
 DEVICE = {"type": "string", "pattern": r"^[A-Z]{2,4}-[0-9]{3,6}$"}
@@ -205,7 +206,12 @@ def test_missing_requester_email_means_no_guessing():
 
 
 def test_email_in_the_text_is_used_without_a_requester_line():
-    [(_, args)] = calls(plan("Please unlock the account sam.chen@acme.example", context=""))
+    # Issue 13: "please unlock the account <someone>" names another person's account, so it is
+    # no longer an action (see test_an_account_named_for_someone_else_is_not_acted_on); the
+    # requester giving their own address still is.
+    [(_, args)] = calls(
+        plan("I'm locked out of my account, I am sam.chen@acme.example", context="")
+    )
     assert args == {"user_email": "sam.chen@acme.example"}
 
 
@@ -344,11 +350,13 @@ def test_incident_investigation_calls_monitoring_tools_one_per_turn_then_reports
         ("Locked out before a customer call at 9:00!", "access", "high", "auto_resolve"),
         ("Please install Zoom on my laptop", "software", "low", "auto_resolve"),
         ("Set up MFA on my new phone", "security", "medium", "auto_resolve"),
-        ("Printer shows a paper jam but is empty", "hardware", "low", "human"),
+        # Issue 13: a printer fault for a person: medium now (before: low, a keyword baseline).
+        ("Printer shows a paper jam but is empty", "hardware", "medium", "human"),
         ("Shared mailbox not showing in Outlook", "email", "medium", "human"),
         ("Payments API outage: 5xx errors for all users", "infrastructure", "critical", "human"),
         ("Phishing e-mail: I clicked the link and typed my password", "security", "high", "human"),
-        ("The coffee machine makes a strange noise", "other", "medium", "human"),
+        # Issue 13: not an IT matter → redirect (shown as human in this two-value schema), low.
+        ("The coffee machine makes a strange noise", "other", "low", "human"),
     ],
 )
 def test_triage_enums_come_from_the_ticket(ticket, category, priority, decision):
@@ -363,9 +371,12 @@ def test_triage_enums_come_from_the_ticket(ticket, category, priority, decision)
 
 
 def test_confidence_reflects_match_strength():
-    strong = triage("VPN times out; AnyConnect says the VPN tunnel failed")["confidence"]
-    unknown = triage("Something odd happened")["confidence"]
-    assert strong > 0.7 > 0.5 > unknown
+    # Issue 13: the confidence is the decision's calibrated probability; an unclear request
+    # is confidently a person's (before: keyword hits, and an unclear request scored 0.35).
+    strong = triage("VPN times out; AnyConnect says the VPN tunnel failed")
+    unknown = triage("Something odd happened")
+    assert strong["confidence"] > 0.7 and strong["decision"] == "auto_resolve"
+    assert unknown["decision"] == "human"
 
 
 def test_enum_values_are_matched_by_their_own_spelling():
