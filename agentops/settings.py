@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "agents",
     "agents.connectors.sandbox",
     "incidents",
+    "chat",  # the chat assistant (portal and console): above incidents, it opens tickets
 ]
 
 MIDDLEWARE = [

@@ -13,24 +13,13 @@ from agentops.access import require_capability, tenant_member
 from incidents import services
 from incidents.models import Comment, Source, Status
 from incidents.portal.catalogue import CATALOGUE
+from incidents.portal.plain import PLAIN_STATUS
 from incidents.selectors import tickets_visible_to
 
 SEARCH_MAX = 300
 ANSWERS = 5
 MY_REQUESTS = 10
 MIN_VECTOR = 0.35  # below this, and with no query word in it, a passage is not an answer
-
-# Each status in the requester's words.
-PLAIN_STATUS = {
-    Status.NEW: "Received: we will look at it shortly",
-    Status.TRIAGED: "Received: it is in the right hands",
-    Status.IN_PROGRESS: "Being worked on",
-    Status.ON_HOLD: "Waiting: we may need something from you",
-    Status.ESCALATED: "With a specialist",
-    Status.RESOLVED: "Resolved: tell us how we did",
-    Status.CLOSED: "Closed",
-    Status.CANCELLED: "Cancelled",
-}
 
 
 def answers(membership, query: str) -> list:
