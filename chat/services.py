@@ -97,15 +97,17 @@ def claim(message: Message) -> bool:
 
 def stream_reply(*, message: Message) -> Iterator[str]:
     """Stream the pending reply from Claude, yielding text deltas; store it when done. Falls
-    back to the offline answer (said so) if the model cannot be reached. Claim first."""
+    back to the offline answer (said so) if the model cannot be reached. Claim first. A
+    browser that leaves mid-stream still leaves a finished message (what arrived, or the
+    offline answer), never one stuck "streaming"."""
     from agents.llm.base import LLMError
 
-    conversation = message.conversation
-    history = _history(conversation)
+    history = _history(message.conversation)
     question = history[-1].body if history and history[-1].role == Message.Role.USER else ""
     earlier = [(m.role, m.body) for m in history[:-1]]
     planned = assistant.Plan(message.kind, list(message.citations))
     parts: list[str] = []
+    backend = message.backend
     try:
         config = llm_config(message.tenant)
         for delta in assistant.stream_claude(
@@ -117,12 +119,16 @@ def stream_reply(*, message: Message) -> Iterator[str]:
         log.warning("Chat reply fell back to the offline answer: %s", exc)
         fallback = assistant.offline_reply(question, planned)
         yield ("\n\n" if parts else "") + fallback
-        parts = [fallback]
-        message.backend = "offline"
-    message.body = "".join(parts).strip() or assistant.offline_reply(question, planned)
-    message.citations = assistant.cited(message.body, planned.citations)
-    message.state = Message.State.DONE
-    message.save(update_fields=["body", "citations", "state", "backend"])
+        parts, backend = [fallback], "offline"
+    finally:
+        body = "".join(parts).strip() or assistant.offline_reply(question, planned)
+        # A filtered update: the row may be gone (the conversation deleted meanwhile).
+        Message.objects.for_tenant(message.tenant).filter(pk=message.pk).update(
+            body=body,
+            citations=assistant.cited(body, planned.citations),
+            state=Message.State.DONE,
+            backend=backend,
+        )
 
 
 def transcript(conversation: Conversation) -> str:

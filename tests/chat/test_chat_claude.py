@@ -97,3 +97,18 @@ def test_secrets_are_redacted_before_the_model(personas, kb, claude, client_for)
     reply = post(client, "VPN disconnecting, my card is 4111 1111 1111 1111")
     events(client.get(f"/chat/{reply.conversation_id}/messages/{reply.pk}/stream/"))
     assert "4111 1111 1111 1111" not in str(claude.bodies[0])
+
+
+def test_a_browser_leaving_mid_stream_leaves_a_finished_message(personas, kb, claude, client_for):
+    from chat import services
+
+    claude.reply_stream(["Update the profile ", "to version 3 [1]."])
+    client = client_for(personas.requester)
+    client.tenant = personas.tenant
+    reply = post(client, "My VPN keeps disconnecting")
+    assert services.claim(reply) and not services.claim(reply)  # one stream per reply
+    stream = services.stream_reply(message=reply)
+    assert next(stream) == "Update the profile "
+    stream.close()  # the browser went away
+    reply.refresh_from_db()
+    assert reply.state == Message.State.DONE and reply.body == "Update the profile"
