@@ -305,6 +305,9 @@ def ticket_transition(
         changes={"status": {"from": old, "to": status}},
         metadata={"note": note} if note else {},
     )
+    from incidents.portal import notify  # the requester hears of it (bell, grouped e-mail)
+
+    notify.on_status_changed(ticket=locked, old=old, new=status, actor=actor)
     if status == Status.RESOLVED:
         _learn_after_commit("learn_from_resolution", locked)  # a past ticket to learn from
     return locked
@@ -399,6 +402,9 @@ def ticket_comment(
         target_repr=ticket.title,
         metadata={"comment_id": comment.pk},
     )
+    from incidents.portal import notify  # a public reply reaches the requester
+
+    notify.on_public_reply(comment=comment)
     return comment
 
 
