@@ -243,8 +243,10 @@ def stream_claude(config, messages: list[dict]) -> Iterator[str]:
     from agents.llm.anthropic_backend import client_for, describe
     from agents.llm.base import LLMUnavailable
 
-    client = client_for(config.api_key, config.base_url, config.timeout)
+    if config.backend != "anthropic" or not config.api_key:
+        raise LLMUnavailable("No model is configured for this workspace any more.")
     try:
+        client = client_for(config.api_key, config.base_url, config.timeout)
         with client.messages.stream(
             model=config.model,
             max_tokens=min(config.max_tokens, 1024),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -32,7 +32,10 @@ def _page_context(request, conversation=None, *, error: str = "") -> dict:
         "error": error,
     }
     if conversation is not None and conversation.ticket_id:
-        context["progress"] = progress.progress_for(membership, conversation)
+        try:
+            context["progress"] = progress.progress_for(membership, conversation)
+        except (Http404, PermissionDenied):  # the ticket is out of their sight now: the chat stays
+            context["progress"] = None
     return context
 
 

@@ -207,3 +207,19 @@ def test_untrusted_text_never_opens_a_ticket_or_acts(personas, kb, client_for):
     conversation.refresh_from_db()
     assert conversation.ticket is None
     assert all(m.kind != Message.Kind.TICKET for m in replies(conversation))
+
+
+def test_the_chat_stays_open_when_its_ticket_is_out_of_sight(
+    personas, kb, client_for, django_capture_on_commit_callbacks
+):
+    client = client_for(personas.requester)
+    conversation = start(client, "vpn keeps disconnecting")
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"/chat/{conversation.pk}/ticket/")
+    ticket = Ticket.objects.for_tenant(personas.tenant).get()
+    Ticket.objects.for_tenant(personas.tenant).filter(pk=ticket.pk).update(
+        requester=personas.requester2
+    )
+    page = client.get(f"/chat/{conversation.pk}/")
+    assert page.status_code == 200 and 'id="ticket-progress"' not in page.content.decode()
+    assert client.get(f"/chat/{conversation.pk}/progress/").status_code == 404

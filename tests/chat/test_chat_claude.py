@@ -112,3 +112,17 @@ def test_a_browser_leaving_mid_stream_leaves_a_finished_message(personas, kb, cl
     stream.close()  # the browser went away
     reply.refresh_from_db()
     assert reply.state == Message.State.DONE and reply.body == "Update the profile"
+
+
+def test_a_key_removed_before_the_stream_falls_back(personas, kb, claude, client_for, settings):
+    from agents.engine import agent_config
+
+    client = client_for(personas.requester)
+    client.tenant = personas.tenant
+    reply = post(client, "My VPN keeps disconnecting")
+    config = agent_config(personas.tenant)
+    config.llm_backend = "offline"
+    config.save()
+    got = events(client.get(f"/chat/{reply.conversation_id}/messages/{reply.pk}/stream/"))
+    assert got[-1][0] == "done" and "Here is what our knowledge base says" in got[-1][1]
+    assert claude.requests == []
