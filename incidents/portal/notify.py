@@ -123,6 +123,8 @@ def _tell(*, ticket, kind: str, text: str, actor) -> None:
     if not user.email or preference_for(tenant, user) == EmailChoice.OFF:
         return
     pending = RequesterUpdate.objects.for_tenant(tenant).filter(user=user, emailed_at__isnull=True)
+    if kind == UpdateKind.CONFIRM and _ask_on_the_reply(pending, ticket, text):
+        return
     opens_burst = not pending.exists()
     RequesterUpdate.objects.create(tenant=tenant, user=user, ticket=ticket, kind=kind, text=text)
     if opens_burst:
@@ -130,6 +132,20 @@ def _tell(*, ticket, kind: str, text: str, actor) -> None:
         delay = settings.REQUESTER_DIGEST_SECONDS
         tenant_id, user_id = tenant.pk, user.pk
         transaction.on_commit(lambda: _schedule(tenant_id, user_id, delay))
+
+
+def _ask_on_the_reply(pending, ticket, text: str) -> bool:
+    """The desk's reply that asks for the confirmation is usually a public comment too: the
+    e-mail says it once, as the question (the reply's line becomes the confirmation's)."""
+    said = text.split("\n\n")[0].strip()
+    reply = (
+        pending.filter(ticket=ticket, kind=UpdateKind.REPLY).order_by("-created_at", "-id").first()
+    )
+    if not said or reply is None or said not in reply.text:
+        return False
+    reply.kind, reply.text = UpdateKind.CONFIRM, text
+    reply.save(update_fields=["kind", "text"])
+    return True
 
 
 def _schedule(tenant_id: int, user_id: int, delay: int) -> None:

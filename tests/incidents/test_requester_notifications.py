@@ -127,3 +127,16 @@ def test_preference_page_is_per_user_and_workspace(personas, client_for):
     strict.force_login(personas.requester)
     assert strict.post("/portal/notifications/", {"email": "grouped"}).status_code == 403
     assert Client().get("/portal/notifications/").status_code == 302  # sign in first
+
+
+def test_a_reply_that_asks_for_confirmation_is_said_once_by_email(
+    personas, ticket, django_capture_on_commit_callbacks
+):
+    answer = "Open Settings, then VPN, and choose profile 3 [1]."
+    with django_capture_on_commit_callbacks(execute=True):
+        services.ticket_comment(ticket=ticket, actor=None, body=answer, author_label="Service desk")
+        notify.on_confirmation_needed(ticket=ticket, text=answer)
+    [message] = mail.outbox
+    assert message.body.count("choose profile 3") == 1
+    assert "Did this solve it?" in message.body
+    assert message.subject == f"[AgentOps] {ticket.number}: did this solve it?"
