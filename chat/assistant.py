@@ -236,26 +236,38 @@ def _attr(value: str) -> str:
 
 
 def stream_claude(config, messages: list[dict]) -> Iterator[str]:
-    """Text deltas from Claude (Messages API, ``stream=True``). Raises ``LLMUnavailable`` when
-    the model cannot be reached; the caller falls back to the offline answer."""
+    """Text deltas from Claude (Messages API, ``stream=True``), within the workspace's rate
+    limits and behind the same circuit breaker as its agents. Raises ``LLMUnavailable`` when
+    the model cannot be reached (or may not be now); the caller falls back to the offline
+    answer."""
+    import time
+
     import anthropic
 
-    from agents.llm.anthropic_backend import client_for, describe
+    from agents.llm.anthropic_backend import AnthropicBackend, describe, estimate_tokens
     from agents.llm.base import LLMUnavailable
+    from agents.resilience import CircuitOpen, RateLimitTimeout
 
     if config.backend != "anthropic" or not config.api_key:
         raise LLMUnavailable("No model is configured for this workspace any more.")
+    backend = AnthropicBackend(config)
+    max_tokens = min(config.max_tokens, 1024)
+    tokens = estimate_tokens(SYSTEM, messages, []) + max_tokens
     try:
-        client = client_for(config.api_key, config.base_url, config.timeout)
-        with client.messages.stream(
-            model=config.model,
-            max_tokens=min(config.max_tokens, 1024),
-            system=SYSTEM,
-            messages=messages,
+        for bucket, unit in backend.buckets(config.limit_key):
+            bucket.take(1 if unit == "requests" else tokens, max_wait=5.0, sleep=time.sleep)
+        backend.breaker.before_call()
+    except (RateLimitTimeout, CircuitOpen) as exc:
+        raise LLMUnavailable(f"The model may not be called now: {exc}") from exc
+    try:
+        with backend.client.messages.stream(
+            model=config.model, max_tokens=max_tokens, system=SYSTEM, messages=messages
         ) as stream:
             yield from stream.text_stream
     except anthropic.AnthropicError as exc:
+        backend.breaker.record_failure(describe(exc))
         raise LLMUnavailable(f"The model is unavailable: {describe(exc)}") from exc
+    backend.breaker.record_success()
 
 
 def cited(body: str, citations: list[dict]) -> list[dict]:

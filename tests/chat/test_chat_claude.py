@@ -126,3 +126,26 @@ def test_a_key_removed_before_the_stream_falls_back(personas, kb, claude, client
     got = events(client.get(f"/chat/{reply.conversation_id}/messages/{reply.pk}/stream/"))
     assert got[-1][0] == "done" and "Here is what our knowledge base says" in got[-1][1]
     assert claude.requests == []
+
+
+def test_the_workspace_rate_limit_holds_for_chat_too(personas, kb, claude, client_for, redis_names):
+    from agents.engine import agent_config
+
+    config = agent_config(personas.tenant)
+    config.requests_per_minute = 1
+    config.save()
+    claude.reply_stream(["Update the profile [1]."])
+    client = client_for(personas.requester)
+    client.tenant = personas.tenant
+    first = post(client, "My VPN keeps disconnecting")
+    events(client.get(f"/chat/{first.conversation_id}/messages/{first.pk}/stream/"))
+    second = post(client, "My VPN keeps disconnecting at home too")
+    got = events(client.get(f"/chat/{second.conversation_id}/messages/{second.pk}/stream/"))
+    assert len(claude.requests) == 1  # the second did not reach the model
+    assert "Here is what our knowledge base says" in got[-1][1]
+    # Leave no empty bucket behind for a later session's tenant with the same id.
+    from agents.resilience import _key, redis_client
+
+    redis = redis_client()
+    for key in redis.scan_iter(match=_key("*") + f"*tenant-{personas.tenant.pk}:*"):
+        redis.delete(key)
