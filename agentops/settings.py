@@ -70,6 +70,8 @@ INSTALLED_APPS = [
     "agents",
     "agents.connectors.sandbox",
     "incidents",
+    "incidents.portal",  # the requester portal: notification preferences and the e-mail digest
+    "chat",  # the chat assistant (portal and console): above incidents, it opens tickets
 ]
 
 MIDDLEWARE = [
@@ -487,3 +489,7 @@ TELEMETRY_MAX_BATCH_BYTES = env_int("TELEMETRY_MAX_BATCH_BYTES", 32 * 1024 * 102
 # GET /api/v1/rca-runs/{id}/stream: how often it looks for progress, and how long it stays open.
 RCA_STREAM_POLL_SECONDS = float(env_int("RCA_STREAM_POLL_MS", 300, minimum=50)) / 1000
 RCA_STREAM_MAX_SECONDS = env_int("RCA_STREAM_MAX_SECONDS", 300, minimum=1)
+
+# Requester notifications (incidents/portal/notify.py): the e-mail of a burst of changes waits
+# this long after the first one, then carries them all.
+REQUESTER_DIGEST_SECONDS = env_int("REQUESTER_DIGEST_SECONDS", 180, minimum=0)

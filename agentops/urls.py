@@ -52,5 +52,6 @@ urlpatterns = [
     path("usage/", include("agentops.usage_views")),
     path("platform/", include("agentops.platform_views")),
     path("api/v1/", api.urls),
+    path("chat/", include("chat.urls")),
     path("admin/", admin.site.urls),
 ]

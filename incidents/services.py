@@ -21,6 +21,7 @@ from agentops.models import Membership, Role, Tenant
 from agentops.services import sequence_next
 from incidents.models import (
     KIND_PREFIX,
+    OPEN_STATUSES,
     TRANSITIONS,
     Category,
     Comment,
@@ -320,6 +321,13 @@ def ticket_transition(
         changes={"status": {"from": old, "to": status}},
         metadata={"note": note} if note else {},
     )
+    from incidents.portal import notify  # the requester hears of it (bell, grouped e-mail)
+
+    notify.on_status_changed(ticket=locked, old=old, new=status, actor=actor)
+    if old in (Status.RESOLVED, Status.CLOSED) and status in OPEN_STATUSES:
+        from incidents.blueprints import sentiment_monitor  # reopened: is someone frustrated?
+
+        sentiment_monitor.watch(ticket=locked, reason="reopened")
     if status == Status.RESOLVED:
         _learn_after_commit("learn_from_resolution", locked)  # a past ticket to learn from
     return locked
@@ -416,6 +424,13 @@ def ticket_comment(
         target_repr=ticket.title,
         metadata={"comment_id": comment.pk},
     )
+    from incidents.portal import notify  # a public reply reaches the requester
+
+    notify.on_public_reply(comment=comment)
+    if not is_internal and _is_requester(ticket, actor):
+        from incidents.blueprints import sentiment_monitor  # their words may show frustration
+
+        sentiment_monitor.watch(ticket=ticket, reason="comment")
     return comment
 
 

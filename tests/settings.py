@@ -34,6 +34,11 @@ CELERY_TASK_QUEUES, CELERY_TASK_ROUTES = celery_queues(  # noqa: F405
     CELERY_TASK_DEFAULT_QUEUE, CELERY_KNOWLEDGE_QUEUE
 )
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# A real worker (another process) cannot fill this process's locmem outbox: delivery tests give
+# it a directory of its own (Django's file backend) and read the messages back.
+if os.environ.get("AGENTOPS_TEST_EMAIL_DIR"):
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = os.environ["AGENTOPS_TEST_EMAIL_DIR"]
 CACHES["default"]["KEY_PREFIX"] = "agentops-test"  # noqa: F405
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
 # Tests that are not about agents should not start one on every ticket they open.

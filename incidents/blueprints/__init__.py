@@ -6,8 +6,9 @@
 
 def register_all() -> None:
     from incidents import pipeline
-    from incidents.blueprints import incident_response, investigation
+    from incidents.blueprints import incident_response, investigation, sentiment_monitor
 
     pipeline.register()
     investigation.register()
     incident_response.register()
+    sentiment_monitor.register()

@@ -7,4 +7,5 @@ app_name = "portal"
 urlpatterns = [
     path("", views.portal, name="home"),
     path("request/<slug:slug>/", views.catalogue_request, name="request"),
+    path("notifications/", views.preferences, name="preferences"),
 ]

@@ -3,6 +3,7 @@ portal too (to see what requesters see); every read goes through the usual gates
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404
@@ -13,24 +14,14 @@ from agentops.access import require_capability, tenant_member
 from incidents import services
 from incidents.models import Comment, Source, Status
 from incidents.portal.catalogue import CATALOGUE
+from incidents.portal.models import EmailChoice
+from incidents.portal.plain import PLAIN_STATUS
 from incidents.selectors import tickets_visible_to
 
 SEARCH_MAX = 300
 ANSWERS = 5
 MY_REQUESTS = 10
 MIN_VECTOR = 0.35  # below this, and with no query word in it, a passage is not an answer
-
-# Each status in the requester's words.
-PLAIN_STATUS = {
-    Status.NEW: "Received: we will look at it shortly",
-    Status.TRIAGED: "Received: it is in the right hands",
-    Status.IN_PROGRESS: "Being worked on",
-    Status.ON_HOLD: "Waiting: we may need something from you",
-    Status.ESCALATED: "With a specialist",
-    Status.RESOLVED: "Resolved: tell us how we did",
-    Status.CLOSED: "Closed",
-    Status.CANCELLED: "Cancelled",
-}
 
 
 def answers(membership, query: str) -> list:
@@ -125,3 +116,32 @@ def catalogue_request(request, slug: str):
     return render(
         request, "incidents/portal_request.html", {"item": item, "form": form}, status=status
     )
+
+
+class PreferenceForm(forms.Form):
+    email = forms.ChoiceField(
+        label="How should updates on your requests reach you?",
+        choices=EmailChoice.choices,
+        widget=forms.RadioSelect,
+    )
+
+
+@tenant_member
+@require_http_methods(["GET", "POST"])
+def preferences(request):
+    """The person's own notification preference in this workspace (their profile)."""
+    from incidents.portal import notify
+
+    membership = request.membership
+    current = notify.preference_for(membership.tenant, request.user)
+    form = PreferenceForm(
+        request.POST if request.method == "POST" else None, initial={"email": current}
+    )
+    if request.method == "POST" and form.is_valid():
+        notify.preference_set(
+            tenant=membership.tenant, user=request.user, email=form.cleaned_data["email"]
+        )
+        messages.success(request, "Saved. This is how we will keep you posted.")
+        return redirect("portal:preferences")
+    status = 400 if request.method == "POST" else 200
+    return render(request, "incidents/portal_preferences.html", {"form": form}, status=status)

@@ -11,6 +11,7 @@ Each test scripts the replies in order::
     fake.rate_limited(retry_after=1)
     fake.overloaded()
     fake.slow(seconds=2)          # answers after the client's timeout
+    fake.reply_stream(["Hel", "lo"])  # a streamed reply (stream: true), as server-sent events
 
 and inspects ``fake.requests`` (every body received, in order) afterwards. With the script
 used up the server answers 500 with a message saying so.
@@ -33,6 +34,10 @@ class Scripted:
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    # A streamed reply (``stream: true``): server-sent events written one by one, with
+    # ``event_delay`` seconds between them (the browser sees the answer grow).
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    event_delay: float = 0.0
 
 
 @dataclass
@@ -67,6 +72,9 @@ class FakeAnthropic:
                 reply = fake._record(self.path, headers, body)
                 if reply.delay:
                     time.sleep(reply.delay)
+                if reply.events:
+                    self._stream(reply)
+                    return
                 payload = json.dumps(reply.body).encode()
                 try:
                     self.send_response(reply.status)
@@ -79,6 +87,24 @@ class FakeAnthropic:
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
                     self.close_connection = True
+
+            def _stream(self, reply: Scripted) -> None:
+                try:
+                    self.send_response(reply.status)
+                    self.send_header("content-type", "text/event-stream")
+                    self.send_header("cache-control", "no-cache")
+                    self.send_header("connection", "close")
+                    self.send_header("request-id", f"req_fake_{len(fake.requests)}")
+                    self.end_headers()
+                    for name, data in reply.events:
+                        frame = f"event: {name}\ndata: {json.dumps(data)}\n\n"
+                        self.wfile.write(frame.encode())
+                        self.wfile.flush()
+                        if reply.event_delay:
+                            time.sleep(reply.event_delay)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                self.close_connection = True
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -144,6 +170,52 @@ class FakeAnthropic:
             [{"type": "text", "text": text}], stop_reason="end_turn", usage=usage, model=model
         )
         return self.push(200, body, delay=delay)
+
+    def reply_stream(
+        self,
+        chunks: list[str],
+        *,
+        usage=(40, 20),
+        model="claude-haiku-4-5",
+        event_delay: float = 0.0,
+    ):
+        """A streamed text reply (the request must say ``stream: true``): message_start, one
+        content_block_delta per chunk, message_delta with the stop reason, message_stop."""
+        message = self._message([], stop_reason=None, usage=(usage[0], 1), model=model)
+        events: list[tuple[str, dict[str, Any]]] = [
+            ("message_start", {"type": "message_start", "message": message}),
+            (
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+            ),
+            *(
+                (
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "text_delta", "text": c},
+                    },
+                )
+                for c in chunks
+            ),
+            ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            (
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "usage": {"output_tokens": usage[1]},
+                },
+            ),
+            ("message_stop", {"type": "message_stop"}),
+        ]
+        self.script.append(Scripted(200, {}, events=events, event_delay=event_delay))
+        return self
 
     def reply_tool_use(
         self,

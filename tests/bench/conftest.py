@@ -216,6 +216,9 @@ def bench_data(django_db_setup, django_db_blocker) -> BenchData:
         )
         _, raw_token = api_token_create(tenant=acme, user=agent, name="bench")
         count = Ticket.objects.for_tenant(acme).count()
+        with connection.cursor() as cursor:  # what the data set costs on disk
+            cursor.execute("SELECT pg_database_size(current_database())")
+            timings["disk_bytes"] = float(cursor.fetchone()[0])
     print(
         f"\n[bench] {count:,} tickets (+{OTHER_TENANT_TICKETS:,} in a second tenant) ready in "
         f"{timings['load_total']:.1f} s"
@@ -227,6 +230,7 @@ def bench_data(django_db_setup, django_db_blocker) -> BenchData:
         ),
         flush=True,
     )
+    print(f"[bench] database on disk: {timings['disk_bytes'] / 2**30:.2f} GiB", flush=True)
     return BenchData(
         tenant=acme,
         other_tenant=globex,
