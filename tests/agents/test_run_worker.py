@@ -91,6 +91,7 @@ def test_locked_out_ticket_is_resolved_by_the_agent_on_a_real_worker(
     assert run.status == "succeeded", (run.error_message, worker.log())
     assert [s.state for s in run.steps.order_by("seq")] == [
         "triage",
+        "diagnose",
         "plan",
         "compliance",
         "resolve",
