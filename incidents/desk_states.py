@@ -252,3 +252,25 @@ def requester_findings(calls: list[tuple[ToolCall, str]]) -> list[str]:
 
 def detail_of(calls: list[tuple[ToolCall, str]]) -> dict[str, Any]:
     return {call.tool_name: outcome for call, outcome in calls}
+
+
+def changed_something(ticket) -> bool:
+    """Whether the ticket's latest service-desk run changed anything: a Resolve step whose
+    calls had the outcome "fixed" (verified, and the state differs). A run whose calls were
+    skipped (premise false) or changed nothing says False — such a ticket must not become
+    knowledge (the hook for ``incidents.learning``)."""
+    from agents.models import Run, Step
+
+    run = (
+        Run.objects.for_tenant(ticket.tenant)
+        .filter(subject_type="ticket", subject_id=ticket.number, agent_name="service_desk")
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if run is None:
+        return False
+    details = Step.objects.for_tenant(ticket.tenant).filter(run=run, state="resolve")
+    return any(
+        "fixed" in ((detail or {}).get("outcomes") or {}).values()
+        for detail in details.values_list("detail", flat=True)
+    )
