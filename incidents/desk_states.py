@@ -52,7 +52,7 @@ class DeskStates:
     # -- answer ----------------------------------------------------------------------------
 
     def state_answer(self, ctx) -> Outcome:
-        from incidents.pipeline import _knowledge, _ticket
+        from incidents.desk_support import _knowledge, _ticket
 
         citations = _knowledge(ctx)
         passages = ctx.state.get("knowledge_passages") or []
@@ -110,7 +110,7 @@ class DeskStates:
 
     def state_redirect(self, ctx) -> Outcome:
         from incidents import services
-        from incidents.pipeline import _ticket
+        from incidents.desk_support import _ticket
 
         team = replies.team_for(ctx.tenant, ctx.state.get("ticket_text", ""))
         if team is None:
@@ -144,7 +144,7 @@ class DeskStates:
 
     def state_incident(self, ctx) -> Outcome:
         from incidents import services
-        from incidents.pipeline import _ticket
+        from incidents.desk_support import _ticket
 
         scope = ctx.state.get("scope") or {}
         reasons = scope.get("reasons") or ["triage judged it a shared fault"]
