@@ -246,6 +246,18 @@ def awaiting_reply(ticket: Ticket) -> AgentReply | None:
     )
 
 
+def awaiting_by_ticket(tenant, ticket_ids) -> dict[int, AgentReply]:
+    """The replies waiting for their requester, by ticket id, in one query (for lists such as
+    the portal's "my requests")."""
+    waiting = (
+        AgentReply.objects.for_tenant(tenant)
+        .filter(ticket_id__in=list(ticket_ids), state=ReplyState.AWAITING)
+        .order_by("ticket_id", "-created_at")
+        .distinct("ticket_id")
+    )
+    return {reply.ticket_id: reply for reply in waiting}
+
+
 @transaction.atomic
 def reply_confirm(*, ticket: Ticket, actor, solved: bool) -> AgentReply:
     """The requester's answer to "did this solve it?". Yes resolves the ticket; no hands it

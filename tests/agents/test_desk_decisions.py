@@ -299,3 +299,11 @@ def test_a_redirect_with_no_matching_team_goes_to_a_person(personas, model):
     model.responses += [triage_reply(category="other", decision="redirect")]
     _ticket, run = open_ticket(personas, "Can someone water the plants in reception?")
     assert drive(run)[-1] == "escalated"
+
+
+def test_waiting_replies_for_a_list_in_one_query(personas, answered, django_assert_num_queries):
+    ids = [answered.pk, 999999]
+    with django_assert_num_queries(1):
+        waiting = replies.awaiting_by_ticket(personas.tenant, ids)
+    assert list(waiting) == [answered.pk]
+    assert replies.awaiting_by_ticket(personas.other_tenant, ids) == {}
