@@ -27,21 +27,24 @@ log = logging.getLogger(__name__)
 MANY_PEOPLE_PATTERNS = (
     r"\b(?:everyone|everybody|all of us|all users|all staff|the whole (?:team|office|floor|"
     r"building|company|department|site)|entire (?:team|office|floor|building|company|site))\b",
-    r"\b(?:nobody|no one|no-one|none of us)\b",
-    r"\b(?:several|many|multiple|lots of|a lot of|a few|\d+|two|three|four|five|ten)\s+"
-    r"(?:people|users|colleagues|of us|staff|employees|persons|laptops|machines|computers)\b",
-    r"\b(?:we all|we are all|we're all|all our|all the (?:laptops|computers|machines|users|"
-    r"people|printers))\b",
+    r"\b(?:nobody|no one|no-one|none of us)\s+(?:can|can't|could|is able|are able|has|have|"
+    r"here|in (?:the|our))\b",
+    r"\b(?:several|many|multiple|lots of|a lot of|a few|[2-9]|\d{2,}|two|three|four|five|ten)\s+"
+    r"(?:people|users|colleagues|of us|staff|employees|persons)\b",
+    r"\b(?:we all|we are all|we're all|all the (?:laptops|computers|machines|users|people|"
+    r"printers))\b",
     r"\b(?:meeting|conference|board|training|class)\s?room\b",
-    r"\b(?:room|floor|building|wing|site|office|campus|branch|warehouse)\s+[a-z]?\d+[a-z]?\b",
+    r"\b(?:room|floor|building|wing|site|campus|branch|warehouse)\s+[a-z]?\d+[a-z]?\b",
     r"\b(?:\d+(?:st|nd|rd|th)|ground|first|second|third|fourth|fifth|top)\s+floor\b",
-    r"\b(?:site-?wide|office-?wide|company-?wide|building-?wide|outage)\b",
+    r"\b(?:site-?wide|office-?wide|company-?wide|building-?wide)\b",
     # German, French, Spanish, Dutch.
-    r"\b(?:alle|niemand|keiner|das ganze (?:team|büro)|im (?:raum|besprechungsraum|stockwerk))\b",
-    r"\b(?:tout le monde|personne ne|toute l'équipe|tous les (?:utilisateurs|collègues)|"
+    r"\b(?:alle (?:kollegen|mitarbeiter|benutzer)|niemand (?:kann|im)|keiner kann|"
+    r"das ganze (?:team|büro)|im (?:besprechungsraum|stockwerk))\b",
+    r"\b(?:tout le monde|personne ne peut|toute l'équipe|tous les (?:utilisateurs|collègues)|"
     r"salle de (?:réunion|conférence)|[àa] l'[ée]tage)\b",
-    r"\b(?:todos|nadie|toda la oficina|sala de reuniones|en la planta)\b",
-    r"\b(?:iedereen|niemand|de hele afdeling|vergaderruimte|verdieping)\b",
+    r"\b(?:todos (?:los usuarios|nosotros)|nadie puede|toda la oficina|sala de reuniones|"
+    r"en la planta)\b",
+    r"\b(?:iedereen|niemand kan|de hele afdeling|vergaderruimte|op de \w+ verdieping)\b",
 )
 SIMILAR_WINDOW = timedelta(hours=4)
 SIMILAR_REQUESTERS = 2  # other people reporting the same fault make it an incident

@@ -14,7 +14,7 @@ from agentops.services import api_token_create
 from agents import engine
 from agents.blueprints import registry
 from agents.connectors.sandbox.models import Device, Operation
-from incidents import replies, tasks
+from incidents import diagnosis, replies, tasks
 from incidents.models import AgentReply, NonItTeam, Ticket
 from tests.agents.desk_helpers import drive, open_ticket, public_words
 from tests.agents.scripted import ScriptedBackend, tool_reply, triage_reply
@@ -307,3 +307,36 @@ def test_waiting_replies_for_a_list_in_one_query(personas, answered, django_asse
         waiting = replies.awaiting_by_ticket(personas.tenant, ids)
     assert list(waiting) == [answered.pk]
     assert replies.awaiting_by_ticket(personas.other_tenant, ids) == {}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Wi-Fi down in meeting room 4B",
+        "Nobody can print on the 3rd floor",
+        "Everyone in finance lost the shared drive",
+        "Several people cannot reach the intranet",
+        "Die Drucker im Besprechungsraum gehen nicht, niemand kann drucken",
+        "Tout le monde a perdu le Wi-Fi",
+        "Nadie puede conectarse a la VPN",
+        "Iedereen is de wifi kwijt",
+    ],
+)
+def test_wide_faults_are_recognised_in_code(personas, text):
+    ticket = Ticket(tenant=personas.tenant, title="x", requester_email="a@b.example")
+    assert diagnosis.scope(ticket, text).wide
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Office 365 keeps asking me to sign in",
+        "I called the desk and no one answered; my account is locked",
+        "My 2 monitors flicker",
+        "Outlook crashes when I open my calendar",
+        "Alle 9 ho una riunione, il mio PC non parte",
+    ],
+)
+def test_one_persons_words_are_not_a_wide_fault(personas, text):
+    ticket = Ticket(tenant=personas.tenant, title="x", requester_email="a@b.example")
+    assert not diagnosis.scope(ticket, text).wide
