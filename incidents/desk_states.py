@@ -42,6 +42,15 @@ class DeskStates:
         summary = "\n".join(found["findings"])
         if ctx.state.get("on_behalf_of"):
             summary = f"On behalf of {ctx.state['on_behalf_of']}.\n" + summary
+        if (ctx.state.get("scope") or {}).get("crowd") and not found["own_fault"]:
+            # Others reported the same fault and nothing is wrong on this person's own account
+            # or devices: a shared fault, not a per-device fix.
+            return Outcome(
+                "incident",
+                summary=summary + "\nNo fault of their own; others report the same: an incident.",
+                input_summary=f"State of {email or 'the requester'}",
+                detail={"diagnosis": found},
+            )
         return Outcome(
             "plan",
             summary=summary,

@@ -46,6 +46,13 @@ MANY_PEOPLE_PATTERNS = (
     r"en la planta)\b",
     r"\b(?:iedereen|niemand kan|de hele afdeling|vergaderruimte|op de \w+ verdieping)\b",
 )
+# The requester says the fault is theirs alone: other reports then do not make it shared.
+ONLY_ME_PATTERNS = (
+    r"\b(?:other people|others|everyone else|everybody else|my colleagues|colleagues)\b"
+    r"[^.!?\n]{0,30}\b(?:are|is|seem|work)\w*\s+(?:fine|ok|okay|working)\b",
+    r"\b(?:only|just) (?:me|mine|my (?:laptop|pc|computer|device|phone|machine))\b",
+    r"\b(?:nur bei mir|seulement (?:moi|chez moi)|solo (?:a mí|yo)|alleen bij mij)\b",
+)
 SIMILAR_WINDOW = timedelta(hours=4)
 SIMILAR_REQUESTERS = 2  # other people reporting the same fault make it an incident
 _STOP = frozenset(
@@ -99,16 +106,31 @@ _STOP = frozenset(
 )
 
 
+# Categories whose faults people share (a network, a printer, a mail service). Accounts and
+# software requests are each person's own: several at once are not one fault.
+SHARED_FAULT_CATEGORIES = frozenset(
+    {"network", "hardware", "email", "application", "infrastructure"}
+)
+
+
 @dataclass
 class Scope:
-    """How wide the fault is: ``wide`` True when many people share it, with the reasons."""
+    """How wide the fault is. ``wide``: the text says many people share it (decided at once);
+    ``crowd``: other people reported the same fault lately (decided after Diagnose, when the
+    requester's own state shows no fault of its own)."""
 
     wide: bool
     reasons: list[str] = field(default_factory=list)
     similar: list[str] = field(default_factory=list)  # other open tickets on the same fault
+    crowd: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {"wide": self.wide, "reasons": self.reasons, "similar": self.similar}
+        return {
+            "wide": self.wide,
+            "crowd": self.crowd,
+            "reasons": self.reasons,
+            "similar": self.similar,
+        }
 
 
 def scope(ticket, text: str, *, category: str = "") -> Scope:
@@ -120,14 +142,19 @@ def scope(ticket, text: str, *, category: str = "") -> Scope:
         if match:
             reasons.append(f"the ticket says “{match.group(0)}”")
             break
-    similar = _similar_open_tickets(ticket, category=category)
+    wide = bool(reasons)
+    similar = _similar_open_tickets(ticket, category=category) if category else []
     people = {email for _number, email in similar}
-    if len(people) >= SIMILAR_REQUESTERS:
+    only_me = any(re.search(p, lowered) for p in ONLY_ME_PATTERNS)
+    crowd = (
+        category in SHARED_FAULT_CATEGORIES and len(people) >= SIMILAR_REQUESTERS and not only_me
+    )
+    if crowd:
         reasons.append(
             f"{len(people)} other people reported the same fault in the last "
             f"{int(SIMILAR_WINDOW.total_seconds() // 3600)} hours"
         )
-    return Scope(wide=bool(reasons), reasons=reasons, similar=[n for n, _ in similar])
+    return Scope(wide=wide, reasons=reasons, similar=[n for n, _ in similar], crowd=crowd)
 
 
 def _keywords(title: str) -> list[str]:
@@ -194,7 +221,23 @@ def gather(tenant, email: str) -> dict[str, Any]:
         findings.append(_device_line(device))
     if not devices:
         findings.append("No managed device on record.")
-    return {"account": _slim_account(account), "devices": devices, "findings": findings}
+    return {
+        "account": _slim_account(account),
+        "devices": devices,
+        "findings": findings,
+        "own_fault": _own_fault(account, devices),
+    }
+
+
+def _own_fault(account: dict[str, Any] | None, devices: list[dict[str, Any]]) -> bool:
+    """Whether the person's own account or devices show a fault a tool could fix."""
+    if account is not None and (account.get("locked") or account.get("disabled")):
+        return True
+    return any(
+        d.get("adapter_state") != "up"
+        or d.get("vpn_profile_version") != d.get("latest_vpn_profile_version")
+        for d in devices
+    )
 
 
 def _slim_account(account: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -142,7 +142,7 @@ class ServiceDeskBlueprint(DeskStates, Blueprint):
     }
     transitions = {
         "triage": ("diagnose", "answer", "redirect", "incident", "escalate"),
-        "diagnose": ("plan", "escalate"),
+        "diagnose": ("plan", "incident", "escalate"),
         "answer": (DONE, "escalate"),
         "redirect": (DONE, "escalate"),
         "incident": (DONE,),

@@ -329,6 +329,9 @@ class ExportUserData(UserTool):
         recorded = conn.get_operation(ctx.idempotency_key)
         return recorded is not None and recorded["operation"] == self.name
 
+    def observe(self, ctx, args):
+        return None  # its effect is an export, not a change of the account: nothing to compare
+
 
 class AccessPrivilegedSystem(ConnectorTool):
     name = "access_privileged_system"

@@ -86,16 +86,59 @@ def test_several_people_reporting_the_same_fault_share_one_incident(personas, mo
     # The other tenant's identical tickets do not count.
     outsider_user = personas.outsider
     open_ticket(personas, title, requester=outsider_user, tenant=personas.other_tenant)
-    model.responses += [triage_reply(category="software"), triage_reply(category="software")]
+    model.responses += [triage_reply(category="email"), triage_reply(category="email")]
     first, run = open_ticket(personas, title)
     assert drive(run)[-1] == "succeeded"
-    assert run.steps.order_by("seq").last().state == "incident"
+    # Diagnose found nothing wrong on the requester's own account or devices.
+    assert [s.state for s in run.steps.order_by("seq")] == ["triage", "diagnose", "incident"]
     incident = AgentReply.objects.for_tenant(personas.tenant).get(ticket=first).incident
     # A fourth report joins the same incident instead of opening another.
     second, run2 = open_ticket(personas, title, requester=fourth)
     assert drive(run2)[-1] == "succeeded"
     assert AgentReply.objects.for_tenant(personas.tenant).get(ticket=second).incident == incident
     assert Ticket.objects.for_tenant(personas.tenant).filter(kind="incident").count() == 1
+
+
+def test_others_reporting_it_do_not_override_a_fault_of_ones_own(personas, model):
+    """Two colleagues report VPN trouble too, but this laptop's profile is outdated: its own
+    fault, fixed on its own device."""
+    Device.objects.create(
+        tenant=personas.tenant,
+        asset_tag="LT-0300",
+        owner_email=personas.requester.email,
+        hostname="lt-0300",
+        vpn_profile_version=1,
+        vpn_status="timeout",
+    )
+    for who in (personas.requester2, make_user("rita", personas.tenant, "requester")):
+        open_ticket(personas, "Cannot connect to VPN from home", requester=who)
+    model.responses += [
+        triage_reply(category="network"),
+        tool_reply(("push_vpn_config", {"device_id": "LT-0300"})),
+    ]
+    ticket, run = open_ticket(personas, "Cannot connect to VPN from home")
+    assert drive(run)[-1] == "succeeded"
+    ticket.refresh_from_db()
+    assert ticket.status == "resolved"
+
+
+def test_it_is_only_me_keeps_others_reports_from_making_it_shared(personas, model):
+    title = "Wi-Fi keeps dropping on my laptop"
+    for who in (personas.requester2, make_user("rita", personas.tenant, "requester")):
+        open_ticket(personas, title, requester=who)
+    model.responses += [triage_reply(category="network"), tool_reply()]
+    _ticket, run = open_ticket(personas, title, "Other people around me are fine.")
+    drive(run)
+    assert "incident" not in [s.state for s in run.steps.all()]
+
+
+def test_several_password_resets_are_not_one_fault(personas, model):
+    for who in (personas.requester2, make_user("rita", personas.tenant, "requester")):
+        open_ticket(personas, "Password reset needed for my account", requester=who)
+    model.responses += [triage_reply(category="access"), tool_reply()]
+    _ticket, run = open_ticket(personas, "Password reset needed for my account")
+    drive(run)
+    assert "incident" not in [s.state for s in run.steps.all()]
 
 
 def test_one_persons_fault_is_not_mistaken_for_an_incident(personas, model):

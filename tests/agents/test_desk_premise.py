@@ -224,3 +224,64 @@ def test_a_call_whose_effect_changes_nothing_is_not_a_fix(personas, model, monke
     )
     ticket.refresh_from_db()
     assert ticket.status == "escalated" and "changed nothing" in public_words(ticket)
+
+
+# --------------------------------------------------------------------------- premises alone
+
+
+USER = {
+    "user_email": "robin@acme.example",
+    "locked": False,
+    "failed_login_attempts": 0,
+    "mfa_enabled": True,
+    "mfa_method": "authenticator_app",
+    "is_admin": False,
+    "groups": ["vpn-users"],
+    "disabled": False,
+}
+DEVICE = {
+    "device_id": "LT-0001",
+    "vpn_profile_version": 3,
+    "latest_vpn_profile_version": 3,
+    "vpn_status": "connected",
+    "installed_software": ["Zoom"],
+    "adapter_state": "up",
+}
+
+
+@pytest.mark.parametrize(
+    ("tool", "state", "args", "holds"),
+    [
+        ("unlock_account", {**USER, "locked": True}, {}, True),
+        ("unlock_account", USER, {}, False),
+        ("enable_mfa", USER, {"method": "authenticator_app"}, False),
+        ("enable_mfa", USER, {"method": "hardware_key"}, True),
+        ("disable_mfa", {**USER, "mfa_enabled": False}, {}, False),
+        ("grant_admin_access", {**USER, "is_admin": True}, {}, False),
+        ("modify_security_group", USER, {"group": "vpn-users", "action": "add"}, False),
+        ("modify_security_group", USER, {"group": "vpn-users", "action": "remove"}, True),
+        ("delete_user_account", USER, {}, True),
+        ("push_vpn_config", DEVICE, {}, False),
+        ("push_vpn_config", {**DEVICE, "vpn_profile_version": 2}, {}, True),
+        ("install_software", DEVICE, {"software": "Zoom"}, False),
+        ("install_software", DEVICE, {"software": "Slack"}, True),
+        ("reset_network_adapter", DEVICE, {}, False),
+        ("reset_network_adapter", {**DEVICE, "adapter_state": "down"}, {}, True),
+        ("unlock_account", {"user_email": "x@acme.example", "missing": True}, {}, False),
+    ],
+)
+def test_each_tools_premise_reads_the_state(tool, state, args, holds):
+    from agents.tools import premises
+
+    premise = premises.judge(tool, state, args)
+    assert premise is not None and premise.holds is holds and premise.finding
+
+
+def test_tools_without_a_premise_and_unknown_states():
+    from agents.tools import premises, registry
+
+    assert premises.judge("reset_password", USER, {}) is None  # a reset always changes something
+    assert premises.changed(None, USER) is None
+    assert premises.changed(USER, {**USER, "locked": True}) is True
+    export = registry.get("export_user_data")
+    assert export.observe(None, {"user_email": "robin@acme.example"}) is None
