@@ -241,6 +241,11 @@ if not CELERY_TASK_DEFAULT_QUEUE < CELERY_KNOWLEDGE_QUEUE:
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000, minimum=1)
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
+    # Issue 13: an agent's answer nobody confirmed within the tenant's days closes its ticket.
+    "close-unanswered-replies": {
+        "task": "incidents.tasks.close_unanswered",
+        "schedule": crontab(minute=23),
+    },
     "sla-clock": {
         "task": "incidents.tasks.mark_sla_breaches",
         "schedule": crontab(minute="*"),

@@ -68,6 +68,11 @@ class PolicyFacts:
     target_email: str | None = None  # the person this call affects (from the tool), if any
     authorized_software: tuple[str, ...] = DEFAULT_AUTHORIZED_SOFTWARE
     tenant_rules: dict[str, tuple[str, str]] | None = None  # action → (verdict, reason)
+    # The ticket asks for something on someone else's behalf (issue 13): who it names, in
+    # words, and their address when the tenant's directory knows it. Recognised in code
+    # (incidents.third_party), never taken from the model.
+    on_behalf_of: str = ""
+    beneficiary_email: str = ""
 
 
 def decide(
@@ -78,7 +83,12 @@ def decide(
         return Verdict(
             BLOCK, f"Unknown action {tool_name!r}: only registered tools may run.", "high"
         )
-    # 2. A run acts for the person it works for (a ticket's requester), whoever started it:
+    # 2. A ticket on someone else's behalf: never silently an action on the requester; on the
+    #    person it names only with the approval of someone who is neither of them.
+    third_party = _on_behalf_verdict(tool_name, facts)
+    if third_party is not None:
+        return third_party
+    # 3. A run acts for the person it works for (a ticket's requester), whoever started it:
     #    self-service tools never act on anyone else; a privileged action on someone else
     #    waits for a second person, and the approval says whom it is for. No tenant rule
     #    weakens this.
@@ -101,14 +111,14 @@ def decide(
             "requester's own account and devices.",
             "high",
         )
-    # 3. A tenant's own rule for this action wins over the built-in policy.
+    # 4. A tenant's own rule for this action wins over the built-in policy.
     rule = (facts.tenant_rules or {}).get(tool_name)
     if rule is not None:
         verdict, reason = rule
         return Verdict(
             verdict, reason or f"Tenant policy: {verdict.replace('_', ' ')}.", _risk(tool_name)
         )
-    # 4. The built-in policy (seed 000).
+    # 5. The built-in policy (seed 000).
     if tool_name in APPROVAL_REQUIRED_ACTIONS:
         return Verdict(
             NEEDS_APPROVAL,
@@ -132,6 +142,34 @@ def decide(
                 "medium",
             )
     return Verdict(ALLOW, "Allowed by policy.", _risk(tool_name))
+
+
+def _on_behalf_verdict(tool_name: str, facts: PolicyFacts) -> Verdict | None:
+    """The third-party rule, or None when the ticket is the requester's own or the call
+    affects no one known (a read-only diagnostic, a log search)."""
+    if not facts.on_behalf_of or facts.target_email is None:
+        return None
+    target = facts.target_email.strip().lower()
+    requester = (facts.subject_email or "").strip().lower()
+    beneficiary = (facts.beneficiary_email or "").strip().lower()
+    named = facts.on_behalf_of + (f" ({beneficiary})" if beneficiary else "")
+    if target == requester and target != beneficiary:
+        return Verdict(
+            BLOCK,
+            f"The ticket asks for this on behalf of {named}, not for the requester "
+            f"({requester or 'unknown'}): {tool_name} on the requester's own account or "
+            "devices is not what was asked.",
+            "high",
+        )
+    if beneficiary and target == beneficiary:
+        return Verdict(
+            NEEDS_APPROVAL,
+            f"{tool_name} would act for {named}, who did not ask for it: the requester "
+            f"{requester or 'unknown'} asked on their behalf. A person who is neither of "
+            "them must approve.",
+            "high",
+        )
+    return None
 
 
 def _risk(tool_name: str) -> str:

@@ -228,3 +228,7 @@ class PageAdmin(UnscopedAdminMixin, admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+# Issue 13: the non-IT teams requests are redirected to, and the agent's replies (read-only).
+from incidents.reply_admin import AgentReplyAdmin, NonItTeamAdmin  # noqa: E402, F401

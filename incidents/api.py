@@ -307,6 +307,33 @@ def rate_ticket(request, number: str, payload: CsatIn):
     )
 
 
+class ConfirmIn(StrictIn):
+    solved: bool = Field(..., description="Did the agent's answer solve it?")
+
+
+class ConfirmOut(Schema):
+    number: str
+    status: str
+    answer: str
+
+
+@router.post(
+    "/{number}/confirm",
+    response=ConfirmOut,
+    summary="The requester says whether the agent's answer solved it (yes resolves, no hands "
+    "it to a person)",
+)
+def confirm_ticket(request, number: str, payload: ConfirmIn):
+    from incidents import replies
+
+    ticket = access_ticket(request.membership, number)  # 404 when the token may not see it
+    reply = replies.reply_confirm(  # 403 unless the requester, 400 unless waiting
+        ticket=ticket, actor=request.membership.user, solved=payload.solved
+    )
+    ticket.refresh_from_db(fields=["status"])
+    return {"number": ticket.number, "status": ticket.status, "answer": reply.state}
+
+
 # --------------------------------------------------------------------------- queues
 
 queues_router = Router(tags=["queues"])

@@ -186,7 +186,13 @@ class Ticket(TenantOwned):
     triage_decision = models.CharField(
         max_length=20,
         blank=True,
-        choices=[("auto_resolve", "Agent resolves"), ("human", "Needs a person")],
+        choices=[
+            ("auto_resolve", "Agent resolves"),
+            ("human", "Needs a person"),
+            ("answer", "Agent answers from the knowledge base"),
+            ("redirect", "Not IT: redirected"),
+            ("incident", "Shared fault: an incident"),
+        ],
     )
     triage_confidence = models.FloatField(null=True, blank=True)
     suggested_path = models.CharField(max_length=500, blank=True)
@@ -401,3 +407,82 @@ class Page(TenantOwned):
 
     def __str__(self) -> str:
         return f"page {self.user} for {self.ticket_id}"
+
+
+class ReplyKind(models.TextChoices):
+    ANSWER = "answer", "Answer from the knowledge base"
+    REDIRECT = "redirect", "Redirected to another team"
+    FINDING = "finding", "What the agent found"
+    INCIDENT = "incident", "Part of an incident"
+    RESOLVED = "resolved", "Resolution"
+    ESCALATED = "escalated", "Handed to a person"
+
+
+class ReplyState(models.TextChoices):
+    INFO = "info", "For information"
+    AWAITING = "awaiting", "Waiting for the requester"
+    CONFIRMED = "confirmed", "Requester confirmed it solved it"
+    REJECTED = "rejected", "Requester said it did not solve it"
+    EXPIRED = "expired", "No reply: closed"
+
+
+class AgentReply(TenantOwned):
+    """What the service-desk agent told the requester (issue 13), and, for an answer, whether
+    it solved it: the requester confirms, rejects, or does not reply before ``due_at``.
+
+    The words themselves are also a public comment on the ticket; this row keeps the kind, the
+    citations, the team or incident it points to and the confirmation state.
+    """
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="agent_replies")
+    kind = models.CharField(max_length=12, choices=ReplyKind.choices)
+    state = models.CharField(max_length=12, choices=ReplyState.choices, default=ReplyState.INFO)
+    body = models.TextField(max_length=COMMENT_MAX)
+    citations = models.JSONField(default=list, blank=True)
+    team = models.CharField(max_length=100, blank=True)
+    incident = models.ForeignKey(
+        Ticket, null=True, blank=True, on_delete=models.SET_NULL, related_name="linked_requests"
+    )
+    run_id = models.CharField(max_length=64, blank=True)
+    due_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    answered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(fields=["tenant", "state", "due_at"], name="agentreply_due_idx"),
+            models.Index(fields=["ticket", "created_at"], name="agentreply_ticket_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on {self.ticket_id}"
+
+
+class NonItTeam(TenantOwned):
+    """A team outside IT that requests are redirected to (facilities, payroll, finance …).
+
+    A tenant with none of its own gets ``incidents.replies.DEFAULT_TEAMS``.
+    """
+
+    name = models.CharField(max_length=100)
+    contact = models.CharField(max_length=200, blank=True, help_text="Where to reach them.")
+    keywords = ArrayField(
+        models.CharField(max_length=40),
+        default=list,
+        blank=True,
+        help_text="Words in a request that belong to this team (lower case).",
+    )
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="nonitteam_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

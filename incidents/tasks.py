@@ -93,3 +93,15 @@ def purge_webhook_deliveries() -> int:
 
 # The analytics rollups' beat task lives in its package; imported here so workers register it.
 from incidents.analytics import tasks as analytics_tasks  # noqa: E402, F401
+
+
+@shared_task(name="incidents.tasks.close_unanswered")
+def close_unanswered() -> int:
+    """Beat, hourly: close tickets whose "did this solve it?" went unanswered for the tenant's
+    ``confirm_days`` (issue 13). Safe to run twice (each reply is claimed under its lock)."""
+    from incidents import replies
+
+    closed = 0
+    for tenant in Tenant.objects.filter(is_active=True):
+        closed += len(replies.close_unanswered(tenant))
+    return closed

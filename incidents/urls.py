@@ -1,6 +1,13 @@
 from django.urls import path
 
-from incidents import incident_views, investigation_views, learning_views, queue_views, views
+from incidents import (
+    confirm_views,
+    incident_views,
+    investigation_views,
+    learning_views,
+    queue_views,
+    views,
+)
 
 app_name = "incidents"
 
@@ -21,6 +28,7 @@ urlpatterns = [
     path("<str:number>/assign", views.ticket_assign, name="ticket-assign"),
     path("<str:number>/resolve", views.ticket_resolve, name="ticket-resolve"),
     path("<str:number>/csat", learning_views.ticket_rate, name="ticket-rate"),
+    path("<str:number>/confirm", confirm_views.ticket_confirm, name="ticket-confirm"),
     path("<str:number>/similar", learning_views.ticket_similar, name="ticket-similar"),
     path("<str:number>/queue", queue_views.ticket_set_queue, name="ticket-set-queue"),
     path("<str:number>/access", queue_views.ticket_access, name="ticket-access"),

@@ -235,6 +235,7 @@ def _detail_context(request, ticket: Ticket, **forms) -> dict:
     }
     context.update(_queue_context(membership, ticket, can_write))
     context.update(_csat_context(membership, ticket, forms.get("csat_form")))
+    context.update(_confirm_context(membership, ticket))
     context.update(_agent_context(request, ticket, can_write))
     staff = membership.can("ticket.view_all")
     context["pages"] = list(oncall.pages_for(ticket)) if staff and ticket.kind == "incident" else []
@@ -276,6 +277,12 @@ def _csat_context(membership, ticket: Ticket, form=None) -> dict:
     from incidents.learning_views import csat_context
 
     return csat_context(membership, ticket, form)
+
+
+def _confirm_context(membership, ticket: Ticket) -> dict:
+    from incidents.confirm_views import confirm_context
+
+    return confirm_context(membership, ticket)
 
 
 def _queue_context(membership, ticket: Ticket, can_write: bool) -> dict:

@@ -178,6 +178,9 @@ class ToolCalls:
                 self.config.authorized_software or policy.DEFAULT_AUTHORIZED_SOFTWARE
             ),
             tenant_rules=rules,
+            # Issue 13 hook: a ticket on someone else's behalf (set by the blueprint, in code).
+            on_behalf_of=str(self.state.get("on_behalf_of") or ""),
+            beneficiary_email=str(self.state.get("beneficiary_email") or ""),
         )
         verdict = policy.decide(call.tool_name, call.args_json, facts, known_tool=tool is not None)
         return self._blueprint_overlay(call, verdict)

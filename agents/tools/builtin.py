@@ -13,8 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from agents.connectors.base import DIRECTORY, ENDPOINT, MONITORING, get_connector
-from agents.tools import registry
+from agents.tools import premises, registry
 from agents.tools.base import Tool, ToolContext, ToolError, ToolResult
+from agents.tools.premises import Premise
 from agents.tools.report import GenerateReport
 
 HIGH_RISK_TOOLS = frozenset(
@@ -120,6 +121,21 @@ class ConnectorTool(Tool):
     def check(self, ctx: ToolContext, conn, args: dict[str, Any], result: ToolResult) -> bool:
         return True
 
+    # -- the premise (issue 13): read before acting, compared after ---------------------------
+
+    def precheck(self, ctx: ToolContext, args: dict[str, Any]) -> Premise | None:
+        """Whether the call's premise holds in the connector's state (``agents.tools.premises``);
+        None: nothing to check, or the state cannot be read (the call runs and is verified)."""
+        try:
+            state = self.observe(ctx, args)
+        except Exception:  # an unreadable state never blocks a fix; verification still runs
+            return None
+        return None if state is None else premises.judge(self.name, state, args)
+
+    def observe(self, ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any] | None:
+        """The target's state, as far as this call could change it; None: nothing to read."""
+        return None
+
 
 class UserTool(ConnectorTool):
     """Acts on one directory account, named by ``user_email``."""
@@ -137,6 +153,13 @@ class UserTool(ConnectorTool):
 
     def holds(self, user: dict[str, Any], args: dict[str, Any]) -> bool:
         raise NotImplementedError
+
+    def observe(self, ctx, args):
+        email = args.get("user_email") if isinstance(args, dict) else None
+        if not isinstance(email, str) or not email:
+            return None
+        user = self.connect(ctx).get_user(email)
+        return user if user is not None else {"user_email": email, "missing": True}
 
 
 class DeviceTool(ConnectorTool):
@@ -161,6 +184,16 @@ class DeviceTool(ConnectorTool):
 
     def holds(self, device: dict[str, Any], args: dict[str, Any], result: ToolResult) -> bool:
         raise NotImplementedError
+
+    def observe(self, ctx, args):
+        device_id = args.get("device_id") if isinstance(args, dict) else None
+        if not isinstance(device_id, str) or not device_id:
+            return None
+        device = self.connect(ctx).get_device(device_id)
+        if device is None:
+            return {"device_id": device_id, "missing": True}
+        # What a diagnostic records is bookkeeping, not an effect on the device.
+        return {k: v for k, v in device.items() if not k.startswith("last_diagnostic")}
 
 
 class MonitoringTool(ConnectorTool):
@@ -295,6 +328,9 @@ class ExportUserData(UserTool):
     def check(self, ctx, conn, args, result):
         recorded = conn.get_operation(ctx.idempotency_key)
         return recorded is not None and recorded["operation"] == self.name
+
+    def observe(self, ctx, args):
+        return None  # its effect is an export, not a change of the account: nothing to compare
 
 
 class AccessPrivilegedSystem(ConnectorTool):

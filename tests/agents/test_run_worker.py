@@ -91,6 +91,7 @@ def test_locked_out_ticket_is_resolved_by_the_agent_on_a_real_worker(
     assert run.status == "succeeded", (run.error_message, worker.log())
     assert [s.state for s in run.steps.order_by("seq")] == [
         "triage",
+        "diagnose",
         "plan",
         "compliance",
         "resolve",
@@ -99,7 +100,7 @@ def test_locked_out_ticket_is_resolved_by_the_agent_on_a_real_worker(
     assert locked_requester.locked is False
     ticket.refresh_from_db()
     assert ticket.status == "resolved" and ticket.category == "access"
-    assert run.deliveries == 4  # one task per checkpointed step
+    assert run.deliveries == 5  # one task per checkpointed step
     # The worker process counted the tool call; the web process's /metrics adds it up.
     assert metric(client, unlocks) == before + 1
     body = client.get("/metrics").content.decode()

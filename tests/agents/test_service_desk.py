@@ -75,6 +75,7 @@ def test_locked_account_is_triaged_checked_resolved_and_verified(personas, model
     assert drive(run)[-1] == "succeeded"
     assert run.status == "succeeded" and [s.state for s in run.steps.all()] == [
         "triage",
+        "diagnose",
         "plan",
         "compliance",
         "resolve",
@@ -330,7 +331,7 @@ def test_a_rerun_step_never_calls_the_connector_twice(personas, model, directory
         tool_reply(("unlock_account", {"user_email": personas.requester.email})),
     ]
     _ticket, run = open_ticket(personas)
-    drive_until = ["triage", "plan", "compliance"]
+    drive_until = ["triage", "diagnose", "plan", "compliance"]
     for _ in drive_until:
         engine.advance(run.pk)
     original = engine.runner._record_step

@@ -92,8 +92,10 @@ def test_the_beneficiary_may_not_approve_even_when_someone_else_started_the_run(
 
 
 def test_a_staff_started_run_still_acts_only_for_the_requester(personas, model):
-    """A ticket opened with a staff token names a third party in its text: the self-service
-    unlock on them is blocked, the privileged grant waits for a second person and says why."""
+    """A ticket opened with a staff token names a third party in its text: nothing runs on
+    them without a second person, and each approval says whom it is for (issue 13: acting on
+    the person a ticket names waits for someone who is neither party; before, the self-service
+    unlock was blocked outright)."""
     bob = personas.requester2
     directory(personas, personas.requester, bob)
     model.responses += [
@@ -115,13 +117,12 @@ def test_a_staff_started_run_still_acts_only_for_the_requester(personas, model):
     assert run.started_by_staff
     drive(run)
     calls = {c.tool_name: c for c in ToolCall.objects.for_tenant(personas.tenant).filter(run=run)}
-    assert calls["unlock_account"].policy_verdict == "block"
-    assert "not the requester" in calls["unlock_account"].policy_reason
-    grant = calls["grant_admin_access"]
-    assert grant.policy_verdict == "needs_approval"
-    assert "a second person must approve acting on someone else" in grant.policy_reason
+    for call in calls.values():
+        assert call.policy_verdict == "needs_approval"
+        assert f"({bob.email}), who did not ask for it" in call.policy_reason
+        assert personas.requester.email in call.policy_reason
     assert not Operation.objects.for_tenant(personas.tenant).exists()
-    assert run.status == "escalated"  # a blocked step goes to a person with the reasons
+    assert run.status == "waiting_approval"
 
 
 # --------------------------------------------------------------------------- property test
