@@ -233,6 +233,10 @@ def reply_post(
         target_repr=ticket.title,
         metadata={"reply_id": reply.pk, "awaiting": awaiting, "team": team},
     )
+    if awaiting:  # the requester hears the question once ("did this solve it?"), not twice
+        from incidents.portal import notify
+
+        notify.on_confirmation_needed(ticket=ticket, text=body)
     return reply
 
 

@@ -43,7 +43,8 @@ def answers(membership, query: str) -> list:
 
 def my_requests(membership) -> list[dict]:
     """The member's own requests, newest first, each with its plain status and the latest
-    message the service desk wrote to them (never an internal note). Two queries."""
+    message the service desk wrote to them (never an internal note), and the agent's
+    question awaiting their answer. Three queries."""
     user = membership.user
     tickets = list(
         tickets_visible_to(membership).filter(requester=user).order_by("-created_at")[:MY_REQUESTS]
@@ -58,12 +59,16 @@ def my_requests(membership) -> list[dict]:
     )
     for comment in replies:
         latest[comment.ticket_id] = comment
+    from incidents.replies import awaiting_by_ticket
+
+    waiting = awaiting_by_ticket(membership.tenant, [t.pk for t in tickets])
     return [
         {
             "ticket": t,
             "plain_status": PLAIN_STATUS.get(t.status, t.get_status_display()),
             "reply": latest.get(t.pk),
             "rate": t.status in (Status.RESOLVED, Status.CLOSED) and t.csat_score is None,
+            "confirm": waiting.get(t.pk),  # the agent asked "did this solve it?"
         }
         for t in tickets
     ]

@@ -144,5 +144,28 @@ def test_portal_query_count_is_pinned(
         services.ticket_comment(ticket=t, actor=personas.agent, body=f"Reply {n}")
     client = client_for(personas.requester)
     client.get(PORTAL)
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(9):  # + the agent's questions awaiting an answer
         assert client.get(PORTAL).status_code == 200
+
+
+def test_the_portal_asks_did_this_solve_it_and_takes_the_answer(personas, make_ticket, client_for):
+    from incidents import replies
+
+    ticket = make_ticket(personas.tenant, personas.requester, title="How do I set out-of-office?")
+    replies.reply_post(
+        ticket=ticket, kind="answer", body="Open Settings › Automatic replies.", awaiting=True
+    )
+    other = make_ticket(personas.tenant, personas.requester, title="Printer jam")
+    client = client_for(personas.requester)
+    html = client.get(PORTAL).content.decode()
+    mine = html[html.index('id="my-requests"') :]
+    assert mine.count("Did this solve it?") == 1
+    assert f'id="confirm-{ticket.number}"' in mine and f'id="confirm-{other.number}"' not in mine
+    answered = client.post(
+        reverse("incidents:ticket-confirm", args=[ticket.number]),
+        {"solved": "yes", "next": PORTAL},
+    )
+    assert answered.status_code in (200, 302)
+    ticket.refresh_from_db()
+    assert ticket.status == Status.RESOLVED
+    assert "Did this solve it?" not in client.get(PORTAL).content.decode()
