@@ -219,6 +219,12 @@ def index_examples(
     return written
 
 
+def forget(tenant, ref: str) -> int:
+    """Remove the example ``ref``: it no longer votes (its resolution taught nothing)."""
+    deleted, _ = LabelledExample.objects.for_tenant(tenant).filter(ref=ref).delete()
+    return deleted
+
+
 def set_resolved_ok(tenant, ref: str, resolved_ok: bool) -> int:
     """Mark whether the example's resolution worked (a poor rating says it did not)."""
     return (
