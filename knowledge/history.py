@@ -128,6 +128,28 @@ class Vote:
         return f"{labels or 'no label agreed'} — voted by {self.qualified} similar past tickets: {near}"
 
 
+# --------------------------------------------------------------------------- label mappers
+
+# A label's name → fn(tenant, labels) → {label: the value to store}. The domain above registers
+# its taxonomy here (incidents: the tenant's ticket categories, created as imported history
+# names them), so an import stores labels the tenant's tickets can carry; this module stays
+# free of tickets.
+_LABEL_MAPPERS: dict[str, Callable[[Any, list[str]], dict[str, str]]] = {}
+
+
+def register_label_mapper(name: str, mapper: Callable[[Any, list[str]], dict[str, str]]) -> None:
+    _LABEL_MAPPERS[name] = mapper
+
+
+def map_labels(tenant, name: str, labels: Iterable[str]) -> dict[str, str]:
+    """label → stored value for ``name`` (identity when no mapper is registered)."""
+    labels = [str(v).strip() for v in labels if str(v or "").strip()]
+    mapper = _LABEL_MAPPERS.get(name)
+    if mapper is None:
+        return {v: v for v in labels}
+    return mapper(tenant, labels)
+
+
 # --------------------------------------------------------------------------- indexing
 
 
