@@ -211,6 +211,7 @@ KNOWLEDGE_TASKS = (
     "knowledge.tasks.reembed_stale",
     "incidents.tasks.learn_from_resolution",
     "incidents.tasks.learn_from_rating",
+    "knowledge.tasks.retrain_triage_model",
 )
 
 

@@ -90,6 +90,8 @@ class Vote:
     neighbours: list[Neighbour] = field(default_factory=list)
     qualified: int = 0  # neighbours at or above the model's MIN_SIMILARITY
     confident: bool = False
+    # Who set the category: the neighbours, or the tenant's linear model (knowledge.triage_model).
+    decided_by: str = "history"
 
     def label(self, name: str) -> str | None:
         """The label's value when it is confident, else None."""
@@ -101,6 +103,7 @@ class Vote:
         return {
             "confident": self.confident,
             "qualified": self.qualified,
+            "decided_by": self.decided_by,
             "labels": {
                 name: asdict(getattr(self, name)) if getattr(self, name) else None
                 for name in LABELS
@@ -125,6 +128,11 @@ class Vote:
             if (vote := getattr(self, name)) is not None and vote.confident
         )
         near = ", ".join(f"{n.ref} ({n.similarity:.2f})" for n in self.neighbours[:limit])
+        if self.decided_by != "history":
+            return (
+                f"{labels or 'no label agreed'} — category from the tenant's {self.decided_by} "
+                f"(trained on its history); similar past tickets: {near or 'none'}"
+            )
         return f"{labels or 'no label agreed'} — voted by {self.qualified} similar past tickets: {near}"
 
 
@@ -170,8 +178,12 @@ def index_examples(
     batch_size: int = EMBED_BATCH,
     progress: Callable[[int], None] | None = None,
     embedder=None,
+    retrain: bool = True,
 ) -> int:
     """Upsert labelled examples by ``ref`` and return how many rows were written.
+
+    ``retrain``: after commit, queue the tenant's linear triage model to retrain (debounced,
+    ``knowledge.triage_model.schedule_retrain``); an evaluation's scratch tenant says False.
 
     Each row is a mapping with ``text`` and optionally ``ref`` (default: a hash of the text),
     ``category``, ``priority``, ``assignment_group``, ``resolution_path`` and ``resolved_ok``.
@@ -238,6 +250,11 @@ def index_examples(
         if len(batch) >= batch_size:
             flush()
     flush()
+    if written and retrain:
+        from knowledge.triage_model import schedule_retrain
+
+        tenant_id = tenant.pk
+        transaction.on_commit(lambda: schedule_retrain(tenant_id))
     return written
 
 

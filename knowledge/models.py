@@ -214,3 +214,29 @@ class LabelledExample(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.ref}: {self.text[:40]}"
+
+
+class TriageModel(TenantOwned):
+    """A tenant's linear triage model for one label (``knowledge.triage_model``): word n-grams
+    plus the examples' embeddings, trained on the tenant's labelled history by the knowledge
+    worker. ``blob`` is the fitted scikit-learn pipeline, pickled by our own worker (never
+    uploaded: it is read back only from this table). One row per tenant and label; a retrain
+    replaces it."""
+
+    label = models.CharField(max_length=40, default="category")
+    blob = models.BinaryField()
+    classes = models.JSONField(default=list, blank=True)
+    examples = models.PositiveIntegerField(default=0)
+    embedding_model = models.CharField(max_length=200, blank=True)
+    # Held-out figures from the training run: {"accuracy": .., "macro_f1": .., "held_out": n}.
+    metrics = models.JSONField(default=dict, blank=True)
+    trained_at = models.DateTimeField(default=timezone.now)
+    train_seconds = models.FloatField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "label"], name="triagemodel_unique_label"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} model ({self.examples} examples)"
