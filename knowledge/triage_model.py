@@ -17,7 +17,8 @@ logistic regression), deterministic, CPU-only, and already installed.
   calls it after commit).
 - ``predict(tenant, text, embedding)`` → ``Prediction`` or None (no model yet).
 - ``decide(tenant, text)``: the vote triage uses — the linear model's category where it is
-  confident and at least as sure as the k-NN vote, else the k-NN vote when that is confident.
+  confident and the k-NN vote is not (or disagrees, and the linear model won the held-out
+  head-to-head), else the k-NN vote when that is confident.
 """
 
 from __future__ import annotations
@@ -111,6 +112,10 @@ class Prediction:
     confidence: float  # the model's probability of it
     threshold: float  # the tenant model's confidence bar
     confident: bool
+    # Which was right more often on the held-out tickets where both were confident and
+    # disagreed: "linear" or "history" (the k-NN vote). Their confidences are not comparable
+    # numbers (a probability and a share of neighbour weight); their track records are.
+    prefer: str = "linear"
 
 
 # --------------------------------------------------------------------------- training
@@ -130,7 +135,51 @@ def _threshold(pairs: list[tuple[bool, float]]) -> float:
     return max(MIN_THRESHOLD, min(best, 0.99))
 
 
-def fit_and_measure(texts, embeddings, labels, *, seed: int = 1):
+def _knn_held_out(train_vectors, train_labels, vectors, threshold: float) -> list[history.Vote]:
+    """The k-NN vote of each held-out vector over the training part, in memory (the same
+    ``history.tally`` and thresholds as the Triage step)."""
+
+    def unit(m):
+        return m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-9)
+
+    similarity = unit(vectors) @ unit(train_vectors).T
+    k = min(history.DEFAULT_K, similarity.shape[1])
+    votes = []
+    for row in similarity:
+        nearest = np.argsort(-row)[:k]
+        neighbours = [
+            history.Neighbour(
+                ref=str(i),
+                text="",
+                category=train_labels[i],
+                priority="",
+                assignment_group="",
+                resolution_path="",
+                resolved_ok=True,
+                origin="",
+                similarity=float(row[i]),
+            )
+            for i in nearest
+        ]
+        votes.append(history.tally(neighbours, threshold=threshold))
+    return votes
+
+
+def _head_to_head(truth, guesses, knn: list[history.Vote], bar: float) -> dict:
+    """On held-out tickets where both are confident and disagree: who was right more often."""
+    linear_right = knn_right = 0
+    for t, (guess, probability), vote in zip(truth, guesses, knn, strict=True):
+        voted = vote.category.value if vote.confident and vote.category else None
+        if probability >= bar and voted is not None and voted != guess:
+            linear_right += guess == t
+            knn_right += voted == t
+    return {
+        "disagreements": {"linear_right": linear_right, "knn_right": knn_right},
+        "prefer": "history" if knn_right > linear_right else "linear",
+    }
+
+
+def fit_and_measure(texts, embeddings, labels, *, seed: int = 1, knn_threshold: float = 0.45):
     """Fit on a split, measure on the held-out part, refit on everything.
     Returns (model, metrics)."""
     from knowledge.metrics import accuracy, macro_f1
@@ -153,6 +202,8 @@ def fit_and_measure(texts, embeddings, labels, *, seed: int = 1):
             metrics["macro_f1"] = round(macro_f1(truth, predicted), 4)
             pairs = [(t == g, p) for t, (g, p) in zip(truth, guesses, strict=True)]
             metrics["threshold"] = round(_threshold(pairs), 4)
+            knn = _knn_held_out(embeddings[keep], keep_labels, embeddings[out], knn_threshold)
+            metrics.update(_head_to_head(truth, guesses, knn, metrics["threshold"]))
     metrics.setdefault("threshold", DEFAULT_THRESHOLD)
     return TextAndVectorClassifier().fit(texts, embeddings, labels), metrics
 
@@ -183,7 +234,12 @@ def train(tenant, *, embedder=None) -> TriageModel | None:
     if len(texts) < MIN_EXAMPLES or len(set(labels)) < MIN_CLASSES:
         TriageModel.objects.for_tenant(tenant).filter(label=LABEL).delete()
         return None
-    model, metrics = fit_and_measure(texts, np.asarray(vectors, dtype=np.float32), labels)
+    model, metrics = fit_and_measure(
+        texts,
+        np.asarray(vectors, dtype=np.float32),
+        labels,
+        knn_threshold=history.min_similarity(embedder),
+    )
     blob = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
     row, _created = TriageModel.objects.for_tenant(tenant).update_or_create(
         tenant=tenant,
@@ -277,8 +333,18 @@ def predict(tenant, text: str, *, embedding=None, embedder=None) -> Prediction |
     if embedding is None:
         embedding = embedder.embed_one(text)
     ((value, probability),) = model.predict([text], np.asarray([embedding], dtype=np.float32))
+    return prediction(meta, value, probability)
+
+
+def prediction(meta: TriageModel, value: str, probability: float) -> Prediction:
     threshold = float(meta.metrics.get("threshold", DEFAULT_THRESHOLD))
-    return Prediction(value, round(probability, 3), threshold, probability >= threshold)
+    return Prediction(
+        value,
+        round(probability, 3),
+        threshold,
+        probability >= threshold,
+        prefer=meta.metrics.get("prefer", "linear"),
+    )
 
 
 def decide(tenant, text: str, *, embedder=None) -> history.Vote | None:
@@ -295,11 +361,17 @@ def decide(tenant, text: str, *, embedder=None) -> history.Vote | None:
 
 
 def combine(knn: history.Vote, linear: Prediction | None) -> history.Vote | None:
+    """One confident: it decides. Both confident and agreeing: the vote (its neighbours are the
+    evidence people can read). Both confident and disagreeing: the one the held-out tickets
+    found right more often (``Prediction.prefer``). Neither: None (the model triages)."""
     knn_category = knn.category if knn.confident else None
     use_linear = (
         linear is not None
         and linear.confident
-        and (knn_category is None or linear.confidence >= knn_category.confidence)
+        and (
+            knn_category is None
+            or (knn_category.value != linear.value and linear.prefer == "linear")
+        )
     )
     if not use_linear:
         return knn if knn.confident else None

@@ -11,3 +11,6 @@ def register_all() -> None:
     pipeline.register()
     investigation.register()
     incident_response.register()
+    from incidents.blueprints import knowledge_manager
+
+    knowledge_manager.register()

@@ -62,6 +62,7 @@ def test_train_stores_a_model_per_tenant_and_predicts_its_labels(personas):
     assert set(row.classes) == set(TOPICS)
     assert row.metrics["held_out"] == 24 and row.metrics["accuracy"] >= 0.8
     assert 0.3 <= row.metrics["threshold"] <= 0.99
+    assert row.metrics["prefer"] in ("linear", "history") and "disagreements" in row.metrics
     prediction = triage_model.predict(acme, "my badge does not open the door to the parking")
     assert prediction.value == "facilities" and 0 < prediction.confidence <= 1
     # Tenant-owned: the other tenant has no model and no prediction.
@@ -123,19 +124,24 @@ def test_decide_uses_the_linear_model_where_it_is_surer_than_the_vote(personas):
     assert triage_model.decide(personas.other_tenant, "charger lost") is None
 
 
-def test_combine_prefers_the_surer_and_falls_back_to_none():
+def test_combine_follows_the_held_out_record_and_falls_back_to_none():
     vote = history.LabelVote
     knn = history.Vote(
         category=vote("network", 0.7, 3, True), priority=None, assignment_group=None, confident=True
     )
     unsure = history.Vote(category=vote("network", 0.4, 1, False), priority=None,
                           assignment_group=None, confident=False)  # fmt: skip
-    sure_linear = triage_model.Prediction("access", 0.9, 0.6, True)
+    sure_linear = triage_model.Prediction("access", 0.9, 0.6, True, prefer="linear")
     weak_linear = triage_model.Prediction("access", 0.5, 0.6, False)
     assert triage_model.combine(knn, sure_linear).category.value == "access"
+    assert triage_model.combine(knn, sure_linear).decided_by == "linear model"
     assert triage_model.combine(knn, weak_linear).category.value == "network"
     assert triage_model.combine(knn, None) is knn
     assert triage_model.combine(unsure, sure_linear).category.value == "access"
     assert triage_model.combine(unsure, weak_linear) is None
-    lower = triage_model.Prediction("access", 0.65, 0.6, True)
-    assert triage_model.combine(knn, lower).decided_by == "history"
+    # Where the vote won the held-out disagreements, it keeps them.
+    history_won = triage_model.Prediction("access", 0.99, 0.6, True, prefer="history")
+    assert triage_model.combine(knn, history_won).decided_by == "history"
+    # Agreeing: the vote, whose neighbours people can read.
+    agreeing = triage_model.Prediction("network", 0.99, 0.6, True)
+    assert triage_model.combine(knn, agreeing) is knn

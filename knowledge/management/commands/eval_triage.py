@@ -161,7 +161,9 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"  linear model: {model_row.examples} examples, {len(model_row.classes)} "
                 f"labels, trained in {trained - indexed:.1f} s; confidence bar "
-                f"{model_row.metrics.get('threshold')}"
+                f"{model_row.metrics.get('threshold')}; where both are sure and disagree, "
+                f"triage takes the {model_row.metrics.get('prefer', 'linear')} answer "
+                f"(held out: {model_row.metrics.get('disagreements', {})})"
             )
         else:
             self.stdout.write("  linear model: too little history to train one")
@@ -205,9 +207,8 @@ class Command(BaseCommand):
         if loaded is None:
             return [None] * len(texts)
         meta, model = loaded
-        bar = float(meta.metrics.get("threshold", triage_model.DEFAULT_THRESHOLD))
         guesses = model.predict(texts, np.asarray(vectors, dtype=np.float32))
-        return [triage_model.Prediction(v, round(p, 3), bar, p >= bar) for v, p in guesses]
+        return [triage_model.prediction(meta, v, p) for v, p in guesses]
 
     def _report(self, scores: dict[str, Scores], n: int) -> None:
         self.stdout.write("")
