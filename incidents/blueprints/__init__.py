@@ -14,3 +14,6 @@ def register_all() -> None:
     from incidents.blueprints import knowledge_manager
 
     knowledge_manager.register()
+    from incidents.blueprints import onboarding
+
+    onboarding.register()
