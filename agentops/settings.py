@@ -213,6 +213,7 @@ KNOWLEDGE_TASKS = (
     "knowledge.tasks.reembed_stale",
     "incidents.tasks.learn_from_resolution",
     "incidents.tasks.learn_from_rating",
+    "knowledge.tasks.retrain_triage_model",
 )
 
 
@@ -481,6 +482,10 @@ KNOWLEDGE_EMBEDDING_BATCH = env_int("KNOWLEDGE_EMBEDDING_BATCH", 32, minimum=1)
 # runtimes: the word pieces read per passage (the model's 256 max).
 KNOWLEDGE_EMBEDDING_QUANTIZE = env_bool("KNOWLEDGE_EMBEDDING_QUANTIZE", True)
 KNOWLEDGE_EMBEDDING_MAX_TOKENS = env_int("KNOWLEDGE_EMBEDDING_MAX_TOKENS", 256, minimum=16)
+# Seconds the knowledge worker waits after history grows before it retrains the tenant's
+# linear triage model (knowledge.triage_model): a burst of resolutions or an import is one
+# retrain.
+KNOWLEDGE_TRIAGE_RETRAIN_DEBOUNCE = env_int("KNOWLEDGE_TRIAGE_RETRAIN_DEBOUNCE", 60, minimum=1)
 # Chunks embedded per step of the index task (the console's progress moves per step).
 KNOWLEDGE_INDEX_BATCH = env_int("KNOWLEDGE_INDEX_BATCH", 32, minimum=1)
 # HNSW candidate list per vector search (recall vs latency; tests/bench/test_bench_knowledge.py).

@@ -27,6 +27,17 @@ class TicketAdminForm(forms.ModelForm):
         model = Ticket
         fields = ["title", "description", "requester_email", "requester", "category", "priority"]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "category" in self.fields and self.instance.tenant_id:
+            from incidents.taxonomy import choices_for
+
+            current = self.instance.category
+            choices = choices_for(self.instance.tenant_id, blank="—")
+            if current and current not in dict(choices):
+                choices.append((current, current))  # a retired category stays on its ticket
+            self.fields["category"] = forms.ChoiceField(choices=choices, required=False)
+
     def clean_queue(self):
         queue = self.cleaned_data.get("queue")
         if queue is not None and queue.tenant_id != self.instance.tenant_id:
@@ -231,4 +242,6 @@ class PageAdmin(UnscopedAdminMixin, admin.ModelAdmin):
 
 
 # Issue 13: the non-IT teams requests are redirected to, and the agent's replies (read-only).
+# Each tenant's ticket categories (incidents.taxonomy).
+from incidents import taxonomy_admin  # noqa: E402,F401
 from incidents.reply_admin import AgentReplyAdmin, NonItTeamAdmin  # noqa: E402, F401

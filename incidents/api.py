@@ -17,9 +17,9 @@ from agentops.api import StrictIn
 from agents.api import RunOut, StepOut, ToolCallOut
 from incidents import services
 from incidents.models import (
+    CATEGORY_MAX,
     DESCRIPTION_MAX,
     TITLE_MAX,
-    Category,
     Kind,
     Priority,
     Queue,
@@ -36,6 +36,7 @@ from incidents.selectors import (
     queues_visible_to,
     ticket_queue,
 )
+from incidents.taxonomy import check_category
 
 router = Router(tags=["tickets"])
 
@@ -49,7 +50,8 @@ class TicketIn(StrictIn):
     kind: Kind = Kind.REQUEST
     requester_email: str | None = Field(None, max_length=254, description="Who the ticket is for.")
     user_email: str | None = Field(None, max_length=254, description="Alias of requester_email.")
-    category: Category | None = None
+    # One of the tenant's categories (incidents.taxonomy; the service checks it).
+    category: str | None = Field(None, max_length=CATEGORY_MAX)
     priority: Priority = Priority.MEDIUM
     severity: Severity | None = None
     affected_services: list[str] = Field(default_factory=list, max_length=50)
@@ -110,7 +112,7 @@ class ListParams(Schema):
     )
     priority: Priority | None = None
     kind: Kind | None = None
-    category: Category | None = None
+    category: str | None = Field(None, max_length=CATEGORY_MAX)
     queue: str = Field(
         "",
         max_length=100,
@@ -195,6 +197,12 @@ def list_tickets(request, params: Query[ListParams]):
                 "fields": {"queue": f"Unknown queue {params.queue!r}; see GET /api/v1/queues."},
             },
         )
+    if params.category:
+        try:  # one of the tenant's categories (incidents.taxonomy), retired ones too
+            check_category(request.membership.tenant, params.category)
+        except ValidationError as exc:
+            fields = {"category": f"{exc.message_dict['category'][0]} See the tenant's categories."}
+            return HttpStatus(400, {"error": "validation_error", "fields": fields})
     qs = ticket_queue(request.membership, filters)
     count = qs.count()
     items = queue_page(qs, count, params.offset, params.offset + params.limit)

@@ -23,6 +23,10 @@ class IncidentsConfig(AppConfig):
         from incidents import approval_scopes
 
         approval_scopes.register()
+        # Each new tenant starts with the nine built-in categories (incidents.taxonomy).
+        from incidents import taxonomy
+
+        taxonomy.register()
         # How the ticket's codes read in the history and the audit trail.
         from agentops.audit_words import register_labels
         from incidents.models import Category, Priority, Status

@@ -10,7 +10,7 @@ from typing import Any
 from django.db import transaction
 
 from agents.models import Run
-from incidents.models import Category, Priority, Ticket
+from incidents.models import Priority, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -111,10 +111,10 @@ def _args(args: dict) -> str:
 def _history_vote(tenant, text: str):
     """The vote of the tenant's similar past tickets, or None (thin history, or the knowledge
     base unavailable: triage then stays with the model, as before)."""
-    from knowledge import history
+    from knowledge import triage_model
 
     try:
-        return history.vote(tenant, text)
+        return triage_model.decide(tenant, text)  # the k-NN vote and the tenant's linear model
     except Exception:  # an embedding backend problem must not stop triage
         log.warning("history vote failed; the model triages alone", exc_info=True)
         return None
@@ -126,7 +126,7 @@ def _with_vote(triage: dict[str, Any], vote) -> dict[str, Any]:
         return triage
     voted = {}
     category, priority = vote.label("category"), vote.label("priority")
-    if category in Category.values:
+    if category:  # any of the tenant's own categories (normalised after)
         voted["category"] = category
     if priority in Priority.values:
         voted["priority"] = priority

@@ -5,14 +5,19 @@ their agent runs and approvals into those values, and reads the results back for
 
 - A resolved ticket becomes a labelled example (category, priority, queue; the tools its agent
   run used) and a ``historical_ticket`` source (``learn_from_resolution``, from a task queued
-  after the resolving commit).
+  after the resolving commit) only when someone or something vouches for its resolution
+  (``vouched_for``): a verified tool call that changed something, a reviewer's approval, a
+  rating of 4 or 5, or a person who resolved it. An agent "resolution" that changed nothing
+  (it pushed a profile the laptop already had) teaches nothing: it is not knowledge and does
+  not vote in triage. Its text is summarised and capped (``knowledge.summary``).
 - A resolution a reviewer approved, or one the requester rated 4 or 5, becomes a golden path.
 - The ticket page shows similar past tickets the viewer may see, and a playbook suggestion.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from django.urls import reverse
 
@@ -20,7 +25,8 @@ from agents.models import Run, RunStatus, ToolCall
 from agents.redaction import redact
 from incidents.models import Status, Ticket
 from knowledge import history, learning
-from knowledge.models import SourceKind
+from knowledge.models import Source, SourceKind
+from knowledge.summary import summarise
 
 GOLDEN_CSAT = 4  # a rating at or above this makes the resolution a golden path
 SIMILAR_SHOWN = 5
@@ -40,6 +46,8 @@ class AgentResolution:
     run: Run | None
     tools: list[str]
     approval: object | None  # approvals.models.ApprovalRequest
+    # The verified tool calls that changed something (a subset of ``tools``).
+    changed: list[str] = field(default_factory=list)
 
     @property
     def approver(self) -> str:
@@ -64,12 +72,14 @@ def agent_resolution(ticket: Ticket) -> AgentResolution:
     )
     if run is None or run.status in AGENT_DID_NOT_RESOLVE:
         return AgentResolution(run=None, tools=[], approval=None)
-    tools = list(
+    calls = list(
         ToolCall.objects.for_tenant(ticket.tenant)
         .filter(run=run, status=ToolCall.Status.SUCCESS, verified=True)
         .order_by("id")
-        .values_list("tool_name", flat=True)
+        .values_list("tool_name", "result_json")
     )
+    tools = [name for name, _result in calls]
+    changed = [name for name, result in calls if changed_something(result)]
     approval = None
     if tools:
         approval = (
@@ -84,7 +94,56 @@ def agent_resolution(ticket: Ticket) -> AgentResolution:
             .order_by("-decided_at", "-id")
             .first()
         )
-    return AgentResolution(run=run, tools=tools, approval=approval)
+    return AgentResolution(run=run, tools=tools, approval=approval, changed=changed)
+
+
+def changed_something(result: Any) -> bool:
+    """Whether a tool call's result says it changed the state it acts on.
+
+    Read from the connector's answer (``ToolCall.result_json``), most explicit first:
+    1. ``changed``: a boolean the tool states itself;
+    2. ``already_…`` true ("already had administrator access", "already installed");
+    3. ``was_…`` false ("was_locked": false: the account was not locked);
+    4. ``previous_X`` equal to the value now held in a field ending in X (the profile pushed
+       was the version the laptop had, the adapter reset was already up).
+    A result that says none of these counts as a change (most actions always change
+    something: a new temporary password, an MFA enrolment)."""
+    data = result.get("data", result) if isinstance(result, dict) else {}
+    if not isinstance(data, dict):
+        return True
+    if isinstance(data.get("changed"), bool):
+        return data["changed"]
+    for key, value in data.items():
+        if key.startswith("already") and value is True:
+            return False
+        if key.startswith("was_") and value is False:
+            return False
+    for key, before in data.items():
+        if not key.startswith("previous_"):
+            continue
+        suffix = key.removeprefix("previous_")
+        after = [v for k, v in data.items() if k != key and k.endswith(suffix)]
+        if after and all(v == before for v in after):
+            return False
+    return True
+
+
+def vouched_for(ticket: Ticket, resolution: AgentResolution) -> str:
+    """Why the ticket's resolution may become knowledge, or "" when nothing vouches for it.
+
+    A reviewer approved it; the requester rated it 4 or 5; a verified tool call changed
+    something; or a person resolved it (no agent run resolved it: the run escalated, failed,
+    or there was none). An agent run that resolved it with no change and no approval teaches
+    nothing, whatever its notes say, until a rating of 4 or 5 says it helped."""
+    if resolution.approval is not None:
+        return "a reviewer approved the resolution"
+    if ticket.csat_score is not None and ticket.csat_score >= GOLDEN_CSAT:
+        return f"the requester rated it {ticket.csat_score}/5"
+    if resolution.changed:
+        return "a verified action changed something: " + ", ".join(resolution.changed)
+    if resolution.run is None:
+        return "a person resolved it"
+    return ""
 
 
 def _historical_markdown(ticket: Ticket, tools: list[str]) -> str:
@@ -97,26 +156,53 @@ def _historical_markdown(ticket: Ticket, tools: list[str]) -> str:
     ]
     if tools:
         lines.append(f"- Resolved with: {learning.join_path(tools)}")
-    lines += ["", "## Problem", "", ticket.description or ticket.title, ""]
-    lines += ["## Resolution", "", ticket.resolution_notes or "(no notes)", ""]
+    # Summarised and capped: a past ticket is a pointer to a resolution, not a copy of
+    # whatever was pasted into it.
+    lines += ["", "## Problem", "", summarise(ticket.description or ticket.title), ""]
+    lines += ["## Resolution", "", summarise(ticket.resolution_notes) or "(no notes)", ""]
     # The text is read back by agents and people of the tenant: no secrets from the ticket.
     return redact("\n".join(lines)).text
 
 
+def historical_key(ticket: Ticket) -> str:
+    return f"ticket:{ticket.number}"
+
+
+def forget(ticket: Ticket) -> None:
+    """Take the ticket out of what the tenant learns from: its labelled example (it no longer
+    votes in triage) and its historical-ticket source (no longer retrieved)."""
+    from knowledge.services import source_deactivate
+
+    history.forget(ticket.tenant, ticket.number)
+    source = (
+        Source.objects.for_tenant(ticket.tenant)
+        .filter(kind=SourceKind.HISTORICAL_TICKET, external_key=historical_key(ticket))
+        .first()
+    )
+    if source is not None and source.is_active:
+        source_deactivate(source=source)
+
+
 def learn_from_resolution(ticket: Ticket) -> None:
-    """Index a resolved ticket: a labelled example, a historical-ticket source, and a golden
-    path when a reviewer approved the agent's resolution. Idempotent (upserts by ticket)."""
+    """Index a resolved ticket whose resolution someone vouches for (``vouched_for``): a
+    labelled example, a historical-ticket source, and a golden path when a reviewer approved
+    the agent's resolution. One nobody vouches for is forgotten (it may have been learnt from
+    an earlier resolution). Idempotent (upserts by ticket)."""
     from knowledge.services import ingest_text
 
     if ticket.status not in (Status.RESOLVED, Status.CLOSED):
         return  # reopened before the task ran
     resolution = agent_resolution(ticket)
+    reason = vouched_for(ticket, resolution)
+    if not reason:
+        forget(ticket)
+        return
     history.index_examples(
         ticket.tenant,
         [
             {
                 "ref": ticket.number,
-                "text": redact(ticket_text(ticket)).text,
+                "text": redact(summarise(ticket_text(ticket))).text,
                 "category": ticket.category,
                 "priority": ticket.priority,
                 "assignment_group": ticket.queue.name if ticket.queue_id else "",
@@ -132,8 +218,8 @@ def learn_from_resolution(ticket: Ticket) -> None:
         title=f"{ticket.number}: {ticket.title}"[:300],
         content=_historical_markdown(ticket, resolution.tools),
         origin=f"ticket:{ticket.number}",
-        external_key=f"ticket:{ticket.number}",
-        provenance={"ticket": ticket.number},
+        external_key=historical_key(ticket),
+        provenance={"ticket": ticket.number, "reason": reason},
     )
     if resolution.approval is not None:
         promote(ticket, resolution, reason="a reviewer approved the resolution")
@@ -160,8 +246,8 @@ def promote(ticket: Ticket, resolution: AgentResolution | None = None, *, reason
         tenant=ticket.tenant,
         ref=ticket.number,
         title=ticket.title,
-        problem=redact(ticket.description or ticket.title).text,
-        resolution=redact(ticket.resolution_notes).text,
+        problem=redact(summarise(ticket.description or ticket.title)).text,
+        resolution=redact(summarise(ticket.resolution_notes)).text,
         provenance=provenance,
     )
 
@@ -179,6 +265,7 @@ def learn_from_rating(ticket: Ticket) -> None:
         return
     if score >= GOLDEN_CSAT:
         if ticket.status in (Status.RESOLVED, Status.CLOSED):
+            learn_from_resolution(ticket)  # now vouched for, if it was not before
             promote(ticket, reason=f"the requester rated it {score}/5")
         return
     if score <= 2 or agent_resolution(ticket).approval is None:

@@ -17,6 +17,7 @@ from agentops.tenancy import TenantOwned
 TITLE_MAX = 200
 DESCRIPTION_MAX = 20_000
 COMMENT_MAX = 10_000
+CATEGORY_MAX = 100
 
 
 class Kind(models.TextChoices):
@@ -121,7 +122,7 @@ class Queue(TenantOwned):
     slug = models.SlugField(max_length=100)
     description = models.CharField(max_length=500, blank=True)
     # Categories routed here when triage sets one ("network", "access" ...); empty: none.
-    categories = ArrayField(models.CharField(max_length=20), default=list, blank=True)
+    categories = ArrayField(models.CharField(max_length=CATEGORY_MAX), default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -150,7 +151,9 @@ class Ticket(TenantOwned):
         on_delete=models.SET_NULL,
         related_name="requested_tickets",
     )
-    category = models.CharField(max_length=20, choices=Category.choices, blank=True)
+    # A value of the tenant's own taxonomy (``TicketCategory.value``, see incidents.taxonomy);
+    # the nine ``Category`` values are only the taxonomy every tenant starts with.
+    category = models.CharField(max_length=CATEGORY_MAX, blank=True)
     priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.MEDIUM)
     priority_rank = models.GeneratedField(
         expression=Case(
@@ -243,6 +246,12 @@ class Ticket(TenantOwned):
             models.Index(fields=["tenant", "csat_at"], name="ticket_csat_idx"),
         ]
         ordering = ["-created_at", "-id"]
+
+    def get_category_display(self) -> str:
+        """The category's name in the tenant's taxonomy ("Network & VPN"), or its value."""
+        from incidents.taxonomy import label_for
+
+        return label_for(self.tenant_id, self.category) if self.category else ""
 
     def __str__(self) -> str:
         return f"{self.number} {self.title}"
@@ -483,6 +492,32 @@ class NonItTeam(TenantOwned):
         constraints = [
             models.UniqueConstraint(fields=["tenant", "name"], name="nonitteam_unique_name"),
         ]
+
+
+class TicketCategory(TenantOwned):
+    """One category (or, with a parent, subcategory) of a tenant's ticket taxonomy.
+
+    Tenants define their own in the admin; each starts with the nine ``Category`` values.
+    Tickets, queues' routing and the labelled history store ``value``; people read ``name``.
+    An inactive category stays on the tickets that have it but is offered no more.
+    """
+
+    value = models.CharField(max_length=CATEGORY_MAX)
+    name = models.CharField(max_length=200)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+    description = models.CharField(max_length=500, blank=True)
+    is_active = models.BooleanField(default=True)
+    position = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "value"], name="ticketcategory_unique_value"),
+        ]
+        ordering = ["position", "name", "id"]
+        verbose_name_plural = "ticket categories"
 
     def __str__(self) -> str:
         return self.name

@@ -28,7 +28,7 @@ from agents import blueprints
 from agents.blueprints import DONE, ESCALATED, WAIT, Blueprint, Outcome
 from agents.llm.base import ToolSpec
 from agents.models import Run, ToolCall
-from incidents import approval_scopes, diagnosis, replies
+from incidents import approval_scopes, diagnosis, replies, taxonomy
 from incidents.desk_routing import (  # noqa: F401 (re-exported)
     MIN_CONFIDENCE,
     _escalate_ticket,
@@ -171,10 +171,11 @@ class ServiceDeskBlueprint(DeskStates, Blueprint):
                     "content": f"Ticket {ticket.number} ({ticket.get_kind_display()}):\n{text}",
                 }
             ],
-            tools=[TRIAGE_TOOL],
+            tools=[taxonomy.triage_tool(ctx.tenant, TRIAGE_TOOL)],  # the tenant's categories
             tool_choice=TRIAGE_TOOL.name,
         )
         triage = _with_vote(_triage_from(response), vote)
+        triage["category"] = taxonomy.normalise(ctx.tenant, triage["category"])
         ctx.state["triage"] = triage
         # One transaction under the ticket's row lock; its audit events are appended together.
         with audit.batched():
@@ -492,7 +493,7 @@ class ServiceDeskBlueprint(DeskStates, Blueprint):
 def _triage_from(response) -> dict[str, Any]:
     """The structured triage from the forced tool call; defensive against odd model output."""
     data = next((u.input for u in response.tool_uses if u.name == TRIAGE_TOOL.name), {}) or {}
-    category = data.get("category") if data.get("category") in Category.values else Category.OTHER
+    category = str(data.get("category") or "")[:100]  # the tenant's taxonomy decides (normalise)
     priority = data.get("priority") if data.get("priority") in Priority.values else Priority.MEDIUM
     decision = data.get("decision") if data.get("decision") in DECISIONS else "human"
     try:

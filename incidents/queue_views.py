@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from agentops.access import require_capability, tenant_member
-from incidents import services
+from incidents import services, taxonomy
 from incidents.forms import AccessForm, QueueCreateForm
 from incidents.models import OPEN_STATUSES, Category, Queue, Ticket
 from incidents.selectors import (
@@ -78,7 +78,7 @@ def queue_list(request, form=None, status=200):
         "unrouted": unrouted,
         "unrouted_url": reverse("incidents:queue") + "?queue=none&status=open",
         "can_manage": can_manage,
-        "form": (form or QueueCreateForm()) if can_manage else None,
+        "form": (form or _queue_form(membership)) if can_manage else None,
     }
     return render(request, "incidents/queues.html", context, status=status)
 
@@ -88,7 +88,7 @@ def queue_list(request, form=None, status=200):
 def queue_create(request):
     membership = request.membership
     require_capability(membership, "access.manage")
-    form = QueueCreateForm(request.POST)
+    form = _queue_form(membership, request.POST)
     if form.is_valid():
         try:
             queue = services.queue_create(
@@ -112,7 +112,7 @@ def queue_detail(request, slug: str):
     context = {
         "queue": queue,
         "open_count": in_queue.filter(status__in=sorted(OPEN_STATUSES)).count(),
-        "categories": [CATEGORY_LABELS.get(c, c) for c in queue.categories],
+        "categories": [taxonomy.label_for(membership.tenant, c) for c in queue.categories],
         "tickets_url": reverse("incidents:queue") + f"?queue={queue.slug}",
         "recent": in_queue.select_related("assignee").order_by("-created_at", "-id")[:10],
     }
@@ -208,3 +208,10 @@ def ticket_set_queue(request, number: str):
     ticket = services.ticket_set_queue(ticket=ticket, actor=request.user, queue=queue)
     ticket = access_ticket(membership, ticket.number)
     return _after_write(request, ticket, "sidebar", _detail_context(request, ticket))
+
+
+def _queue_form(membership, data=None) -> QueueCreateForm:
+    """The new-queue form, offering the tenant's own categories to route."""
+    form = QueueCreateForm(data)
+    form.fields["categories"].choices = taxonomy.choices_for(membership.tenant)
+    return form

@@ -23,7 +23,6 @@ from incidents.models import (
     KIND_PREFIX,
     OPEN_STATUSES,
     TRANSITIONS,
-    Category,
     Comment,
     Kind,
     Priority,
@@ -58,6 +57,10 @@ def _validate(ticket: Ticket, *, exclude: Iterable[str] = (), constraints: bool 
         validate_unique=False,
         validate_constraints=constraints,
     )
+    if ticket.category and "category" not in exclude:
+        from incidents.taxonomy import check_category
+
+        check_category(ticket.tenant_id, ticket.category)  # the tenant's own taxonomy
 
 
 def sla_due_for(*, tenant: Tenant, priority: str, start=None):
@@ -568,7 +571,10 @@ QUEUE_REVOKE_PERMS = {
 TICKET_REVOKE_PERMS = {"view": ("view_ticket", "change_ticket"), "work": ("change_ticket",)}
 
 
-def _clean_categories(categories) -> list[str]:
+def _clean_categories(categories, tenant) -> list[str]:
+    from incidents.taxonomy import categories_for
+
+    known = {c.value for c in categories_for(tenant, include_inactive=True)}
     if isinstance(categories, str):
         categories = categories.split(",")
     cleaned = []
@@ -576,7 +582,7 @@ def _clean_categories(categories) -> list[str]:
         value = str(value).strip()
         if not value:
             continue
-        if value not in Category.values:
+        if value not in known:
             raise ValidationError({"categories": f"Unknown category {value!r}."})
         if value not in cleaned:
             cleaned.append(value)
@@ -602,7 +608,7 @@ def queue_create(
         name=name,
         slug=(slug or "").strip() or slugify(name)[:100],
         description=(description or "").strip(),
-        categories=_clean_categories(categories),
+        categories=_clean_categories(categories, tenant),
     )
     queue.full_clean(exclude=["tenant"], validate_unique=False)
     if Queue.objects.for_tenant(tenant).filter(slug=queue.slug).exists():
@@ -627,7 +633,7 @@ def queue_update(*, queue: Queue, actor, **fields) -> Queue:
     if unknown:
         raise ValidationError({name: "This field cannot be changed here." for name in unknown})
     if "categories" in fields:
-        fields["categories"] = _clean_categories(fields["categories"])
+        fields["categories"] = _clean_categories(fields["categories"], queue.tenant_id)
     changes = {}
     for name, value in fields.items():
         value = value.strip() if isinstance(value, str) else value

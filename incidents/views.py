@@ -16,7 +16,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from agentops.access import require_capability, tenant_member
 from agentops.audit_words import describe
 from agentops.models import AuditEvent
-from incidents import oncall, services
+from incidents import oncall, services, taxonomy
 from incidents.forms import (
     AssignForm,
     BulkForm,
@@ -103,7 +103,7 @@ def queue_rows(tickets, queue_names: dict[int, str] | None = None) -> list[dict]
                 "url": reverse("incidents:ticket-detail", args=[t.number]),
                 "status": STATUS_LABELS.get(t.status, t.status),
                 "priority": PRIORITY_LABELS.get(t.priority, t.priority),
-                "category": CATEGORY_LABELS.get(t.category, "—") if t.category else "—",
+                "category": CATEGORY_LABELS.get(t.category, t.category) if t.category else "—",
                 "sla": sla,
                 "sla_text": sla_text,
                 "sla_due": timezone.localtime(t.sla_due).strftime("%Y-%m-%d %H:%M")
@@ -171,6 +171,10 @@ def ticket_create(request):
     staff = membership.can("ticket.view_all")
     staff_choices = _staff_choices(membership) if staff else []
     form = TicketForm(request.POST or None, staff=staff, staff_choices=staff_choices)
+    # The tenant's own taxonomy (incidents.taxonomy), not only the nine built-in categories.
+    form.fields["category"].choices = taxonomy.choices_for(
+        membership.tenant, blank=form.fields["category"].choices[0][1]
+    )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         kwargs = {

@@ -1,10 +1,19 @@
 """The knowledge base in the Django admin: read mostly; writes go through knowledge.services."""
 
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 
 from agentops.admin import UnscopedAdminMixin
-from knowledge import services
-from knowledge.models import Chunk, Document, IndexStatus, Source
+from knowledge import drafts, services
+from knowledge.models import (
+    ArticleDraft,
+    Chunk,
+    Document,
+    DraftStatus,
+    IndexStatus,
+    Source,
+    TriageModel,
+)
 
 
 class DocumentInline(admin.TabularInline):
@@ -93,4 +102,61 @@ class ChunkAdmin(UnscopedAdminMixin, admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ArticleDraft)
+class ArticleDraftAdmin(UnscopedAdminMixin, admin.ModelAdmin):
+    """The knowledge manager's drafts; publishing goes through knowledge.drafts (indexes it)."""
+
+    list_display = ["title", "tenant", "ref", "kind", "status", "created_at"]
+    list_filter = ["tenant", "status", "kind"]
+    search_fields = ["title", "ref"]
+    readonly_fields = [
+        "tenant",
+        "ref",
+        "status",
+        "provenance",
+        "source",
+        "reviewed_by",
+        "reviewed_at",
+    ]
+    fields = ["tenant", "ref", "title", "kind", "content", "status", "provenance", "source",
+              "reviewed_by", "reviewed_at"]  # fmt: skip
+    actions = ["publish", "reject"]
+
+    def has_add_permission(self, request):
+        return False  # the knowledge manager drafts them
+
+    @admin.action(description="Publish the selected drafts (indexes them)")
+    def publish(self, request, queryset):
+        self._decide(request, queryset, drafts.draft_publish, "published")
+
+    @admin.action(description="Reject the selected drafts")
+    def reject(self, request, queryset):
+        self._decide(request, queryset, drafts.draft_reject, "rejected")
+
+    def _decide(self, request, queryset, service, verb: str) -> None:
+        done = 0
+        for draft in queryset.filter(status=DraftStatus.DRAFT):
+            try:
+                service(draft=draft, actor=request.user)
+                done += 1
+            except ValidationError as exc:
+                self.message_user(request, f"{draft.title}: {exc}", level=messages.ERROR)
+        self.message_user(request, f"{done} draft(s) {verb}.")
+
+
+@admin.register(TriageModel)
+class TriageModelAdmin(UnscopedAdminMixin, admin.ModelAdmin):
+    """Each tenant's linear triage model: what it learnt from and how it measured (read-only;
+    the knowledge worker retrains it)."""
+
+    list_display = ["tenant", "label", "examples", "trained_at", "train_seconds"]
+    list_filter = ["tenant", "label"]
+    exclude = ["blob"]
+    readonly_fields = ["tenant", "label", "classes", "examples", "embedding_model", "metrics",
+                       "trained_at", "train_seconds"]  # fmt: skip
+
+    def has_add_permission(self, request):
         return False

@@ -90,6 +90,8 @@ class Vote:
     neighbours: list[Neighbour] = field(default_factory=list)
     qualified: int = 0  # neighbours at or above the model's MIN_SIMILARITY
     confident: bool = False
+    # Who set the category: the neighbours, or the tenant's linear model (knowledge.triage_model).
+    decided_by: str = "history"
 
     def label(self, name: str) -> str | None:
         """The label's value when it is confident, else None."""
@@ -101,6 +103,7 @@ class Vote:
         return {
             "confident": self.confident,
             "qualified": self.qualified,
+            "decided_by": self.decided_by,
             "labels": {
                 name: asdict(getattr(self, name)) if getattr(self, name) else None
                 for name in LABELS
@@ -125,7 +128,34 @@ class Vote:
             if (vote := getattr(self, name)) is not None and vote.confident
         )
         near = ", ".join(f"{n.ref} ({n.similarity:.2f})" for n in self.neighbours[:limit])
+        if self.decided_by != "history":
+            return (
+                f"{labels or 'no label agreed'} — category from the tenant's {self.decided_by} "
+                f"(trained on its history); similar past tickets: {near or 'none'}"
+            )
         return f"{labels or 'no label agreed'} — voted by {self.qualified} similar past tickets: {near}"
+
+
+# --------------------------------------------------------------------------- label mappers
+
+# A label's name → fn(tenant, labels) → {label: the value to store}. The domain above registers
+# its taxonomy here (incidents: the tenant's ticket categories, created as imported history
+# names them), so an import stores labels the tenant's tickets can carry; this module stays
+# free of tickets.
+_LABEL_MAPPERS: dict[str, Callable[[Any, list[str]], dict[str, str]]] = {}
+
+
+def register_label_mapper(name: str, mapper: Callable[[Any, list[str]], dict[str, str]]) -> None:
+    _LABEL_MAPPERS[name] = mapper
+
+
+def map_labels(tenant, name: str, labels: Iterable[str]) -> dict[str, str]:
+    """label → stored value for ``name`` (identity when no mapper is registered)."""
+    labels = [str(v).strip() for v in labels if str(v or "").strip()]
+    mapper = _LABEL_MAPPERS.get(name)
+    if mapper is None:
+        return {v: v for v in labels}
+    return mapper(tenant, labels)
 
 
 # --------------------------------------------------------------------------- indexing
@@ -148,8 +178,12 @@ def index_examples(
     batch_size: int = EMBED_BATCH,
     progress: Callable[[int], None] | None = None,
     embedder=None,
+    retrain: bool = True,
 ) -> int:
     """Upsert labelled examples by ``ref`` and return how many rows were written.
+
+    ``retrain``: after commit, queue the tenant's linear triage model to retrain (debounced,
+    ``knowledge.triage_model.schedule_retrain``); an evaluation's scratch tenant says False.
 
     Each row is a mapping with ``text`` and optionally ``ref`` (default: a hash of the text),
     ``category``, ``priority``, ``assignment_group``, ``resolution_path`` and ``resolved_ok``.
@@ -216,7 +250,18 @@ def index_examples(
         if len(batch) >= batch_size:
             flush()
     flush()
+    if written and retrain:
+        from knowledge.triage_model import schedule_retrain
+
+        tenant_id = tenant.pk
+        transaction.on_commit(lambda: schedule_retrain(tenant_id))
     return written
+
+
+def forget(tenant, ref: str) -> int:
+    """Remove the example ``ref``: it no longer votes (its resolution taught nothing)."""
+    deleted, _ = LabelledExample.objects.for_tenant(tenant).filter(ref=ref).delete()
+    return deleted
 
 
 def set_resolved_ok(tenant, ref: str, resolved_ok: bool) -> int:

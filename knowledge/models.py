@@ -214,3 +214,69 @@ class LabelledExample(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.ref}: {self.text[:40]}"
+
+
+class TriageModel(TenantOwned):
+    """A tenant's linear triage model for one label (``knowledge.triage_model``): word n-grams
+    plus the examples' embeddings, trained on the tenant's labelled history by the knowledge
+    worker. ``blob`` is the fitted scikit-learn pipeline, pickled by our own worker (never
+    uploaded: it is read back only from this table). One row per tenant and label; a retrain
+    replaces it."""
+
+    label = models.CharField(max_length=40, default="category")
+    blob = models.BinaryField()
+    classes = models.JSONField(default=list, blank=True)
+    examples = models.PositiveIntegerField(default=0)
+    embedding_model = models.CharField(max_length=200, blank=True)
+    # Held-out figures from the training run: {"accuracy": .., "macro_f1": .., "held_out": n}.
+    metrics = models.JSONField(default=dict, blank=True)
+    trained_at = models.DateTimeField(default=timezone.now)
+    train_seconds = models.FloatField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "label"], name="triagemodel_unique_label"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} model ({self.examples} examples)"
+
+
+class DraftStatus(models.TextChoices):
+    DRAFT = "draft", "Waiting for review"
+    PUBLISHED = "published", "Published"
+    REJECTED = "rejected", "Rejected"
+
+
+class ArticleDraft(TenantOwned):
+    """An article the knowledge manager drafted from a resolution that retrieval could not
+    help with (an escalated or reopened ticket): a person reviews, edits and publishes it
+    (``knowledge.drafts``); publishing makes it a source and indexes it."""
+
+    ref = models.CharField(max_length=200)  # the ticket it was drafted from
+    title = models.CharField(max_length=300)
+    kind = models.CharField(max_length=20, choices=SourceKind.choices, default=SourceKind.GUIDE)
+    content = models.TextField(max_length=CONTENT_MAX)
+    status = models.CharField(max_length=10, choices=DraftStatus.choices, default=DraftStatus.DRAFT)
+    # {"ticket": "REQ…", "run": "run-…", "reason": "escalated; no article above 0.45", ...}
+    provenance = models.JSONField(default=dict, blank=True)
+    source = models.ForeignKey(
+        Source, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "ref"], name="articledraft_unique_ref"),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "status", "-created_at"], name="draft_status_idx")
+        ]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Draft: {self.title}"

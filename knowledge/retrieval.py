@@ -13,7 +13,9 @@
    ranked are capped, so a very common word costs a bounded amount.
 4. Reciprocal rank fusion (k=60) of the two lists.
 5. Rerank of the fused candidates: exact cosine, the text rank, how many query words the title
-   and heading path contain, and a boost for golden paths (resolutions people approved).
+   and heading path contain, and the kind's standing: curated articles and golden paths
+   (resolutions people vouched for) above raw past tickets. Then one passage per document,
+   its best: ten passages of one long ticket are one answer, not ten.
 6. Snippets from ``ts_headline`` with control-character markers; everything is escaped and
    only then the markers become ``<mark>``: retrieved text never becomes markup.
 
@@ -46,6 +48,15 @@ W_TEXT = 0.20
 W_HEADING = 0.10
 W_FUSED = 0.15
 GOLDEN_PATH_BOOST = 0.08
+# A raw past ticket is one requester's words and one resolution, not an article someone wrote
+# to be read: it ranks under a curated article or a golden path of about the same relevance.
+# (0.12 of a score whose vector part moves 0.55 per unit of cosine: a past ticket must be
+# about 0.2 more similar in meaning than an article to come before it.)
+HISTORICAL_TICKET_PENALTY = 0.12
+# How close in meaning a curated passage with none of the query's words must be to count as
+# matching it (``curated_first``); MiniLM puts unrelated IT texts at 0.04-0.25.
+CURATED_MIN_COSINE = 0.35
+KIND_ADJUST = {"golden_path": GOLDEN_PATH_BOOST, "historical_ticket": -HISTORICAL_TICKET_PENALTY}
 _START, _STOP = "\x02", "\x03"  # ts_headline markers: never in stored text (stripped in SQL)
 HEADLINE_OPTIONS = (
     f"StartSel={_START}, StopSel={_STOP}, MaxWords=45, MinWords=18, "
@@ -77,6 +88,16 @@ class Hit:
     scores: Scores
     document_version: int = 1
     extra: dict = field(default_factory=dict)
+
+    @property
+    def kind_label(self) -> str:
+        """The kind in words ("Runbook", "Historical ticket"), for people."""
+        from knowledge.models import SourceKind
+
+        try:
+            return str(SourceKind(self.kind).label)
+        except ValueError:
+            return self.kind.replace("_", " ").capitalize()
 
     def citation(self) -> dict:
         """What a run step records (JSON): enough to show a link without loading anything."""
@@ -251,7 +272,7 @@ def search(
     text_rank = dict(by_text)
     candidates = sorted(fused, key=fused.get, reverse=True)[: max(3 * k, 30)]
     rows = _candidate_rows(tenant_id, candidates, vector)
-    ranked = _rerank(rows, fused, text_rank, set(lexemes))[:k]
+    ranked = curated_first(best_per_source(_rerank(rows, fused, text_rank, set(lexemes))))[:k]
     snippets = _snippets(tenant_id, [r["id"] for r, _ in ranked], _or_query(lexemes))
     return [_hit(row, final, fused, text_rank, snippets) for row, final in ranked]
 
@@ -284,12 +305,40 @@ def _rerank(rows, fused, text_rank, lexemes: set[str]) -> list[tuple[dict, float
             + W_TEXT * float(text_rank.get(row["id"], 0.0))
             + W_HEADING * heading
             + W_FUSED * fused[row["id"]] / top_fused
-            + (GOLDEN_PATH_BOOST if row["kind"] == "golden_path" else 0.0)
+            + KIND_ADJUST.get(row["kind"], 0.0)
         )
         row["cosine"] = cosine
+        row["text_rank"] = float(text_rank.get(row["id"], 0.0))
         scored.append((row, final))
     scored.sort(key=lambda pair: (-pair[1], pair[0]["id"]))
     return scored
+
+
+def curated_first(ranked: list[tuple[dict, float]]) -> list[tuple[dict, float]]:
+    """Curated articles and golden paths that match the query (a query word in the passage,
+    or close in meaning) before raw past tickets; the rest keep their rank order. A past
+    ticket still answers when nothing curated does, and an article that merely shares the
+    tenant's vocabulary does not jump ahead of it."""
+
+    def tier(pair: tuple[dict, float]) -> int:
+        row = pair[0]
+        if row["kind"] == "historical_ticket":
+            return 1
+        matches = row.get("text_rank", 0.0) > 0 or row["cosine"] >= CURATED_MIN_COSINE
+        return 0 if matches else 1
+
+    return sorted(ranked, key=tier)  # stable: rank order within each tier
+
+
+def best_per_source(ranked: list[tuple[dict, float]]) -> list[tuple[dict, float]]:
+    """The best-ranked passage of each source, in rank order (the input is ranked)."""
+    seen: set[int] = set()
+    best = []
+    for row, final in ranked:
+        if row["source_id"] not in seen:
+            seen.add(row["source_id"])
+            best.append((row, final))
+    return best
 
 
 def _snippets(tenant_id: int, ids: list[int], or_query: str) -> dict[int, str]:

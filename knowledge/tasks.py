@@ -152,3 +152,18 @@ def reembed_stale() -> int:
     for document_id in expired:
         index_document.delay(document_id)
     return services.reembed_stale() + len(expired)
+
+
+@shared_task(
+    name="knowledge.tasks.retrain_triage_model",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OSError,),
+    retry_backoff=True,
+    max_retries=3,
+)
+def retrain_triage_model(tenant_id: int) -> str:
+    """Retrain the tenant's linear triage model (queued, debounced, by history changes)."""
+    from knowledge.triage_model import retrain_now
+
+    return retrain_now(int(tenant_id))

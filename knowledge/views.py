@@ -203,7 +203,14 @@ def search(request):
                 ]
             except EmbeddingBackendError as exc:
                 error = str(exc)
-    context = {"form": form, "hits": hits, "query": query, "error": error}
+    context = {
+        "form": form,
+        "hits": hits,
+        "query": query,
+        "error": error,
+        # Scores explain the ranking to the people who tune it; a requester sees the answers.
+        "show_scores": membership.can("knowledge.view_all"),
+    }
     return render(request, _partial(request, "knowledge/search.html", "results"), context)
 
 

@@ -6,9 +6,17 @@
 
 def register_all() -> None:
     from incidents import pipeline
-    from incidents.blueprints import incident_response, investigation, sentiment_monitor
+    from incidents.blueprints import (
+        incident_response,
+        investigation,
+        knowledge_manager,
+        onboarding,
+        sentiment_monitor,
+    )
 
     pipeline.register()
     investigation.register()
     incident_response.register()
     sentiment_monitor.register()
+    knowledge_manager.register()
+    onboarding.register()

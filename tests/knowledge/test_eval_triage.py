@@ -13,7 +13,7 @@ from django.core.management import CommandError, call_command
 from agentops.models import Tenant
 from knowledge import history
 from knowledge.management.commands.eval_triage import SCRATCH_PREFIX, accuracy, macro_f1
-from knowledge.models import LabelledExample
+from knowledge.models import LabelledExample, TriageModel
 
 TOPICS = {
     "network": ["vpn", "wifi", "disconnects", "router", "latency", "tunnel"],
@@ -63,13 +63,18 @@ def test_eval_triage_prints_accuracy_and_macro_f1_and_cleans_up(personas, tmp_pa
     )
     text = out.getvalue()
     assert "200 labelled rows: 160 to train, 40 to test" in text
-    acc = float(re.search(r"accuracy: ([0-9.]+)", text).group(1))
-    f1 = float(re.search(r"macro-F1: ([0-9.]+)", text).group(1))
-    fallback = float(re.search(r"fallback rate: ([0-9.]+)", text).group(1))
-    # Four clearly separated topics: the vote gets nearly all of them.
-    assert acc >= 0.9 and f1 >= 0.9 and 0 <= fallback <= 1
+    # Every test ticket first, then the confident subset, for each method side by side.
+    assert text.index("Every test ticket (40)") < text.index("Confident subset")
+    for method in ("kNN vote", "linear model", "combined"):
+        every = re.search(rf"  {method}\s+accuracy ([0-9.]+)  macro-F1 ([0-9.]+)", text)
+        acc, f1 = float(every.group(1)), float(every.group(2))
+        # Four clearly separated topics: each method gets nearly all of them.
+        assert acc >= 0.9 and f1 >= 0.9, (method, text)
+        sure = re.search(rf"  {method}\s+(\d+) of 40 tickets .*fallback rate ([0-9.]+)", text)
+        assert sure is not None and 0 <= float(sure.group(2)) <= 1
     assert not scratch_tenants().exists()
     assert not all_examples().exists()
+    assert not TriageModel.objects.unscoped("tests: nothing left anywhere").exists()
 
 
 def test_eval_triage_cleans_up_on_failure(personas, tmp_path, monkeypatch):

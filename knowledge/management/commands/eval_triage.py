@@ -1,11 +1,15 @@
 """manage.py eval_triage FILE.csv --text-column ... --label-column ... --test-fraction 0.2 --seed 1
 
-How well would the history vote triage this tenant's tickets? The rows are shuffled (seeded)
-and split; the training part is imported into a scratch tenant (created here and deleted
-afterwards, also on failure or Ctrl-C), each test row is triaged with the same vote, the same
-k and the same thresholds the Triage step uses, and the command prints accuracy and macro-F1
-of the voted label, the fallback rate (rows where the vote is not confident and the model
-would decide) and the accuracy of the confident votes alone.
+How well would triage learn this tenant's labels? The rows are shuffled (seeded) and split;
+the training part is imported into a scratch tenant (created here and deleted afterwards, also
+on failure or Ctrl-C) and the tenant's linear model is trained on it as the knowledge worker
+would (``knowledge.triage_model.train``). Each test row is then triaged three ways, side by
+side: the k-NN history vote (same k and thresholds as the Triage step), the linear model, and
+the two combined as triage uses them (``triage_model.combine``).
+
+It prints accuracy and macro-F1 over EVERY test ticket first (a method's best guess on each,
+also where triage would not trust it), then the confident subset of each: how many tickets it
+is sure of (the rest fall back to the model), and accuracy and macro-F1 on those.
 
 The default backend is the one triage uses (``KNOWLEDGE_EMBEDDING_BACKEND``: MiniLM, int8, in
 production), because the numbers are meant to predict triage, and the hashing backend only
@@ -21,52 +25,27 @@ import os
 import random
 import time
 import uuid
-from collections import Counter
 
+import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from django.test.utils import override_settings
 
 from agentops.models import Tenant
-from knowledge import history
+from knowledge import history, triage_model
 from knowledge.embeddings import BACKENDS, EmbeddingBackendError, get_embedder
 from knowledge.management.commands._ticket_csv import joined, open_rows
-from knowledge.models import LabelledExample
+from knowledge.metrics import accuracy, macro_f1
+from knowledge.models import LabelledExample, TriageModel
 
 SCRATCH_PREFIX = "eval-triage-"
 
 
-def macro_f1(truth: list[str], predicted: list[str]) -> float:
-    """Unweighted mean of per-label F1 over the labels in the truth (as scikit-learn's
-    ``f1_score(average="macro")`` with ``labels`` = the true labels). A label never predicted
-    scores 0; a prediction of "" (no vote at all) is simply wrong."""
-    labels = sorted(set(truth))
-    if not labels:
-        return 0.0
-    tp: Counter[str] = Counter()
-    fp: Counter[str] = Counter()
-    fn: Counter[str] = Counter()
-    for t, p in zip(truth, predicted, strict=True):
-        if t == p:
-            tp[t] += 1
-        else:
-            fn[t] += 1
-            fp[p] += 1
-    scores = []
-    for label in labels:
-        denominator = 2 * tp[label] + fp[label] + fn[label]
-        scores.append(2 * tp[label] / denominator if denominator else 0.0)
-    return sum(scores) / len(scores)
-
-
-def accuracy(truth: list[str], predicted: list[str]) -> float:
-    if not truth:
-        return 0.0
-    return sum(t == p for t, p in zip(truth, predicted, strict=True)) / len(truth)
-
-
 class Command(BaseCommand):
-    help = "Evaluate history-vote triage on a labelled CSV: accuracy, macro-F1, fallback rate."
+    help = (
+        "Evaluate triage (k-NN history vote, linear model, both) on a labelled CSV: accuracy "
+        "and macro-F1 over every test ticket, then on the confident subset."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("file", help="CSV file with a header row (UTF-8)")
@@ -147,6 +126,7 @@ class Command(BaseCommand):
             self._evaluate(scratch, embedder, train, test, k, options["batch_size"])
         finally:
             LabelledExample.objects.for_tenant(scratch).delete()
+            TriageModel.objects.for_tenant(scratch).delete()
             scratch.delete()
 
     def _evaluate(self, tenant, embedder, train, test, k: int, batch_size: int) -> None:
@@ -167,55 +147,105 @@ class Command(BaseCommand):
             batch_size=batch_size,
             progress=progress,
             embedder=embedder,
+            retrain=False,  # trained below, in this process
         )
         # Fresh statistics: the planner must know this tenant is now large, else it sorts
         # every one of its rows per query instead of walking the HNSW index.
         with connection.cursor() as cursor:
             cursor.execute(f"ANALYZE {LabelledExample._meta.db_table}")
+        indexed = time.monotonic()
+        model_row = triage_model.train(tenant, embedder=embedder)
+        loaded = triage_model.load(tenant) if model_row is not None else None
         trained = time.monotonic()
+        if model_row is not None:
+            self.stdout.write(
+                f"  linear model: {model_row.examples} examples, {len(model_row.classes)} "
+                f"labels, trained in {trained - indexed:.1f} s; confidence bar "
+                f"{model_row.metrics.get('threshold')}; where both are sure and disagree, "
+                f"triage takes the {model_row.metrics.get('prefer', 'linear')} answer "
+                f"(held out: {model_row.metrics.get('disagreements', {})})"
+            )
+        else:
+            self.stdout.write("  linear model: too little history to train one")
 
+        scores = {name: Scores() for name in METHODS}
         threshold = history.min_similarity(embedder)
-        truth, guessed, confident_truth, confident_guess = [], [], [], []
         for start in range(0, len(test), batch_size):
             part = test[start : start + batch_size]
-            vectors = embedder.embed([text for text, _label in part])
-            for (_text, label), vector in zip(part, vectors, strict=True):
+            texts = [text for text, _label in part]
+            vectors = embedder.embed(texts)
+            linear = self._linear(loaded, texts, vectors)
+            for (_text, label), vector, lin in zip(part, vectors, linear, strict=True):
                 neighbours = history.similar(tenant, "", k, embedding=vector, embedder=embedder)
                 # The Triage step's verdict (thresholds and all), and the plain k-NN guess that
                 # is scored on every row, also where the step would fall back to the model.
                 result = history.tally(neighbours, threshold=threshold)
                 plain = history.tally(neighbours, threshold=-1.0)
-                guess = plain.category.value if plain.category else ""
-                truth.append(label)
-                guessed.append(guess)
-                if result.confident:
-                    confident_truth.append(label)
-                    confident_guess.append(guess)
+                knn_guess = plain.category.value if plain.category else ""
+                scores["kNN vote"].add(label, knn_guess, result.confident)
+                if lin is not None:
+                    scores["linear model"].add(label, lin.value, lin.confident)
+                both = triage_model.combine(result, lin)
+                if both is not None and both.category is not None:
+                    scores["combined"].add(label, both.category.value, True)
+                else:  # triage falls back; its best guess from history is the better one
+                    best = lin.value if lin is not None else knn_guess
+                    scores["combined"].add(label, best, False)
             done = start + len(part)
             if done % (batch_size * 10) < batch_size or done == len(test):
                 self.stdout.write(f"  triaged {done}/{len(test)}")
         finished = time.monotonic()
+        self._report(scores, len(test))
+        self.stdout.write(
+            f"time: index {indexed - started:.1f} s, linear model {trained - indexed:.1f} s, "
+            f"triage {finished - trained:.1f} s ({len(test) / max(finished - trained, 1e-6):.0f} "
+            "tickets/s)"
+        )
 
-        n = len(truth)
-        fallback = 1 - len(confident_truth) / n
+    @staticmethod
+    def _linear(loaded, texts, vectors) -> list:
+        if loaded is None:
+            return [None] * len(texts)
+        meta, model = loaded
+        guesses = model.predict(texts, np.asarray(vectors, dtype=np.float32))
+        return [triage_model.prediction(meta, v, p) for v, p in guesses]
+
+    def _report(self, scores: dict[str, Scores], n: int) -> None:
         self.stdout.write("")
-        self.stdout.write(self.style.SUCCESS(f"accuracy: {accuracy(truth, guessed):.3f}"))
-        self.stdout.write(self.style.SUCCESS(f"macro-F1: {macro_f1(truth, guessed):.3f}"))
-        self.stdout.write(
-            f"fallback rate: {fallback:.3f} ({n - len(confident_truth)} of {n} test tickets "
-            "would go to the model: too few similar past tickets, or no agreement)"
-        )
-        if confident_truth:
+        self.stdout.write(self.style.SUCCESS(f"Every test ticket ({n}), each method's best guess:"))
+        for name, s in scores.items():
+            if not s.truth:
+                self.stdout.write(f"  {name:<13} no model (too little history)")
+                continue
             self.stdout.write(
-                f"confident votes: accuracy {accuracy(confident_truth, confident_guess):.3f}, "
-                f"macro-F1 {macro_f1(confident_truth, confident_guess):.3f} "
-                f"on {len(confident_truth)} tickets"
+                f"  {name:<13} accuracy {accuracy(s.truth, s.guess):.3f}  "
+                f"macro-F1 {macro_f1(s.truth, s.guess):.3f}"
             )
-        self.stdout.write(
-            "(accuracy and macro-F1 score the vote's leading label on every test ticket, "
-            "including those that would fall back)"
-        )
-        self.stdout.write(
-            f"time: train {trained - started:.1f} s, triage {finished - trained:.1f} s "
-            f"({n / max(finished - trained, 1e-6):.0f} tickets/s)"
-        )
+        self.stdout.write(self.style.SUCCESS("Confident subset (the rest fall back to the model):"))
+        for name, s in scores.items():
+            if not s.truth:
+                continue
+            sure = [(t, g) for t, g, c in zip(s.truth, s.guess, s.sure, strict=True) if c]
+            share = len(sure) / len(s.truth)
+            line = f"  {name:<13} {len(sure)} of {len(s.truth)} tickets ({share:.1%})"
+            if sure:
+                truth, guess = [t for t, _g in sure], [g for _t, g in sure]
+                line += f": accuracy {accuracy(truth, guess):.3f}  macro-F1 {macro_f1(truth, guess):.3f}"
+            self.stdout.write(f"{line}; fallback rate {1 - share:.3f}")
+
+
+METHODS = ("kNN vote", "linear model", "combined")
+
+
+class Scores:
+    """The truth, the guess and whether the method was confident, per test ticket."""
+
+    def __init__(self):
+        self.truth: list[str] = []
+        self.guess: list[str] = []
+        self.sure: list[bool] = []
+
+    def add(self, truth: str, guess: str, sure: bool) -> None:
+        self.truth.append(truth)
+        self.guess.append(guess)
+        self.sure.append(sure)

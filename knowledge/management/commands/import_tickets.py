@@ -1,7 +1,9 @@
 """manage.py import_tickets FILE.csv --tenant SLUG --text-column ... --label-column ...
 
 Imports labelled past tickets for nearest-neighbour triage (``knowledge.history``): embedded
-in batches, upserted in bulk by id (re-importing a file updates its rows).
+in batches, upserted in bulk by id (re-importing a file updates its rows). Each category label
+becomes one of the tenant's categories (``history.map_labels``: incidents.taxonomy creates
+those it does not have), so triage can give tickets the tenant's own labels.
 """
 
 from __future__ import annotations
@@ -58,6 +60,15 @@ class Command(BaseCommand):
         started = time.monotonic()
         seen = skipped = 0
 
+        categories: dict[str, str] = {}  # label in the file → the tenant's category value
+
+        def category_of(label: str) -> str:
+            label = (label or "").strip()
+            if label and label not in categories:
+                # The tenant's taxonomy learns the label (once per distinct label).
+                categories.update(history.map_labels(tenant_obj, "category", [label]))
+            return categories.get(label, label)
+
         def examples():
             nonlocal seen, skipped
             for row in rows:
@@ -69,7 +80,7 @@ class Command(BaseCommand):
                 yield {
                     "ref": (row.get(columns["id"]) or "").strip() if columns["id"] else "",
                     "text": text,
-                    "category": row.get(label_column, ""),
+                    "category": category_of(row.get(label_column, "")),
                     "priority": row.get(columns["priority"], "") if columns["priority"] else "",
                     "assignment_group": row.get(columns["group"], "") if columns["group"] else "",
                 }

@@ -1,0 +1,118 @@
+"""The tenant's own taxonomy (issue 13): categories and subcategories per tenant, kept on
+tickets, offered to triage, learnt from imported history."""
+
+from __future__ import annotations
+
+import csv
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.management import call_command
+from django.urls import reverse
+
+from agentops.models import Tenant
+from incidents import services, taxonomy
+from incidents.models import Category, TicketCategory
+from incidents.pipeline import TRIAGE_TOOL
+from knowledge.models import LabelledExample
+
+
+def define(tenant, value, name, parent=None):
+    return TicketCategory.objects.create(tenant=tenant, value=value, name=name, parent=parent)
+
+
+def test_every_tenant_starts_with_the_nine_categories(personas):
+    for tenant in (personas.tenant, personas.other_tenant):
+        assert taxonomy.values_for(tenant) == list(Category.values)
+    fresh = Tenant.objects.create(name="Initech", slug="initech")
+    assert TicketCategory.objects.for_tenant(fresh).count() == 9
+    assert taxonomy.label_for(fresh, "network") == "Network & VPN"
+
+
+def test_tickets_keep_the_tenants_own_categories(personas, make_ticket, client_for):
+    acme, globex = personas.tenant, personas.other_tenant
+    facilities = define(acme, "facilities", "Facilities")
+    define(acme, "badge-readers", "Badge readers", parent=facilities)
+    ticket = make_ticket(acme, personas.requester, category="badge-readers")
+    ticket.refresh_from_db()
+    assert ticket.category == "badge-readers"  # kept, not dropped or turned into "other"
+    assert ticket.get_category_display() == "Facilities / Badge readers"
+    html = client_for(personas.agent).get(reverse("incidents:ticket-detail", args=[ticket.number]))
+    assert "Facilities / Badge readers" in html.content.decode()
+    # Triage may change it to another of the tenant's categories; unknown ones are refused.
+    services.ticket_update(ticket=ticket, actor=None, category="facilities")
+    with pytest.raises(ValidationError, match="Unknown category"):
+        services.ticket_update(ticket=ticket, actor=None, category="payroll")
+    # Another tenant's category is unknown here.
+    with pytest.raises(ValidationError, match="Unknown category"):
+        make_ticket(globex, personas.outsider, category="badge-readers")
+
+
+def test_a_retired_category_stays_on_its_tickets_but_is_not_offered(personas, make_ticket):
+    acme = personas.tenant
+    printers = define(acme, "printers", "Printers")
+    ticket = make_ticket(acme, personas.requester, category="printers")
+    TicketCategory.objects.for_tenant(acme).filter(pk=printers.pk).update(is_active=False)
+    assert "printers" not in taxonomy.values_for(acme)
+    services.ticket_update(ticket=ticket, actor=None, priority="high")  # still valid
+    assert taxonomy.normalise(acme, "printers") == "other"
+
+
+def test_triage_is_offered_the_tenants_categories(personas):
+    acme = personas.tenant
+    define(acme, "facilities", "Facilities")
+    tool = taxonomy.triage_tool(acme, TRIAGE_TOOL)
+    enum = tool.input_schema["properties"]["category"]["enum"]
+    assert "facilities" in enum and "network" in enum
+    assert "facilities" not in TRIAGE_TOOL.input_schema["properties"]["category"]["enum"]
+    other = taxonomy.triage_tool(personas.other_tenant, TRIAGE_TOOL)
+    assert "facilities" not in other.input_schema["properties"]["category"]["enum"]
+    assert taxonomy.normalise(acme, "Facilities") == "facilities"  # by name, any case
+    assert taxonomy.normalise(acme, "payroll") == "other"
+
+
+def test_import_tickets_creates_and_uses_the_tenants_categories(personas, tmp_path):
+    path = tmp_path / "history.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "text", "label"])
+        writer.writerow(["1", "Badge reader at door 3 rejects my card", "Facilities / Badge"])
+        writer.writerow(["2", "Laptop screen cracked", "Hardware"])
+        writer.writerow(["3", "Payslip missing overtime", "Payroll"])
+    call_command(
+        "import_tickets",
+        str(path),
+        "--tenant=acme",
+        "--text-column=text",
+        "--label-column=label",
+        "--id-column=id",
+        stdout=StringIO(),
+    )
+    acme = personas.tenant
+    values = taxonomy.values_for(acme)
+    assert {"Facilities", "Facilities / Badge", "Payroll"} <= set(values)
+    badge = TicketCategory.objects.for_tenant(acme).get(value="Facilities / Badge")
+    assert badge.parent.value == "Facilities" and badge.name == "Badge"
+    examples = dict(LabelledExample.objects.for_tenant(acme).values_list("ref", "category"))
+    assert examples == {"1": "Facilities / Badge", "2": "hardware", "3": "Payroll"}
+    assert "Payroll" not in taxonomy.values_for(personas.other_tenant)
+
+
+def test_admin_adds_a_subcategory_and_refuses_another_tenants_parent(personas, client):
+    admin = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
+    client.force_login(admin)
+    url = reverse("admin:incidents_ticketcategory_add")
+    assert client.get(reverse("admin:incidents_ticketcategory_changelist")).status_code == 200
+    network = TicketCategory.objects.for_tenant(personas.tenant).get(value="network")
+    base = {"tenant": personas.tenant.pk, "position": 0, "is_active": "on"}
+    response = client.post(url, {**base, "name": "Wi-Fi", "value": "", "parent": network.pk})
+    assert response.status_code == 302
+    wifi = TicketCategory.objects.for_tenant(personas.tenant).get(value="wi-fi")
+    assert wifi.parent == network
+    foreign = TicketCategory.objects.for_tenant(personas.other_tenant).get(value="network")
+    response = client.post(url, {**base, "name": "Wired", "value": "", "parent": foreign.pk})
+    assert response.status_code == 200 and "another tenant" in response.content.decode()
+    response = client.post(url, {**base, "name": "Dup", "value": "wi-fi"})
+    assert "already has a category" in response.content.decode()
