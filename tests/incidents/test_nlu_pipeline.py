@@ -8,6 +8,7 @@ from agents.connectors.sandbox.models import Device, DirectoryUser, Operation
 from agents.llm import get_backend
 from agents.llm.config import LLMConfig
 from agents.models import ToolCall
+from incidents.models import Ticket
 from incidents.services import ticket_create, ticket_start_agent
 
 
@@ -71,7 +72,11 @@ def run_ticket(personas, title, description):
 )
 def test_issue_13_wrong_actions_do_not_happen(personas, offline, sandbox, title, description):
     ticket, run = run_ticket(personas, title, description)
-    assert run.status == "escalated" and ticket.status == "escalated"
+    # Handed to people: escalated, or (a shared outage) joined to an incident for people and
+    # put on hold; never resolved by the agent.
+    assert ticket.status in ("escalated", "on_hold") and run.status in ("escalated", "succeeded")
+    if ticket.status == "on_hold":
+        assert Ticket.objects.for_tenant(personas.tenant).filter(kind="incident").exists()
     assert not ToolCall.objects.for_tenant(personas.tenant).filter(run=run).exists()
     assert not Operation.objects.for_tenant(personas.tenant).exists()
     assert (
