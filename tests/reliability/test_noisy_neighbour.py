@@ -4,7 +4,7 @@ of tickets reaches the pipeline); B is never refused and its p95 stays within 25
 figure measured in the same test (plus 10 ms of slack for a loaded 2-core machine).
 
 Real parts: gunicorn as `make run` starts it (2 processes of 4 threads), a real worker, A's
-flood from a process of its own at 40 requests/s (ten times over a minute's limit of 20 in a
+flood from a process of its own at 40 requests/s (forty times a minute's limit of 10 each
 second), B's requests from this process, timed one by one.
 """
 
@@ -32,8 +32,9 @@ from tests.reliability.conftest import (
 
 pytestmark = pytest.mark.worker
 
-A_LIMIT = 20  # A's API requests per minute (a tenant override)
+A_LIMIT = 10  # A's API requests per minute (a tenant override)
 SAMPLES = 40
+FLOOD = ["nice", "-n", "19", sys.executable, "-m", "tests.reliability.flood"]
 
 
 def timed_get(base: str, token: str) -> float:
@@ -71,8 +72,11 @@ def test_a_flooding_tenant_gets_429_and_the_other_keeps_its_latency(
             timed_get(base, b_token)
         quiet = p95(base, b_token)
 
+        flood_started = time.time()
         flood = subprocess.Popen(
-            [sys.executable, "-m", "tests.reliability.flood", base, a_token, "10", "40"],
+            # The attacker's client is not part of the system under test: on this one machine
+            # it runs at the lowest CPU priority, as if it were on a machine of its own.
+            [*FLOOD, base, a_token, "10", "40"],
             stdout=subprocess.PIPE,
         )
         time.sleep(1)
@@ -91,13 +95,15 @@ def test_a_flooding_tenant_gets_429_and_the_other_keeps_its_latency(
             ).read()
         )
         out, _ = flood.communicate(timeout=60)
+        # The limit is per calendar minute: a flood across a minute's end gets two allowances.
+        windows = int(time.time() // 60) - int(flood_started // 60) + 1
     finally:
         stop_process(web)
     counts = json.loads(out)
 
     assert counts.get("429", 0) >= 100 and counts["retry_after"] == counts["429"]
     accepted = counts.get("201", 0)
-    assert 0 < accepted <= A_LIMIT  # only A's allowance reached the pipeline
+    assert 0 < accepted <= A_LIMIT * windows  # only A's allowance reached the pipeline
     assert Ticket.objects.for_tenant(a).count() == accepted
     assert loud <= quiet * 1.25 + 0.010, (
         f"B's p95: quiet {quiet * 1000:.1f} ms, loud {loud * 1000:.1f} ms"
