@@ -133,7 +133,7 @@ def announce_after_commit(request: ApprovalRequest) -> None:
     from approvals.tasks import post_approval_to_slack
 
     pk = request.pk
-    transaction.on_commit(lambda: post_approval_to_slack.delay(pk))
+    transaction.on_commit(lambda: post_approval_to_slack.delay(pk), robust=True)
 
 
 def post_request(*, request: ApprovalRequest) -> SlackApprovalMessage | None:
@@ -174,7 +174,7 @@ def show_decision_after_commit(request: ApprovalRequest) -> None:
     from approvals.tasks import update_slack_message
 
     pk = request.pk
-    transaction.on_commit(lambda: update_slack_message.delay(pk))
+    transaction.on_commit(lambda: update_slack_message.delay(pk), robust=True)
 
 
 def refresh_message(*, request: ApprovalRequest) -> None:

@@ -175,7 +175,9 @@ def _resolve_source(*, tenant, source, external_key, kind, title, origin, proven
 def _enqueue_index(document_id: int) -> None:
     from knowledge.tasks import index_document
 
-    transaction.on_commit(lambda: index_document.delay(document_id))
+    transaction.on_commit(
+        lambda: index_document.delay(document_id), robust=True
+    )  # a broker outage: the stale-index beat re-enqueues it
 
 
 @transaction.atomic
