@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.db.models.query import RawQuerySet
 from django.utils import timezone
 
+from agentops import tracing
 from agents.models import AgentConfig, Run, RunStatus
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,13 @@ def lease_seconds() -> int:
 def enqueue(run_id: int, *, countdown: float | None = None) -> None:
     from agents.tasks import advance_run_task
 
+    trace_context = tracing.capture()  # the next step joins this trace (agentops.tracing)
+
     def send():
+        with tracing.restored(trace_context):
+            _send()
+
+    def _send():
         if countdown:
             advance_run_task.apply_async((run_id,), countdown=countdown)
         else:
