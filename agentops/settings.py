@@ -481,3 +481,11 @@ TELEMETRY_MAX_BATCH_BYTES = env_int("TELEMETRY_MAX_BATCH_BYTES", 32 * 1024 * 102
 # GET /api/v1/rca-runs/{id}/stream: how often it looks for progress, and how long it stays open.
 RCA_STREAM_POLL_SECONDS = float(env_int("RCA_STREAM_POLL_MS", 300, minimum=50)) / 1000
 RCA_STREAM_MAX_SECONDS = env_int("RCA_STREAM_MAX_SECONDS", 300, minimum=1)
+
+# --------------------------------------------------------------------------- observability
+
+# GET /metrics requires ``Authorization: Bearer <METRICS_TOKEN>`` when set (empty: open, as a
+# scrape inside a private network usually is).
+METRICS_TOKEN = env_secret("METRICS_TOKEN", "")
+# /healthz answers the worker check from the shared cache for this long (0: ping every time).
+HEALTH_WORKER_CACHE_SECONDS = env_int("HEALTH_WORKER_CACHE_SECONDS", 10, minimum=0)

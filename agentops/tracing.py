@@ -82,7 +82,27 @@ def _instrument() -> None:
     DjangoInstrumentor().instrument(excluded_urls="healthz,metrics,static/.*")
     CeleryInstrumentor().instrument()
     PsycopgInstrumentor().instrument(skip_dep_check=True)
+    # Django sets its own cursor class on each new connection (client-side binding), which
+    # replaces the instrumentor's: wrap Django's class instead, on every connection.
+    from django.db import connections
+    from django.db.backends.signals import connection_created
+
+    connection_created.connect(_trace_connection, dispatch_uid="agentops.tracing.psycopg")
+    for wrapper in connections.all(initialized_only=True):
+        if wrapper.connection is not None:
+            _trace_connection(connection=wrapper)
     _state["instrumented"] = True
+
+
+def _trace_connection(sender=None, connection=None, **kwargs) -> None:
+    """A span per query on this Django connection, keeping Django's cursor class."""
+    from opentelemetry.instrumentation.psycopg import _new_cursor_factory
+
+    raw = getattr(connection, "connection", None)
+    if raw is None or getattr(raw, "_agentops_traced", False):
+        return
+    raw.cursor_factory = _new_cursor_factory(base_factory=raw.cursor_factory)
+    raw._agentops_traced = True
 
 
 def current_trace_id() -> str:

@@ -36,6 +36,9 @@ CELERY_TASK_QUEUES, CELERY_TASK_ROUTES = celery_queues(  # noqa: F405
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CACHES["default"]["KEY_PREFIX"] = "agentops-test"  # noqa: F405
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+# The health tests start and stop workers between checks: no cached worker ping unless a test
+# is about the cache (tests/agentops/test_observability_endpoints.py).
+HEALTH_WORKER_CACHE_SECONDS = 0
 # Tests that are not about agents should not start one on every ticket they open.
 AGENT_AUTOSTART_DEFAULT = False
 # Tests that are not about meaning embed with the deterministic hashing backend; the tests that
