@@ -228,3 +228,25 @@ class PageAdmin(UnscopedAdminMixin, admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+# Contract SLAs: business calendars per tenant (and per queue); each ticket's clock, read-only.
+from incidents.sla_models import BusinessCalendar, TicketSLA  # noqa: E402
+
+
+@admin.register(BusinessCalendar)
+class BusinessCalendarAdmin(UnscopedAdminMixin, admin.ModelAdmin):
+    list_display = ["name", "tenant", "queue", "timezone", "holiday_country"]
+    list_filter = ["tenant"]
+    list_select_related = ["tenant", "queue"]
+
+
+@admin.register(TicketSLA)
+class TicketSLAAdmin(UnscopedAdminMixin, admin.ModelAdmin):
+    list_display = ["ticket", "tenant", "paused", "due_at", "warned_at", "breached_at"]
+    list_filter = ["tenant", "paused"]
+    list_select_related = ["tenant", "ticket"]
+    readonly_fields = [f.name for f in TicketSLA._meta.fields]
+
+    def has_add_permission(self, request):
+        return False

@@ -401,3 +401,7 @@ class Page(TenantOwned):
 
     def __str__(self) -> str:
         return f"page {self.user} for {self.ticket_id}"
+
+
+# Contract SLAs (business calendars, each ticket's clock): models of their own module.
+from incidents.sla_models import BusinessCalendar, TicketSLA  # noqa: E402, F401
