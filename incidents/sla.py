@@ -189,13 +189,11 @@ def recompute(ticket: Ticket, *, now: datetime | None = None) -> None:
 
 def state(ticket: Ticket, *, now: datetime | None = None) -> dict | None:
     """What the ticket page and queue show: business time used and left, paused or not."""
-    clock = getattr(ticket, "_sla_clock", None) or (
-        TicketSLA.objects.for_tenant(ticket.tenant)
-        .select_related("calendar")
-        .filter(ticket_id=ticket.pk)
-        .first()
-    )
-    if clock is None:
+    try:
+        clock = ticket.sla_clock  # loaded with the ticket by the gate (select_related)
+    except TicketSLA.DoesNotExist:
+        return None
+    if clock is None or clock.tenant_id != ticket.tenant_id:
         return None
     return describe(clock, now=now)
 
