@@ -131,3 +131,21 @@ def test_development_output_is_a_readable_line_not_json(renderer):
     text = stream.getvalue()
     assert "queue triage is slow" in text and "warning" in text
     assert not text.lstrip().startswith("{")
+
+
+def test_a_workers_own_handlers_get_the_structured_formatter(settings):
+    from celery.signals import after_setup_logger
+
+    import agentops.celery  # noqa: F401  (connects the receivers)
+
+    settings.LOG_FORMAT = "json"
+    logger = logging.Logger("worker-json")
+    stream = io.StringIO()
+    logger.addHandler(logging.StreamHandler(stream))
+    after_setup_logger.send(
+        sender=None, logger=logger, loglevel=logging.INFO, logfile=None, format=""
+    )
+    logger.warning("task done, token=%s", CANARY)
+    [line] = lines(stream)
+    assert line["event"].startswith("task done") and line["level"] == "warning"
+    assert CANARY not in stream.getvalue()

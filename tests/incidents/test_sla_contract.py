@@ -221,3 +221,19 @@ def test_a_priority_change_sets_a_new_target_keeping_the_time_used(personas, mak
     assert clock.consumed_seconds == pytest.approx(2 * HOUR, abs=5)
     left = clock.due_at - timezone.now()
     assert timedelta(hours=2) - timedelta(seconds=10) < left <= timedelta(hours=2)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"timezone": "Atlantis/Capital"}, "time zone"),
+        ({"working_hours": {"0": [["18:00", "08:00"]]}}, "empty"),
+        ({"holiday_country": "XX"}, "holidays"),
+    ],
+)
+def test_a_calendar_an_admin_cannot_use_is_refused_on_save(personas, fields, message):
+    from django.core.exceptions import ValidationError
+
+    calendar = BusinessCalendar(tenant=personas.tenant, **fields)
+    with pytest.raises(ValidationError, match=message):
+        calendar.full_clean()
