@@ -80,6 +80,12 @@ def _instrument() -> None:
     from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
 
     DjangoInstrumentor().instrument(excluded_urls="healthz,metrics,static/.*")
+    from django.conf import settings
+
+    from agentops.tracing_django import OFFICIAL, SAFE
+
+    # The same middleware, serving a path it cannot encode untraced instead of failing.
+    settings.MIDDLEWARE = [SAFE if m == OFFICIAL else m for m in settings.MIDDLEWARE]
     CeleryInstrumentor().instrument()
     PsycopgInstrumentor().instrument(skip_dep_check=True)
     # Django sets its own cursor class on each new connection (client-side binding), which
@@ -96,8 +102,10 @@ def _instrument() -> None:
 
 def _trace_connection(sender=None, connection=None, **kwargs) -> None:
     """A span per query on this Django connection, keeping Django's cursor class."""
-    from opentelemetry.instrumentation.psycopg import _new_cursor_factory
-
+    try:  # the instrumentation's own traced cursor class, built over Django's
+        from opentelemetry.instrumentation.psycopg import _new_cursor_factory
+    except ImportError:  # a later release renamed it: queries go untraced, nothing breaks
+        return
     raw = getattr(connection, "connection", None)
     if raw is None or getattr(raw, "_agentops_traced", False):
         return

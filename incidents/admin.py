@@ -240,6 +240,11 @@ class BusinessCalendarAdmin(UnscopedAdminMixin, admin.ModelAdmin):
     list_filter = ["tenant"]
     list_select_related = ["tenant", "queue"]
 
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "queue":  # any tenant's queue; the model's clean() checks the match
+            kwargs["queryset"] = Queue.objects.unscoped("django admin").select_related("tenant")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
 
 @admin.register(TicketSLA)
 class TicketSLAAdmin(UnscopedAdminMixin, admin.ModelAdmin):

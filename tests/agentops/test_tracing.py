@@ -208,3 +208,14 @@ def test_off_by_default_and_exported_by_otlp_when_configured():
     assert names["service.name"] == "agentops-test"
     [span] = resource_spans.scope_spans[0].spans
     assert span.name == "probe-span" and span.trace_id.hex() == trace_id
+
+
+def test_a_path_the_tracer_cannot_encode_is_served_untraced_not_a_500(personas, client, spans):
+    # The Django test client hands PATH_INFO over decoded (an emoji stays one character); the
+    # official middleware's URL builder encodes it as Latin-1 and used to raise.
+    response = client.get("/api/v1/tickets/%F0%9F%92%A5")
+    assert response.status_code in (401, 404)
+    assert not [s for s in spans.get_finished_spans() if s.kind == SpanKind.SERVER]
+    traced = client.get("/api/v1/tickets/REQ0000001")
+    assert traced.status_code in (401, 404)
+    assert [s for s in spans.get_finished_spans() if s.kind == SpanKind.SERVER]
