@@ -36,7 +36,8 @@ def test_an_auditor_reads_downloads_and_keeps_a_signed_report(
     page, personas, refusal, login, browser_log, live_server
 ):
     login(personas.auditor)
-    page.get_by_role("link", name="Compliance").first.click()
+    page.get_by_role("link", name="Audit").first.click()
+    page.get_by_role("link", name="Compliance report").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Compliance report")
     expect(page.locator("canvas[data-chart][data-drawn=true]")).to_have_count(1)
     refusals = page.locator("#section-refusals")
