@@ -15,14 +15,13 @@ from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 
 from django.db import transaction
-from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils import timezone
 
 from agentops import audit
 from agentops.models import Membership, Role
 from agentops.notifications import notify
-from incidents.models import OPEN_STATUSES, Status, Ticket
+from incidents.models import Status, Ticket
 from incidents.sla_models import BusinessCalendar, TicketSLA
 from incidents.sla_time import CalendarError, add_business_seconds, business_seconds
 
@@ -329,16 +328,6 @@ def check_tenant(tenant, *, now: datetime | None = None, batch: int = 500) -> di
             done["breached"] += _breach(clock, now)
     done["escalated"] = escalate_due(tenant, now=now, batch=batch)
     return done
-
-
-def open_breaching_counts(tenant) -> dict:
-    """Per queue: open tickets whose clock is breached (for the queue page)."""
-    return dict(
-        TicketSLA.objects.for_tenant(tenant)
-        .filter(ticket__status__in=sorted(OPEN_STATUSES))
-        .values_list("ticket__queue_id")
-        .annotate(n=Count("pk", filter=Q(breached_at__isnull=False)))
-    )
 
 
 def matches(rule, ticket: Ticket) -> bool:
