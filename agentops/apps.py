@@ -20,3 +20,7 @@ class AgentopsConfig(AppConfig):
         from agentops.perimeter import audit_lockout
 
         user_locked_out.connect(audit_lockout, dispatch_uid="agentops.audit_lockout")
+        from agentops import logging_config, tracing
+
+        logging_config.configure_structlog()  # structlog's loggers write through LOGGING's handlers
+        tracing.configure()  # OpenTelemetry: off unless OTEL_EXPORTER_OTLP_ENDPOINT (or tests)

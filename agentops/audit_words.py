@@ -27,6 +27,8 @@ ACTION_WORDS: dict[str, str] = {
     "run.escalated": "recorded that an agent run handed the ticket to people",
     "run.waiting_approval": "recorded that an agent run waits for approval",
     "ticket.sla_breached": "recorded that the ticket missed its SLA",
+    "ticket.sla_warning": "warned that the ticket used 75 % of its SLA",
+    "ticket.sla_escalated": "escalated the ticket for its missed SLA",
     "ticket.rated": "rated the resolution",
     "ticket.rerated": "changed the rating",
     "run.started": "started an agent run",

@@ -11,6 +11,12 @@ app = Celery("agentops")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+# Structured logs in workers too: task context on every line, the configured formatter on the
+# worker's own handlers (agentops.logging_config).
+from agentops.logging_config import connect_celery_signals  # noqa: E402
+
+connect_celery_signals()
+
 
 @task_prerun.connect
 @task_postrun.connect

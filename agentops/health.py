@@ -45,12 +45,28 @@ def check_broker() -> str:
     return "ok"
 
 
+WORKER_CACHE_KEY = "health:worker"
+
+
 def check_worker(timeout: float = 1.5) -> str:
+    """A live ping of the workers, answered from the shared cache for a few seconds
+    (HEALTH_WORKER_CACHE_SECONDS) so a load balancer's frequent checks do not each wait on
+    the broker; the first reply ends the wait (``limit=1``)."""
+    from django.core.cache import cache
+
+    ttl = getattr(settings, "HEALTH_WORKER_CACHE_SECONDS", 0)
+    if ttl:
+        cached = cache.get(WORKER_CACHE_KEY)
+        if cached is not None:
+            return cached
     try:
-        replies = celery_app.control.ping(timeout=timeout)
+        replies = celery_app.control.ping(timeout=timeout, limit=1)
     except Exception as exc:
         return _error(exc)
-    return "ok" if replies else "error: no Celery worker answered a ping"
+    result = "ok" if replies else "error: no Celery worker answered a ping"
+    if ttl:
+        cache.set(WORKER_CACHE_KEY, result, ttl)
+    return result
 
 
 def run_checks() -> dict[str, str]:

@@ -226,6 +226,9 @@ class RedactingFilter(logging.Filter):
     and traceback before any handler writes it, so no secret reaches the logs."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, dict):  # a structlog event (agentops.logging_config): keep
+            record.msg = redact_value(record.msg)[0]  # its shape for the formatter, redacted
+            return True
         try:
             message = record.getMessage()
         except Exception:  # a malformed call: keep what there is, redacted

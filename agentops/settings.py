@@ -90,6 +90,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "agentops.middleware.TenantMiddleware",
+    # Request id, tenant and user on every log line of the request (agentops.logging_config).
+    "agentops.logging_config.RequestContextMiddleware",
     "axes.middleware.AxesMiddleware",  # last, as django-axes asks: turns a lockout into a page
 ]
 
@@ -440,11 +442,17 @@ LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 3, minimum=0)
 LLM_BREAKER_THRESHOLD = env_int("LLM_BREAKER_THRESHOLD", 5, minimum=1)
 LLM_BREAKER_COOLDOWN_SECONDS = env_int("LLM_BREAKER_COOLDOWN_SECONDS", 30, minimum=1)
 
+# Structured logs (agentops.logging_config, structlog): one JSON object per line with request
+# id, tenant, user, run id and trace id, redacted; LOG_FORMAT=console for readable lines (the
+# default under DEBUG, so development output stays easy on the eye).
+LOG_FORMAT = env_str("LOG_FORMAT", "console" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "console"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'json' or 'console', not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {"()": "agentops.logging_config.formatter", "renderer": LOG_FORMAT},
     },
     # Every handler redacts (agentops.redaction): no password, token or card number that a
     # ticket, a tool's output or an exception message carries reaches the logs.
@@ -503,3 +511,11 @@ RCA_STREAM_MAX_SECONDS = env_int("RCA_STREAM_MAX_SECONDS", 300, minimum=1)
 # Requester notifications (incidents/portal/notify.py): the e-mail of a burst of changes waits
 # this long after the first one, then carries them all.
 REQUESTER_DIGEST_SECONDS = env_int("REQUESTER_DIGEST_SECONDS", 180, minimum=0)
+
+# --------------------------------------------------------------------------- observability
+
+# GET /metrics requires ``Authorization: Bearer <METRICS_TOKEN>`` when set (empty: open, as a
+# scrape inside a private network usually is).
+METRICS_TOKEN = env_secret("METRICS_TOKEN", "")
+# /healthz answers the worker check from the shared cache for this long (0: ping every time).
+HEALTH_WORKER_CACHE_SECONDS = env_int("HEALTH_WORKER_CACHE_SECONDS", 10, minimum=0)

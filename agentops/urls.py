@@ -51,6 +51,7 @@ urlpatterns = [
     path("notifications/", include("agentops.notification_views")),
     path("usage/", include("agentops.usage_views")),
     path("platform/", include("agentops.platform_views")),
+    path("compliance/", include("agents.compliance.urls")),
     path("api/v1/", api.urls),
     path("chat/", include("chat.urls")),
     path("admin/", admin.site.urls),

@@ -40,8 +40,19 @@ def switch_tenant(request):
 @never_cache
 @require_GET
 def metrics(request):
-    """Prometheus exposition of every process's samples (multiprocess mode)."""
+    """Prometheus exposition of every process's samples (multiprocess mode). With METRICS_TOKEN
+    set, only a scraper presenting it (``Authorization: Bearer …``) reads them."""
+    import hmac
+
+    from django.conf import settings
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    if settings.METRICS_TOKEN:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), settings.METRICS_TOKEN.encode()):
+            response = HttpResponse("A metrics token is required.\n", status=401)
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+            return response
 
     from agents.metrics import registry_for_scrape
 

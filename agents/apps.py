@@ -15,6 +15,9 @@ class AgentsConfig(AppConfig):
         register_builtin_tools()
         approval_hooks.register()
         register_rca()
+        from agents.compliance.blueprint import register as register_compliance
+
+        register_compliance()  # the compliance auditor (signed reports, agents.compliance)
         load_blueprint_modules()
 
 

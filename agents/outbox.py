@@ -53,6 +53,16 @@ def send(run_id: int, *, countdown: float | None = None) -> bool:
     return True
 
 
-def send_after_commit(run_id: int, *, countdown: float | None = None) -> None:
-    """Send the run's task once the transaction that stored its intent has committed."""
-    transaction.on_commit(lambda: send(run_id, countdown=countdown))
+def send_after_commit(run_id: int, *, countdown: float | None = None, trace_context=None) -> None:
+    """Send the run's task once the transaction that stored its intent has committed (inside
+    the trace that enqueued it, when tracing is on)."""
+    from agentops import tracing
+
+    def after_commit():
+        if trace_context is None:
+            send(run_id, countdown=countdown)
+            return
+        with tracing.restored(trace_context):
+            send(run_id, countdown=countdown)
+
+    transaction.on_commit(after_commit)

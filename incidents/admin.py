@@ -245,3 +245,29 @@ class PageAdmin(UnscopedAdminMixin, admin.ModelAdmin):
 # Each tenant's ticket categories (incidents.taxonomy).
 from incidents import taxonomy_admin  # noqa: E402,F401
 from incidents.reply_admin import AgentReplyAdmin, NonItTeamAdmin  # noqa: E402, F401
+
+# Contract SLAs: business calendars per tenant (and per queue); each ticket's clock, read-only.
+from incidents.sla_models import BusinessCalendar, TicketSLA  # noqa: E402
+
+
+@admin.register(BusinessCalendar)
+class BusinessCalendarAdmin(UnscopedAdminMixin, admin.ModelAdmin):
+    list_display = ["name", "tenant", "queue", "timezone", "holiday_country"]
+    list_filter = ["tenant"]
+    list_select_related = ["tenant", "queue"]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "queue":  # any tenant's queue; the model's clean() checks the match
+            kwargs["queryset"] = Queue.objects.unscoped("django admin").select_related("tenant")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+@admin.register(TicketSLA)
+class TicketSLAAdmin(UnscopedAdminMixin, admin.ModelAdmin):
+    list_display = ["ticket", "tenant", "paused", "due_at", "warned_at", "breached_at"]
+    list_filter = ["tenant", "paused"]
+    list_select_related = ["tenant", "ticket"]
+    readonly_fields = [f.name for f in TicketSLA._meta.fields]
+
+    def has_add_permission(self, request):
+        return False

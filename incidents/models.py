@@ -521,3 +521,7 @@ class TicketCategory(TenantOwned):
 
     def __str__(self) -> str:
         return self.name
+
+
+# Contract SLAs (business calendars, each ticket's clock): models of their own module.
+from incidents.sla_models import BusinessCalendar, TicketSLA  # noqa: E402, F401

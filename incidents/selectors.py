@@ -144,7 +144,7 @@ def access_ticket(membership: Membership | None, number: str, *, write: bool = F
         raise Http404("No such ticket")
     ticket = (
         tickets_visible_to(membership)
-        .select_related("assignee", "requester", "queue")
+        .select_related("assignee", "requester", "queue", "sla_clock__calendar")
         .filter(number=number.upper())
         .first()
     )
@@ -344,7 +344,8 @@ def ticket_queue(membership: Membership, filters: QueueFilters) -> QuerySet[Tick
     ``queue_page``: a COUNT and the page, plus the matches' ids when they are few."""
     # Queue names come from ``list_choices`` (no join here: a search's relevance sort would
     # join every match before the LIMIT).
-    qs = tickets_visible_to(membership).select_related("assignee")
+    # Each row's contract SLA clock (incidents.sla) comes in the same query (a join).
+    qs = tickets_visible_to(membership).select_related("assignee", "sla_clock__calendar")
     if filters.status == "open":
         qs = qs.filter(status__in=sorted(OPEN_STATUSES))
     elif filters.status:

@@ -19,6 +19,7 @@ from django.utils import timezone
 from agentops import audit, quotas
 from agentops.models import Membership, Role, Tenant
 from agentops.services import sequence_next
+from incidents import sla
 from incidents.models import (
     KIND_PREFIX,
     OPEN_STATUSES,
@@ -160,6 +161,7 @@ def ticket_create(
         },
         metadata=audit_metadata or {},
     )
+    sla.start(ticket, now=now)  # the SLA clock, in the tenant's business hours (incidents.sla)
     if start_agent is None:
         from agents.engine import agent_config
 
@@ -245,6 +247,8 @@ def ticket_update(*, ticket: Ticket, actor, row_locked: bool = False, **fields) 
         locked.sla_breached = bool(locked.sla_due and locked.sla_due <= timezone.now())
     locked.updated_at = timezone.now()
     locked.save(update_fields=[*changes, "sla_due", "sla_breached", "updated_at"])
+    if "priority" in changes:
+        sla.recompute(locked)  # a new target from now on, in business hours
     audit.record(
         tenant=locked.tenant,
         actor=actor,
@@ -314,6 +318,7 @@ def ticket_transition(
     locked.status = status
     locked.updated_at = now
     locked.save(update_fields=fields)
+    sla.on_status_change(locked, old, status, now=now)  # pause, stop or resume the SLA clock
     audit.record(
         tenant=locked.tenant,
         actor=actor,
@@ -674,6 +679,7 @@ def ticket_set_queue(
     locked.queue = queue
     locked.updated_at = timezone.now()
     locked.save(update_fields=["queue", "updated_at"])
+    sla.recompute(locked)  # the queue's own business calendar, if it has one
     audit.record(
         tenant=locked.tenant,
         actor=actor,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
@@ -17,6 +17,7 @@ from agentops.access import require_capability, tenant_member
 from agentops.audit_words import describe
 from agentops.models import AuditEvent
 from incidents import oncall, services, taxonomy
+from incidents import sla as sla_clock
 from incidents.forms import (
     AssignForm,
     BulkForm,
@@ -88,14 +89,28 @@ def _sla_text(t, now) -> str:
     return f"due in {span}" if delta > 0 else f"{span} overdue"
 
 
+def _business_sla(t, now) -> tuple[str, str]:
+    """The row's SLA from the ticket's contract clock (business hours, paused while waiting on
+    the requester), when it has one and it was loaded with the page (select_related)."""
+    try:
+        clock = t.sla_clock if t.is_open else None
+    except ObjectDoesNotExist:  # a ticket from before contract SLAs: wall-clock time
+        clock = None
+    if clock is None:
+        return t.sla_state, _sla_text(t, now)
+    described = sla_clock.describe(clock, now=now)
+    if described["state"] == "paused":
+        return "paused", f"paused, {described['left_hours']:g} h left"
+    return described["state"], _sla_text(t, now)
+
+
 def queue_rows(tickets, queue_names: dict[int, str] | None = None) -> list[dict]:
     """What each queue row shows, computed once in Python (the page renders 25 at a time)."""
     queue_names = queue_names or {}
     now = timezone.now()
     rows = []
     for t in tickets:
-        sla = t.sla_state
-        sla_text = _sla_text(t, now)
+        sla, sla_text = _business_sla(t, now)
         created_span = _short_delta((now - t.created_at).total_seconds())
         rows.append(
             {
@@ -243,6 +258,7 @@ def _detail_context(request, ticket: Ticket, **forms) -> dict:
     context.update(_agent_context(request, ticket, can_write))
     staff = membership.can("ticket.view_all")
     context["pages"] = list(oncall.pages_for(ticket)) if staff and ticket.kind == "incident" else []
+    context["sla"] = sla_clock.state(ticket)  # business-hours SLA (incidents.sla)
     return context
 
 

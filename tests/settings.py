@@ -41,6 +41,9 @@ if os.environ.get("AGENTOPS_TEST_EMAIL_DIR"):
     EMAIL_FILE_PATH = os.environ["AGENTOPS_TEST_EMAIL_DIR"]
 CACHES["default"]["KEY_PREFIX"] = "agentops-test"  # noqa: F405
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+# The health tests start and stop workers between checks: no cached worker ping unless a test
+# is about the cache (tests/agentops/test_observability_endpoints.py).
+HEALTH_WORKER_CACHE_SECONDS = 0
 # Tests that are not about agents should not start one on every ticket they open.
 AGENT_AUTOSTART_DEFAULT = False
 # Tests that are not about meaning embed with the deterministic hashing backend; the tests that

@@ -17,6 +17,7 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
+from agentops import tracing
 from agents.models import AgentConfig, Run, RunStatus, Step
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,8 @@ def enqueue(run_id: int, *, countdown: float | None = None) -> None:
     # The run row is the intent; a broker down at commit is left to the sweeper (agents.outbox).
     from agents.outbox import send_after_commit
 
-    send_after_commit(run_id, countdown=countdown)
+    # The next step joins this trace (agentops.tracing).
+    send_after_commit(run_id, countdown=countdown, trace_context=tracing.capture())
 
 
 # Called with each claimed run (agents.tasks renews the lease of a long step from here).

@@ -11,6 +11,7 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
+from agentops import tracing
 from agents import metrics
 from agents.engine.approvals import ApprovalSteps
 from agents.engine.base import TransientStepError, args_hash  # noqa: F401 (re-exported)
@@ -78,6 +79,7 @@ class StepContext(ToolCalls, ApprovalSteps):
 
     # -- the model -------------------------------------------------------------------------
 
+    @tracing.traced_model_call
     def complete(
         self, *, system: str, messages: list[dict], tools=(), tool_choice: str | None = None
     ):

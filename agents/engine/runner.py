@@ -22,7 +22,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from agentops import audit, quotas
+from agentops import audit, quotas, tracing
 from agents import blueprints, metrics
 from agents.blueprints import TERMINAL, WAIT, Outcome
 from agents.engine import approvals, sql
@@ -41,6 +41,7 @@ class BlueprintDisabled(ValidationError):
     """The tenant has not enabled the blueprint: nothing was started."""
 
 
+@tracing.traced("agent.run.start")  # the run's trace: the request's, or its own root
 @transaction.atomic
 def start_run(
     *,
@@ -68,6 +69,7 @@ def start_run(
         subject_type=subject_type,
         subject_id=subject_id,
         subject_repr=subject_repr[:200],
+        trace_id=tracing.current_trace_id(),
         state=bp.initial,
         input=input or {},
         started_by=actor if getattr(actor, "is_authenticated", False) else None,
@@ -161,6 +163,7 @@ RUN_STEP_FIELDS = [
 ]
 
 
+@tracing.traced_advance  # a span per step, the run id on its log lines
 def advance(run_id: int) -> str:
     """Run one state of one run. Returns a word saying what happened (for logs and tests)."""
     run = claim(run_id)
@@ -180,6 +183,7 @@ def advance(run_id: int) -> str:
         return _fail(run, "StepLimit", f"Stopped after {run.step_count} steps (tenant max_steps).")
     if step.retries >= settings.RUN_DEAD_LETTER_AFTER:  # its deliveries keep dying: stop
         return _fail(run, "DeadLettered", _dead_letter_message(step), step=step)
+    tracing.step_opened(run, step)
     ctx = StepContext(
         run=run,
         step=step,

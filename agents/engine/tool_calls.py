@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from agentops import audit
+from agentops import audit, tracing
 from agents import metrics, policy
 from agents.engine.base import TransientStepError, args_hash
 from agents.models import PolicyRule, ToolCall
@@ -237,6 +237,7 @@ class ToolCalls:
             metadata={"run_id": self.run.run_id},
         )
 
+    @tracing.traced_tool_call
     def execute(self, call: ToolCall) -> ToolCall:
         """Run a tool call whose verdict allows it (or that a reviewer approved). Idempotent."""
         from agents.tools import registry

@@ -10,7 +10,7 @@ from django.utils import timezone
 from agentops.celery import app as celery_app
 from agentops.models import AuditEvent
 from incidents import tasks
-from incidents.models import Ticket
+from incidents.models import Ticket, TicketSLA
 from incidents.services import ticket_create
 
 pytestmark = pytest.mark.worker
@@ -31,9 +31,10 @@ def test_worker_flags_an_overdue_ticket(celery_worker, real_delivery, personas):
     tenant = personas.tenant
     overdue = ticket_create(tenant=tenant, actor=personas.requester, title="Disk full on FS01")
     on_time = ticket_create(tenant=tenant, actor=personas.requester, title="New mouse, please")
-    Ticket.objects.for_tenant(tenant).filter(pk=overdue.pk).update(
-        sla_due=timezone.now() - timedelta(minutes=5)
-    )
+    past = timezone.now() - timedelta(minutes=5)
+    Ticket.objects.for_tenant(tenant).filter(pk=overdue.pk).update(sla_due=past)
+    # The ticket's SLA clock (incidents.sla) is what the beat reads; Ticket.sla_due mirrors it.
+    TicketSLA.objects.for_tenant(tenant).filter(ticket=overdue).update(due_at=past, warn_at=past)
 
     result = tasks.mark_sla_breaches.delay()
     flagged = result.get(timeout=30)
