@@ -31,7 +31,7 @@ from ninja.security import HttpBearer
 from ninja.throttling import BaseThrottle
 from pydantic import ConfigDict, model_validator
 
-from agentops import quotas
+from agentops import api_gate, quotas
 from agentops.models import ApiToken, Membership
 
 
@@ -71,7 +71,16 @@ class BearerToken(HttpBearer):
         request.tenant = api_token.tenant
         request.membership = membership
         request.api_token = api_token
-        quotas.check_api_rate(api_token.tenant)  # 429 past the tier's requests per minute
+        try:
+            quotas.check_api_rate(api_token.tenant)  # 429 past the tier's requests per minute
+        except quotas.RateLimited as exc:
+            # The rest of the window is answered at the gate (agentops.api_gate), cheaply.
+            api_gate.block(
+                request.META.get("HTTP_AUTHORIZATION", ""),
+                limit=exc.limit,
+                retry_after=exc.retry_after,
+            )
+            raise
         return api_token
 
 

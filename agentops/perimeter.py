@@ -67,8 +67,11 @@ def _json_strings(document: Any) -> Iterator[tuple[str, str]]:
             stack.extend((item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value))
 
 
-# A JSON \\u escape that decodes to an unsafe character (or a surrogate, paired or not).
-_UNSAFE_ESCAPE = re.compile(r"\\u(?:00[01][0-9a-fA-F]|007[fF]|[dD][89a-fA-F][0-9a-fA-F]{2})")
+# A JSON escape that decodes to an unsafe character (or a surrogate, paired or not).
+# JSON's short escapes \b and \f decode to control characters too (found by the property test).
+_UNSAFE_ESCAPE = re.compile(
+    r"\\(?:[bf]|u(?:00[01][0-9a-fA-F]|007[fF]|[dD][89a-fA-F][0-9a-fA-F]{2}))"
+)
 # A JSON string literal, written as an unrolled loop (ten times faster than an alternation).
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _BRACKETS = re.compile(r"[\[\]{}]")

@@ -76,6 +76,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A token already over its tenant's request rate: 429 here, before anything else runs.
+    "agentops.api_gate.RejectBlockedTokensMiddleware",
     # Static files from the web process itself, compressed and cacheable (whitenoise), so
     # `make run` needs no separate file server and DEBUG can stay off.
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -400,6 +400,7 @@ def test_the_raw_text_shortcut_sends_deep_or_escaped_bodies_to_the_walk():
     assert perimeter.plainly_safe_json(b'{"title": "VPN \\u00e9 down", "n": [1, {"a": "]["}]}')
     assert not perimeter.plainly_safe_json(b'{"title": "a\\u0000b"}')
     assert not perimeter.plainly_safe_json(b'{"title": "\\ud800"}')
+    assert not perimeter.plainly_safe_json(b'{"title": "back\\bspace"}')  # U+0008
     deep = b"[" * (perimeter.MAX_JSON_DEPTH + 1) + b"]" * (perimeter.MAX_JSON_DEPTH + 1)
     assert not perimeter.plainly_safe_json(deep)
     assert not perimeter.plainly_safe_json(b"\xff\xfe")

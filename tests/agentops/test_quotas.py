@@ -149,15 +149,20 @@ def test_blueprint_not_in_the_tier_is_refused(personas):
     )
 
 
-def test_api_rate_limit_answers_429_with_retry_after(client, personas, monkeypatch):
+def test_api_rate_limit_answers_429_with_retry_after(
+    client, personas, monkeypatch, django_assert_num_queries
+):
     globex = personas.other_tenant
     quotas.limits_set(tenant=globex, actor=None, api_requests_per_minute=3)
     monkeypatch.setattr(quotas, "_clock", lambda: 1_000_000 * 60 + 45.0)  # 15 s left in the minute
     headers = bearer(personas, personas.outsider, globex)
     codes = [client.get("/api/v1/tickets", headers=headers).status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]
-    limited = client.get("/api/v1/tickets", headers=headers)
+    # Refused once, the token is now answered at the gate: the same 429, no query at all.
+    with django_assert_num_queries(0):
+        limited = client.get("/api/v1/tickets", headers=headers)
     assert limited["Retry-After"] == "15" and limited.json()["error"] == "rate_limited"
+    assert limited.json()["limit"] == 3
     # Another tenant's budget is its own; the next minute starts afresh.
     assert client.get("/api/v1/tickets", headers=bearer(personas)).status_code == 200
     monkeypatch.setattr(quotas, "_clock", lambda: 1_000_001 * 60 + 1.0)

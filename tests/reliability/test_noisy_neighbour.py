@@ -11,6 +11,7 @@ second), B's requests from this process, timed one by one.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -33,7 +34,7 @@ from tests.reliability.conftest import (
 pytestmark = pytest.mark.worker
 
 A_LIMIT = 10  # A's API requests per minute (a tenant override)
-SAMPLES = 40
+SAMPLES = 100  # p95 of 100 is the 5th slowest: not at the mercy of one or two stray samples
 FLOOD = ["nice", "-n", "19", sys.executable, "-m", "tests.reliability.flood"]
 
 
@@ -65,7 +66,12 @@ def test_a_flooding_tenant_gets_429_and_the_other_keeps_its_latency(
     quotas.limits_set(tenant=a, actor=personas.admin, api_requests_per_minute=A_LIMIT)
     _, a_token = api_token_create(tenant=a, user=personas.agent)
     _, b_token = api_token_create(tenant=b, user=personas.outsider)
-    worker_factory("pipeline")
+    worker = worker_factory("pipeline")
+    # In a deployment the pipeline's workers run on machines of their own (README, "Running on
+    # more than one machine"); on this one 2-core machine the worker yields the CPU to the web
+    # processes (as the flood's client does), so B's figure measures tenant isolation rather
+    # than two roles sharing two cores.
+    os.setpriority(os.PRIO_PROCESS, worker.process.pid, 10)
     web, base = start_web(tmp_path / "web.log")
     try:
         for _ in range(5):  # warm both web processes
@@ -76,7 +82,7 @@ def test_a_flooding_tenant_gets_429_and_the_other_keeps_its_latency(
         flood = subprocess.Popen(
             # The attacker's client is not part of the system under test: on this one machine
             # it runs at the lowest CPU priority, as if it were on a machine of its own.
-            [*FLOOD, base, a_token, "10", "40"],
+            [*FLOOD, base, a_token, "14", "40"],
             stdout=subprocess.PIPE,
         )
         time.sleep(1)
