@@ -431,10 +431,10 @@ def _measure(tenant, kinds: dict[str, str], t0: float, arrivals: float, query_lo
     by_state_ms: dict[str, list[float]] = defaultdict(list)
     tables: Counter = Counter()
     run_queries, run_worker_ms = [], []
-    # The service-desk run the SQL goal is about: triage → plan → compliance →
-    # resolve, straight through (one task per state, no approval wait, no retry).
+    # The service-desk run the SQL goal is about: triage → diagnose → plan →
+    # compliance → resolve, straight through (one task per state, no approval wait, no retry).
     straight_queries: list[int] = []
-    straight = ["triage", "plan", "compliance", "resolve"]
+    straight = ["triage", "diagnose", "plan", "compliance", "resolve"]
     unclaimed = 0
     for run_id, tasks in per_run.items():
         seq = 0
@@ -667,7 +667,7 @@ def _print(name: str, r: dict) -> None:
     )
     straight = r["sql_per_straight_service_desk_run"]
     print(
-        f"   SQL per service-desk run triage→plan→compliance→resolve: p50 {straight.get('p50')}"
+        f"   SQL per service-desk run triage→diagnose→plan→compliance→resolve: p50 {straight.get('p50')}"
         f"  max {straight.get('max')}  ({straight['n']} runs; goal ≤ 40)"
     )
     for state, s in sql["by_state"].items():
