@@ -211,6 +211,9 @@ def test_bench_telemetry(django_db_setup, tmp_path):
     tenant, _ = Tenant.objects.get_or_create(
         slug="telemetry-bench", defaults={"name": "Telemetry bench"}
     )
+    # The ingest is measured, not the tier: the bench tenant is on the tier without limits.
+    Tenant.objects.filter(pk=tenant.pk).update(tier="enterprise")
+    tenant.refresh_from_db()
     user, _ = get_user_model().objects.get_or_create(username="tele-bench")
     membership_set(tenant=tenant, user=user, role=Role.AGENT)
     _, token = api_token_create(tenant=tenant, user=user)
