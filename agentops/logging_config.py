@@ -49,11 +49,23 @@ def add_context_keys(logger, method_name, event_dict):
     return event_dict
 
 
+# Identifiers we generate ourselves (hex or our own formats), never a person's text: a random
+# trace id can hold a run of digits that passes the card-number check and was "redacted".
+_OWN_IDS = {
+    "trace_id": re.compile(r"[0-9a-f]{32}"),
+    "span_id": re.compile(r"[0-9a-f]{16}"),
+    "run_id": re.compile(r"run-[0-9a-f]{16}"),
+}
+
+
 def redact_event(logger, method_name, event_dict):
     """Redact the message, every bound value and the rendered exception."""
     for key, value in list(event_dict.items()):
         if key in ("exc_info", "_record", "_from_structlog"):
             continue
+        shape = _OWN_IDS.get(key)
+        if shape is not None and isinstance(value, str) and shape.fullmatch(value):
+            continue  # ours, and plainly an identifier (anything else is still redacted)
         if isinstance(value, str):
             event_dict[key] = redact(value).text
         elif isinstance(value, (dict, list)):

@@ -149,3 +149,20 @@ def test_a_workers_own_handlers_get_the_structured_formatter(settings):
     [line] = lines(stream)
     assert line["event"].startswith("task done") and line["level"] == "warning"
     assert CANARY not in stream.getvalue()
+
+
+def test_our_own_identifiers_are_never_mistaken_for_secrets():
+    """A random trace id can hold a digit run that passes the card-number check; it is ours,
+    so it stays whole. Text in any other field is still redacted."""
+    from agentops.logging_config import redact_event
+
+    trace = "8e4111111111111111e38def756cc833"  # 4111 1111 1111 1111 passes the Luhn check
+    event = redact_event(
+        None,
+        "info",
+        {"trace_id": trace, "span_id": "b82d734e12216a9b", "event": "card 4111111111111111"},
+    )
+    assert event["trace_id"] == trace and event["span_id"] == "b82d734e12216a9b"
+    assert "4111111111111111" not in event["event"]
+    spoofed = redact_event(None, "info", {"trace_id": "card 4111111111111111"})
+    assert "4111111111111111" not in spoofed["trace_id"]
