@@ -39,7 +39,7 @@ def notify(
     note = Notification.objects.create(
         tenant=tenant, user=user, verb=verb, title=title[:200], body=body, link=link[:500]
     )
-    _forget_unread(tenant.pk, user.pk)
+    forget_unread(tenant.pk, user.pk)
     if email and user.email:
         transaction.on_commit(lambda: _send_email(user.email, title, body, link))
     return note
@@ -91,7 +91,7 @@ def unread_count(tenant, user, *, cached: bool = False) -> int:
     return value
 
 
-def _forget_unread(tenant_id, user_id) -> None:
+def forget_unread(tenant_id, user_id) -> None:
     """Drop the cached count now and again after commit (a page rendered meanwhile may have
     cached the old number)."""
 
@@ -120,5 +120,5 @@ def mark_read(*, tenant, user, pk: int | None = None) -> int:
         access_notification(tenant, user, pk)
         qs = qs.filter(pk=pk)
     changed = qs.update(read_at=timezone.now())
-    _forget_unread(tenant.pk, user.pk)
+    forget_unread(tenant.pk, user.pk)
     return changed

@@ -428,13 +428,21 @@ class ServiceDeskBlueprint(DeskStates, Blueprint):
         )
         with audit.batched():
             ticket = _ticket(ctx.run, lock=True)
-            if ticket.status in (Status.NEW, Status.TRIAGED, Status.ON_HOLD, Status.ESCALATED):
-                ticket = services.ticket_transition(
-                    ticket=ticket, actor=None, status=Status.IN_PROGRESS, row_locked=True
-                )
-            if ticket.status == Status.IN_PROGRESS:
+            if ticket.status in (
+                Status.NEW,
+                Status.TRIAGED,
+                Status.ON_HOLD,
+                Status.ESCALATED,
+                Status.IN_PROGRESS,
+            ):
+                # One write: resolved, through in progress (both hops audited).
                 services.ticket_transition(
-                    ticket=ticket, actor=None, status=Status.RESOLVED, note=notes, row_locked=True
+                    ticket=ticket,
+                    actor=None,
+                    status=Status.RESOLVED,
+                    through=Status.IN_PROGRESS,
+                    note=notes,
+                    row_locked=True,
                 )
                 replies.reply_post(
                     ticket=ticket,

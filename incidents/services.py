@@ -285,19 +285,33 @@ def ticket_assign(*, ticket: Ticket, actor, assignee) -> Ticket:
 
 @_atomic_unless_row_locked
 def ticket_transition(
-    *, ticket: Ticket, actor, status: str, note: str = "", row_locked: bool = False
+    *,
+    ticket: Ticket,
+    actor,
+    status: str,
+    note: str = "",
+    row_locked: bool = False,
+    through: str | None = None,
 ) -> Ticket:
-    """Move a ticket along its lifecycle; resolving needs resolution notes."""
-    if status not in Status.values:
+    """Move a ticket along its lifecycle; resolving needs resolution notes.
+
+    ``through``: pass through that status on the way (the agent resolves a triaged ticket
+    *through* in progress): each hop must be allowed and is audited, but the row, the SLA
+    clock and the requester see one change, to the final status."""
+    if status not in Status.values or (through is not None and through not in Status.values):
         raise ValidationError({"status": f"Unknown status {status!r}."})
     locked = _lock(ticket, row_locked=row_locked)
-    if status not in TRANSITIONS[locked.status]:
-        raise ValidationError(
-            {
-                "status": f"A {locked.get_status_display().lower()} ticket cannot become "
-                f"{Status(status).label.lower()}."
-            }
-        )
+    hops = [status] if through in (None, locked.status) else [through, status]
+    at = locked.status
+    for hop in hops:
+        if hop not in TRANSITIONS[at]:
+            raise ValidationError(
+                {
+                    "status": f"A {Status(at).label.lower()} ticket cannot become "
+                    f"{Status(hop).label.lower()}."
+                }
+            )
+        at = hop
     note = (note or "").strip()
     now = timezone.now()
     fields = ["status", "updated_at"]
@@ -317,18 +331,21 @@ def ticket_transition(
     old = locked.status
     locked.status = status
     locked.updated_at = now
+    # Pause, stop or resume the SLA clock; the ticket's copy of it is saved with the status.
+    if sla.on_status_change(locked, old, status, now=now, mirror=False):
+        fields += ["sla_due", "sla_breached"]
     locked.save(update_fields=fields)
-    sla.on_status_change(locked, old, status, now=now)  # pause, stop or resume the SLA clock
-    audit.record(
-        tenant=locked.tenant,
-        actor=actor,
-        action="ticket.status_changed",
-        target_type="ticket",
-        target_id=locked.number,
-        target_repr=locked.title,
-        changes={"status": {"from": old, "to": status}},
-        metadata={"note": note} if note else {},
-    )
+    for before, after in zip([old, *hops], hops, strict=False):
+        audit.record(
+            tenant=locked.tenant,
+            actor=actor,
+            action="ticket.status_changed",
+            target_type="ticket",
+            target_id=locked.number,
+            target_repr=locked.title,
+            changes={"status": {"from": before, "to": after}},
+            metadata={"note": note} if note and after == status else {},
+        )
     from incidents.portal import notify  # the requester hears of it (bell, grouped e-mail)
 
     notify.on_status_changed(ticket=locked, old=old, new=status, actor=actor)

@@ -93,15 +93,17 @@ def _schedule(clock: TicketSLA) -> None:
     clock.warn_at = after(clock.calendar, clock.running_since, max(0.0, warn_left))
 
 
-def _mirror(clock: TicketSLA, ticket: Ticket, now: datetime) -> None:
-    """Ticket.sla_due / sla_breached follow the clock (one UPDATE, no signals)."""
+def _mirror(clock: TicketSLA, ticket: Ticket, now: datetime, *, write: bool = True) -> None:
+    """Ticket.sla_due / sla_breached follow the clock (one UPDATE, no signals). ``write=False``:
+    only set them on ``ticket``, whose caller saves it with its own change."""
     ticket.sla_due = clock.due_at if clock.stopped_at is None else ticket.sla_due
     ticket.sla_breached = clock.breached_at is not None or bool(
         clock.due_at and clock.due_at <= now and clock.stopped_at is None
     )
-    Ticket.objects.for_tenant(ticket.tenant).filter(pk=ticket.pk).update(
-        sla_due=ticket.sla_due, sla_breached=ticket.sla_breached
-    )
+    if write:
+        Ticket.objects.for_tenant(ticket.tenant).filter(pk=ticket.pk).update(
+            sla_due=ticket.sla_due, sla_breached=ticket.sla_breached
+        )
 
 
 # --------------------------------------------------------------------------- services
@@ -142,13 +144,19 @@ def _bank(clock: TicketSLA, now: datetime) -> None:
         clock.running_since = None
 
 
-@transaction.atomic
-def on_status_change(ticket: Ticket, old: str, new: str, *, now: datetime | None = None) -> None:
-    """Pause while waiting on the requester, stop when done, run again when work resumes."""
+# No savepoint: the callers' transaction holds the ticket's row lock, and a failure here
+# fails their change too (a savepoint would cost two round trips per status change).
+@transaction.atomic(savepoint=False)
+def on_status_change(
+    ticket: Ticket, old: str, new: str, *, now: datetime | None = None, mirror: bool = True
+) -> bool:
+    """Pause while waiting on the requester, stop when done, run again when work resumes.
+    ``mirror=False``: set ``ticket.sla_due`` / ``sla_breached`` without writing them (the
+    caller saves the ticket once, with them). Returns whether the ticket has a clock."""
     now = now or timezone.now()
     clock = _clock(ticket)
     if clock is None:
-        return
+        return False
     if new in STOP_STATUSES:
         _bank(clock, now)
         clock.stopped_at = now
@@ -163,8 +171,18 @@ def on_status_change(ticket: Ticket, old: str, new: str, *, now: datetime | None
     _schedule(clock)
     if clock.stopped_at is not None:
         clock.due_at = stopped_due  # kept for the record of a finished ticket
-    clock.save()
-    _mirror(clock, ticket, now)
+    clock.save(
+        update_fields=[
+            "consumed_seconds",
+            "running_since",
+            "paused",
+            "stopped_at",
+            "due_at",
+            "warn_at",
+        ]
+    )
+    _mirror(clock, ticket, now, write=mirror)
+    return True
 
 
 @transaction.atomic

@@ -140,3 +140,20 @@ def test_a_reply_that_asks_for_confirmation_is_said_once_by_email(
     assert message.body.count("choose profile 3") == 1
     assert "Did this solve it?" in message.body
     assert message.subject == f"[AgentOps] {ticket.number}: did this solve it?"
+
+
+def test_an_update_is_stored_in_one_statement_and_only_for_a_member(
+    personas, ticket, django_assert_num_queries
+):
+    """The bell, the e-mail line and the burst check are one round trip (an agent's step
+    tells the requester several things); someone who left the workspace gets nothing."""
+    from agentops.models import Membership
+
+    ticket.status = Status.TRIAGED
+    with django_assert_num_queries(1):
+        notify.on_status_changed(ticket=ticket, old="new", new="triaged", actor=None)
+    assert len(bell(personas)) == 1
+    assert RequesterUpdate.objects.for_tenant(personas.tenant).filter(ticket=ticket).count() == 1
+    Membership.objects.filter(tenant=personas.tenant, user=personas.requester).delete()
+    notify.on_status_changed(ticket=ticket, old="triaged", new="in_progress", actor=None)
+    assert len(bell(personas)) == 1

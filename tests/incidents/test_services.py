@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from agentops.models import AuditEvent
+from agentops.models import AuditEvent, Notification
 from incidents import services
 from incidents.models import Status, Ticket
 
@@ -95,6 +95,48 @@ def test_transitions_follow_the_lifecycle(personas, make_ticket):
     with pytest.raises(ValidationError):
         services.ticket_transition(ticket=ticket, actor=personas.agent, status=Status.IN_PROGRESS)
     assert events(personas.tenant, ticket.number).count("ticket.status_changed") == 5
+
+
+def test_a_transition_through_a_status_audits_each_hop_and_writes_once(personas, make_ticket):
+    from incidents.sla_models import TicketSLA
+
+    ticket = make_ticket(personas.tenant, personas.requester)
+    ticket = services.ticket_transition(ticket=ticket, actor=None, status=Status.TRIAGED)
+    # A new ticket cannot be closed through resolved without notes; each hop is checked.
+    with pytest.raises(ValidationError, match="cannot become closed"):
+        services.ticket_transition(
+            ticket=ticket, actor=None, status=Status.CLOSED, through=Status.ON_HOLD
+        )
+    ticket = services.ticket_transition(
+        ticket=ticket,
+        actor=None,
+        status=Status.RESOLVED,
+        through=Status.IN_PROGRESS,
+        note="Unlocked the account.",
+    )
+    ticket.refresh_from_db()
+    assert ticket.status == Status.RESOLVED and ticket.resolved_at is not None
+    hops = [
+        e.changes["status"]
+        for e in AuditEvent.objects.for_tenant(personas.tenant)
+        .filter(action="ticket.status_changed", target_id=ticket.number)
+        .order_by("seq")
+    ]
+    assert hops[-2:] == [
+        {"from": "triaged", "to": "in_progress"},
+        {"from": "in_progress", "to": "resolved"},
+    ]
+    clock = TicketSLA.objects.for_tenant(personas.tenant).get(ticket=ticket)
+    assert clock.stopped_at is not None  # the clock stopped once, at the resolution
+    # The requester hears of the result once, not of the hop on the way.
+    titles = list(
+        Notification.objects.for_tenant(personas.tenant)
+        .filter(user=personas.requester, verb="request.status")
+        .order_by("id")
+        .values_list("title", flat=True)
+    )
+    assert titles[-1].endswith("Resolved: tell us how we did")
+    assert not any("Being worked on" in t for t in titles)
 
 
 def test_update_changes_fields_recomputes_sla_and_records_diff(personas, make_ticket):
