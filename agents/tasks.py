@@ -48,7 +48,8 @@ class RunTask(Task):
 )
 def advance_run_task(self, run_id: int) -> str:
     try:
-        with asynchronous_commit(), lease_heartbeat(enabled=not self.request.is_eager):
+        worker = not self.request.is_eager
+        with asynchronous_commit(bounded=worker), lease_heartbeat(enabled=worker):
             return engine.advance(run_id)
     except BROKER_ERRORS as exc:
         # The broker went away (typically in an after-commit send of this step's work). The
@@ -132,7 +133,7 @@ def lease_heartbeat(*, enabled: bool):
 
 
 @contextmanager
-def asynchronous_commit():
+def asynchronous_commit(*, bounded: bool = False):
     """Commit a step's transactions without waiting for the WAL flush (``synchronous_commit``
     off, for this task only).
 
@@ -146,8 +147,14 @@ def asynchronous_commit():
     re-done step never applies an effect twice. Tickets, approvals and audit written by web
     requests keep synchronous commits.
 
-    The setting stays on the worker's connection between steps (set once per connection, not
-    twice per step); any other task that runs on that connection puts it back first
+    ``bounded`` (a worker's step, not an eager one inside a request or test): every statement
+    of the step is also bounded by the connectors' deadline (``statement_timeout``), set on
+    the session, so the sandbox connector's ``deadline`` finds it in place and needs no
+    ``set_config`` round trip per call (five a run). A step's own statements take
+    milliseconds; one that waits seconds on a lock is better cancelled and retried.
+
+    The settings stay on the worker's connection between steps (set once per connection, not
+    per step); any other task that runs on that connection puts them back first
     (``_synchronous_for_other_tasks``).
     """
     raw = connection.connection
@@ -155,19 +162,28 @@ def asynchronous_commit():
         with connection.cursor() as cursor:
             cursor.execute("SET synchronous_commit TO off")
         connection._agentops_async_commit = connection.connection
+    if bounded and getattr(connection, "_agentops_session_timeout", (None,))[0] is not raw:
+        from agents.connectors.base import deadline_setting
+
+        value = deadline_setting()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('statement_timeout', %s, false)", [value])
+        connection._agentops_session_timeout = (connection.connection, value)
     yield
 
 
 @task_prerun.connect
 def _synchronous_for_other_tasks(sender=None, **kwargs):
-    """Every task but a run's step commits synchronously, as web requests do."""
+    """Every task but a run's step commits synchronously, as web requests do, and has no
+    statement deadline of the steps'."""
     if getattr(sender, "name", "") == advance_run_task.name:
         return
     raw = getattr(connection, "_agentops_async_commit", None)
     if raw is not None and raw is connection.connection and not connection.in_atomic_block:
         with connection.cursor() as cursor:
-            cursor.execute("RESET synchronous_commit")
+            cursor.execute("RESET synchronous_commit; RESET statement_timeout")
     connection._agentops_async_commit = None
+    connection._agentops_session_timeout = (None,)
 
 
 @shared_task(name="agents.tasks.watchdog")

@@ -97,7 +97,11 @@ def _escalate_ticket(run: Run, reason: str, *, public: str = "") -> None:
         ticket = _ticket(run, lock=True)
         if public and ticket.is_open:  # the requester's words first, then the staff summary
             replies.reply_post(
-                ticket=ticket, kind=ReplyKind.ESCALATED, body=public, run_id=run.run_id
+                row_locked=True,
+                ticket=ticket,
+                kind=ReplyKind.ESCALATED,
+                body=public,
+                run_id=run.run_id,
             )
         services.ticket_comment(ticket=ticket, actor=None, body=body[:9000], is_internal=True)
         if Status.ESCALATED in ticket.allowed_transitions:

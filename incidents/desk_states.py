@@ -74,6 +74,7 @@ class DeskStates:
         with audit.batched():
             ticket = _ticket(ctx.run, lock=True)
             replies.reply_post(
+                row_locked=True,
                 ticket=ticket,
                 kind=ReplyKind.ANSWER,
                 body=body,
@@ -131,6 +132,7 @@ class DeskStates:
         with audit.batched():
             ticket = _ticket(ctx.run, lock=True)
             replies.reply_post(
+                row_locked=True,
                 ticket=ticket,
                 kind=ReplyKind.REDIRECT,
                 body=body,
@@ -171,6 +173,7 @@ class DeskStates:
                 + ".",
             )
             replies.reply_post(
+                row_locked=True,
                 ticket=ticket,
                 kind=ReplyKind.INCIDENT,
                 incident=incident,
@@ -204,14 +207,13 @@ class DeskStates:
             return call, "no_premise"
         fresh = call.status == ToolCall.Status.PROPOSED  # not run by an earlier delivery
         before = None
-        if fresh and not tool.read_only and hasattr(tool, "precheck"):
-            tctx = ctx.tool_context(call)
-            premise = tool.precheck(tctx, call.args_json)
+        if fresh and not tool.read_only and hasattr(tool, "premise_and_state"):
+            # One read: the premise is judged on the state the effect is compared with.
+            premise, before = tool.premise_and_state(ctx.tool_context(call), call.args_json)
             if premise is not None and not premise.holds:
                 _skip(call, premise.finding)
                 ctx.guardrail("premise_false", premise.finding, tool_call=call)
                 return call, "no_premise"
-            before = tool.observe(tctx, call.args_json)
         call = ctx.execute(call)
         if call.status != ToolCall.Status.SUCCESS or not call.verified:
             return call, "failed"

@@ -445,6 +445,7 @@ class ServiceDeskBlueprint(DeskStates, Blueprint):
                     row_locked=True,
                 )
                 replies.reply_post(
+                    row_locked=True,
                     ticket=ticket,
                     kind=ReplyKind.RESOLVED,
                     run_id=ctx.run.run_id,

@@ -191,7 +191,6 @@ def redirect_text(team: Team) -> str:
 # --------------------------------------------------------------------------- services
 
 
-@transaction.atomic
 def reply_post(
     *,
     ticket: Ticket,
@@ -202,14 +201,36 @@ def reply_post(
     team: str = "",
     incident: Ticket | None = None,
     run_id: str = "",
+    row_locked: bool = False,
 ) -> AgentReply:
-    """The agent's public words on the ticket (a comment the requester sees) and its record."""
-    from incidents import services
-
+    """The agent's public words on the ticket (a comment the requester sees) and its record.
+    ``row_locked``: the caller holds the ticket's row lock in its open transaction, which this
+    joins without a savepoint."""
     if kind not in ReplyKind.values:
         raise ValidationError({"kind": f"Unknown reply kind {kind!r}."})
     body = (body or "").strip()[:9000]
-    services.ticket_comment(ticket=ticket, actor=None, body=body, author_label=AGENT_LABEL)
+    with transaction.atomic(savepoint=not row_locked):
+        return _record_reply(
+            ticket=ticket,
+            kind=kind,
+            body=body,
+            awaiting=awaiting,
+            citations=citations,
+            team=team,
+            incident=incident,
+            run_id=run_id,
+            row_locked=row_locked,
+        )
+
+
+def _record_reply(
+    *, ticket, kind, body, awaiting, citations, team, incident, run_id, row_locked
+) -> AgentReply:
+    from incidents import services
+
+    services.ticket_comment(
+        ticket=ticket, actor=None, body=body, author_label=AGENT_LABEL, row_locked=row_locked
+    )
     now = timezone.now()
     reply = AgentReply.objects.create(
         tenant=ticket.tenant,

@@ -191,7 +191,7 @@ def ticket_create(
     return ticket
 
 
-def _atomic_unless_row_locked(func):
+def atomic_unless_row_locked(func):
     """``@transaction.atomic``, without a savepoint when the caller passes ``row_locked=True``:
     such a caller holds the ticket's row lock, so it holds an open transaction too, and an
     error rolls that whole transaction back (a savepoint per service call was two round trips
@@ -219,7 +219,7 @@ def _lock(ticket: Ticket, *, row_locked: bool = False) -> Ticket:
     return locked
 
 
-@_atomic_unless_row_locked
+@atomic_unless_row_locked
 def ticket_update(*, ticket: Ticket, actor, row_locked: bool = False, **fields) -> Ticket:
     unknown = set(fields) - set(UPDATABLE_FIELDS)
     if unknown:
@@ -283,7 +283,7 @@ def ticket_assign(*, ticket: Ticket, actor, assignee) -> Ticket:
     return locked
 
 
-@_atomic_unless_row_locked
+@atomic_unless_row_locked
 def ticket_transition(
     *,
     ticket: Ticket,
@@ -422,11 +422,18 @@ def _is_requester(ticket: Ticket, user) -> bool:
     return bool(email) and email == ticket.requester_email
 
 
-@transaction.atomic
+@atomic_unless_row_locked
 def ticket_comment(
-    *, ticket: Ticket, actor, body: str, is_internal: bool = False, author_label: str = ""
+    *,
+    ticket: Ticket,
+    actor,
+    body: str,
+    is_internal: bool = False,
+    author_label: str = "",
+    row_locked: bool = False,
 ) -> Comment:
-    """``author_label`` names a writer with no account here (a webhook: "Jane (jira)")."""
+    """``author_label`` names a writer with no account here (a webhook: "Jane (jira)").
+    ``row_locked``: the caller holds the ticket's row lock (no savepoint needed)."""
     comment = Comment(
         tenant=ticket.tenant,
         ticket=ticket,
@@ -459,7 +466,7 @@ def ticket_comment(
     return comment
 
 
-@_atomic_unless_row_locked
+@atomic_unless_row_locked
 def ticket_record_triage(
     *,
     ticket: Ticket,
@@ -678,7 +685,7 @@ def queue_update(*, queue: Queue, actor, **fields) -> Queue:
     return queue
 
 
-@_atomic_unless_row_locked
+@atomic_unless_row_locked
 def ticket_set_queue(
     *, ticket: Ticket, actor, queue: Queue | None, row_locked: bool = False
 ) -> Ticket:

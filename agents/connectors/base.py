@@ -19,6 +19,7 @@ returns the recorded result when asked again. Results are JSON-able dicts
 from __future__ import annotations
 
 import logging
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,6 +34,24 @@ logger = logging.getLogger(__name__)
 
 # Longest a single connector call may take, in seconds (setting-like; tests patch it).
 CONNECTOR_TIMEOUT_SECONDS = 5.0
+
+
+def deadline_setting(seconds: float | None = None) -> str:
+    """``seconds`` (default: the connectors' deadline) as a ``statement_timeout`` value."""
+    if seconds is None:
+        seconds = CONNECTOR_TIMEOUT_SECONDS
+    return f"{max(1, math.ceil(seconds * 1000))}ms"
+
+
+def session_has_deadline(value: str) -> bool:
+    """Whether this connection's session already bounds statements by ``value`` (a worker
+    sets it once per connection, ``agents.tasks.asynchronous_commit``)."""
+    from django.db import connection
+
+    marker = getattr(connection, "_agentops_session_timeout", (None,))
+    return marker[0] is not None and marker[0] is connection.connection and marker[1] == value
+
+
 # Consecutive failures that open a connector's breaker, and how long it then stays open.
 BREAKER_THRESHOLD = 5
 BREAKER_COOLDOWN_SECONDS = 30.0

@@ -126,11 +126,18 @@ class ConnectorTool(Tool):
     def precheck(self, ctx: ToolContext, args: dict[str, Any]) -> Premise | None:
         """Whether the call's premise holds in the connector's state (``agents.tools.premises``);
         None: nothing to check, or the state cannot be read (the call runs and is verified)."""
+        return self.premise_and_state(ctx, args)[0]
+
+    def premise_and_state(
+        self, ctx: ToolContext, args: dict[str, Any]
+    ) -> tuple[Premise | None, dict[str, Any] | None]:
+        """The premise and the state it was judged on, from one read: the state is also the
+        "before" that the call's effect is compared with."""
         try:
             state = self.observe(ctx, args)
         except Exception:  # an unreadable state never blocks a fix; verification still runs
-            return None
-        return None if state is None else premises.judge(self.name, state, args)
+            return None, None
+        return (None if state is None else premises.judge(self.name, state, args)), state
 
     def observe(self, ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any] | None:
         """The target's state, as far as this call could change it; None: nothing to read."""

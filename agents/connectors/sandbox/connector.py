@@ -28,6 +28,8 @@ from agents.connectors.base import (
     EndpointConnector,
     MonitoringConnector,
     NotFound,
+    deadline_setting,
+    session_has_deadline,
 )
 from agents.connectors.sandbox.models import (
     LATEST_VPN_PROFILE_VERSION,
@@ -111,24 +113,12 @@ class SandboxConnector(Connector):
         # SET LOCAL lasts until the end of the transaction. When the caller already has one
         # open, put its value back afterwards (a failed block rolls it back by itself).
         nested = connection.in_atomic_block
-        milliseconds = f"{max(1, math.ceil(seconds * 1000))}ms"
+        milliseconds = deadline_setting(seconds)
         with transaction.atomic():
             previous = None
-            with connection.cursor() as cursor:
-                if nested:
-                    # Read the old value and set the new one in one round trip (the
-                    # materialised CTE is read before the outer row sets the new value).
-                    cursor.execute(
-                        "WITH prev AS MATERIALIZED "
-                        "(SELECT current_setting('statement_timeout') AS value) "
-                        "SELECT value, set_config('statement_timeout', %s, true) FROM prev",
-                        [milliseconds],
-                    )
-                    previous = cursor.fetchone()[0]
-                else:
-                    cursor.execute(
-                        "SELECT set_config('statement_timeout', %s, true)", [milliseconds]
-                    )
+            # A worker's session is bounded by this deadline already: nothing to set.
+            if not session_has_deadline(milliseconds):
+                previous = self._set_deadline(milliseconds, nested=nested)
             outer, self._in_deadline = getattr(self, "_in_deadline", False), True
             try:
                 yield
@@ -137,6 +127,24 @@ class SandboxConnector(Connector):
             if previous is not None:
                 with connection.cursor() as cursor:
                     cursor.execute("SELECT set_config('statement_timeout', %s, true)", [previous])
+
+    @staticmethod
+    def _set_deadline(milliseconds: str, *, nested: bool) -> str | None:
+        """SET LOCAL the deadline; inside a caller's transaction return the value to put
+        back."""
+        with connection.cursor() as cursor:
+            if not nested:
+                cursor.execute("SELECT set_config('statement_timeout', %s, true)", [milliseconds])
+                return None
+            # Read the old value and set the new one in one round trip (the materialised
+            # CTE is read before the outer row sets the new value).
+            cursor.execute(
+                "WITH prev AS MATERIALIZED "
+                "(SELECT current_setting('statement_timeout') AS value) "
+                "SELECT value, set_config('statement_timeout', %s, true) FROM prev",
+                [milliseconds],
+            )
+            return cursor.fetchone()[0]
 
     def _apply(
         self,
