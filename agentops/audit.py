@@ -14,21 +14,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC
+from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
-from django.utils import timezone
 
 from agentops.models import AuditEvent, Tenant
 
 GENESIS_HASH = "0" * 64
 # First key of the two-key advisory lock: a constant namespace ("AUDT"), so the audit lock
 # cannot collide with other advisory locks; the second key is the tenant id.
+# The lock is taken by agentops_audit_append (migration 0008), which spells it 1096107092.
 AUDIT_LOCK_NAMESPACE = 0x41554454
 
 # The fields the hash covers, in a fixed order. Never change this list without a migration
@@ -63,7 +65,9 @@ def _json_roundtrip(value: Any) -> Any:
 def _canonical_numbers(value: Any) -> Any:
     """Integral floats as ints: jsonb keeps ``1e+20`` as a numeric that reads back as an int."""
     if isinstance(value, float) and value.is_integer():
-        return int(value)
+        # Through its shortest decimal form, as jsonb keeps it: past 2**53, int(value) is the
+        # binary float's exact integer (3.784486138836865e16 -> ...648), jsonb's is ...650.
+        return int(Decimal(repr(value)))
     if isinstance(value, dict):
         return {k: _canonical_numbers(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -88,71 +92,61 @@ def compute_hash(event) -> str:
     return hashlib.sha256(canonical_payload(event)).hexdigest()
 
 
-_HEAD_SQL = (
-    # Two statements in one round trip (Django's psycopg cursor binds client-side, so a
-    # multi-statement string is allowed). In READ COMMITTED each statement takes its own
-    # snapshot, so the head is read after the lock is held: it is the real, committed head.
-    "SELECT pg_advisory_xact_lock(%s, %s); "
-    "SELECT seq, hash FROM agentops_auditevent WHERE tenant_id = %s ORDER BY seq DESC LIMIT 1"
-)
-_INSERT_COLUMNS = (
-    "tenant_id, seq, prev_hash, hash, created_at, actor_id, actor_label, action, target_type, "
-    "target_id, target_repr, changes, metadata"
-)
-_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb)"
-
 # Events recorded inside ``batched()`` wait here (per thread / task) until the block ends.
 _pending: ContextVar[list[AuditEvent] | None] = ContextVar("audit_pending", default=None)
 
 
-def _lock_and_read_head(tenant_id: int) -> tuple[int, str]:
-    """Take the tenant's append lock, then read its chain head (after the lock: fresh)."""
-    with connection.cursor() as cursor:
-        cursor.execute(_HEAD_SQL, [AUDIT_LOCK_NAMESPACE, tenant_id % 2147483647, tenant_id])
-        cursor.nextset()  # the lock's result, then the head's
-        row = cursor.fetchone()
-    return (row[0], row[1]) if row else (0, GENESIS_HASH)
+def _pieces(event: AuditEvent) -> tuple[str, str, str, str]:
+    """``event``'s canonical JSON (``canonical_payload``) cut into four pieces around the three
+    values the database fills in when it appends (created_at, prev_hash, seq; sorted keys put
+    them in that order). Random marks stand in for them, so no content can be mistaken for
+    one."""
+    marks = {name: f"@{secrets.token_hex(16)}@" for name in ("created_at", "prev_hash", "seq")}
+    data = {name: getattr(event, name) for name in HASHED_FIELDS if name not in marks}
+    data["changes"] = _canonical_numbers(data["changes"])
+    data["metadata"] = _canonical_numbers(data["metadata"])
+    data.update(marks)
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    p0, rest = text.split(marks["created_at"])  # inside its quotes: a string
+    p1, rest = rest.split(marks["prev_hash"])  # a string too
+    p2, p3 = rest.split(f'"{marks["seq"]}"')  # a number: its quotes go with the mark
+    return p0, p1, p2, p3
 
 
 def _append(events: list[AuditEvent]) -> None:
-    """Chain ``events`` (one tenant's, in order) onto the head and insert them: two round
-    trips however many there are (lock + head, one multi-row INSERT)."""
+    """Chain ``events`` (one tenant's, in order) onto the head and insert them, in one round
+    trip: ``agentops_audit_append`` (migration 0008) takes the tenant's append lock, reads the
+    head, stamps the time, hashes each event from its canonical pieces and inserts it."""
     tenant_id = events[0].tenant_id
-    last_seq, last_hash = _lock_and_read_head(tenant_id)
-    # Stamped after the lock, so created_at never runs backwards along the chain.
-    now = timezone.now()
-    params: list[Any] = []
+    rows = []
     for event in events:
-        last_seq += 1
-        event.seq, event.prev_hash, event.created_at = last_seq, last_hash, now
-        event.hash = last_hash = compute_hash(event)
-        params += [
-            tenant_id,
-            event.seq,
-            event.prev_hash,
-            event.hash,
-            event.created_at,
-            event.actor_id,
-            event.actor_label,
-            event.action,
-            event.target_type,
-            event.target_id,
-            event.target_repr,
-            json.dumps(event.changes),
-            json.dumps(event.metadata),
-        ]
-    # A plain INSERT instead of Model.save(): the ORM's save machinery was most of the cost
-    # of an event, and an append-only row needs none of it.
-    sql = (
-        f"INSERT INTO agentops_auditevent ({_INSERT_COLUMNS}) VALUES "  # noqa: S608
-        + ", ".join([_ROW] * len(events))
-        + " RETURNING id"
-    )
+        p0, p1, p2, p3 = _pieces(event)
+        rows.append(
+            {
+                "p0": p0,
+                "p1": p1,
+                "p2": p2,
+                "p3": p3,
+                "actor_id": event.actor_id,
+                "actor_label": event.actor_label,
+                "action": event.action,
+                "target_type": event.target_type,
+                "target_id": event.target_id,
+                "target_repr": event.target_repr,
+                "changes": event.changes,
+                "metadata": event.metadata,
+            }
+        )
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        ids = [row[0] for row in cursor.fetchall()]
-    for event, pk in zip(events, ids, strict=True):
-        event.pk = pk
+        cursor.execute(
+            "SELECT event_id, event_seq, event_prev, event_hash, event_at "
+            "FROM agentops_audit_append(%s, %s::jsonb)",
+            [tenant_id, json.dumps(rows)],
+        )
+        written = cursor.fetchall()
+    for event, (pk, seq, prev_hash, hash_, created_at) in zip(events, written, strict=True):
+        event.pk, event.seq, event.prev_hash, event.hash = pk, seq, prev_hash, hash_
+        event.created_at = created_at
         event._state.adding = False
         event._state.db = connection.alias
 
