@@ -43,7 +43,7 @@ def validate_tool_arguments(request: Any, arguments: Any) -> list[str]:
         tool = registry.get(request.action)
     except KeyError:
         return [f"The tool {request.action!r} is not known any more; reject the request."]
-    errors = registry.validate_args(tool, arguments)
+    errors = registry.validate_args(tool, arguments, tenant=request.tenant)
     if errors:
         return errors
     before = beneficiaries(request.tenant, request.action, request.arguments)

@@ -235,11 +235,12 @@ def _attr(value: str) -> str:
     return value.replace('"', "'").replace("<", "(").replace(">", ")")
 
 
-def stream_claude(config, messages: list[dict]) -> Iterator[str]:
+def stream_claude(config, messages: list[dict], *, usage: dict | None = None) -> Iterator[str]:
     """Text deltas from Claude (Messages API, ``stream=True``), within the workspace's rate
     limits and behind the same circuit breaker as its agents. Raises ``LLMUnavailable`` when
     the model cannot be reached (or may not be now); the caller falls back to the offline
-    answer."""
+    answer. ``usage`` (a dict) receives the tokens the API counted, input and output, also
+    when the stream ends early (a browser that leaves): whatever it reported so far."""
     import time
 
     import anthropic
@@ -263,11 +264,24 @@ def stream_claude(config, messages: list[dict]) -> Iterator[str]:
         with backend.client.messages.stream(
             model=config.model, max_tokens=max_tokens, system=SYSTEM, messages=messages
         ) as stream:
-            yield from stream.text_stream
+            try:
+                yield from stream.text_stream
+            finally:
+                _count_usage(stream, usage)
     except anthropic.AnthropicError as exc:
         backend.breaker.record_failure(describe(exc))
         raise LLMUnavailable(f"The model is unavailable: {describe(exc)}") from exc
     backend.breaker.record_success()
+
+
+def _count_usage(stream, usage: dict | None) -> None:
+    """The API's own token counts of this stream so far (message_start's input tokens, the
+    latest message_delta's output tokens)."""
+    snapshot = stream._current_snapshot_or_none()
+    if usage is None or snapshot is None or snapshot.usage is None:
+        return
+    usage["input_tokens"] = int(snapshot.usage.input_tokens or 0)
+    usage["output_tokens"] = int(snapshot.usage.output_tokens or 0)
 
 
 def cited(body: str, citations: list[dict]) -> list[dict]:

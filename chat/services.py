@@ -11,12 +11,14 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from agentops import quotas
 from chat import assistant
 from chat.models import Conversation, Message
 
 log = logging.getLogger(__name__)
 
 MAX_TEXT = 2000
+CHAT_USAGE_NAME = "chat"  # what the usage page calls the chat's tokens (its blueprint column)
 TITLE_CHARS = 120
 
 
@@ -108,19 +110,23 @@ def stream_reply(*, message: Message) -> Iterator[str]:
     planned = assistant.Plan(message.kind, list(message.citations))
     parts: list[str] = []
     backend = message.backend
+    usage: dict[str, int] = {}
+    config = None
     try:
         config = llm_config(message.tenant)
+        quotas.check_tokens(message.tenant)  # the tenant's monthly tokens, as agent runs
         for delta in assistant.stream_claude(
-            config, assistant.claude_messages(question, planned, earlier)
+            config, assistant.claude_messages(question, planned, earlier), usage=usage
         ):
             parts.append(delta)
             yield delta
-    except LLMError as exc:
+    except (LLMError, quotas.QuotaExceeded) as exc:
         log.warning("Chat reply fell back to the offline answer: %s", exc)
         fallback = assistant.offline_reply(question, planned)
         yield ("\n\n" if parts else "") + fallback
         parts, backend = [fallback], "offline"
     finally:
+        _meter(message, usage, model=getattr(config, "model", "") or "")
         body = "".join(parts).strip() or assistant.offline_reply(question, planned)
         # A filtered update: the row may be gone (the conversation deleted meanwhile).
         Message.objects.for_tenant(message.tenant).filter(pk=message.pk).update(
@@ -129,6 +135,20 @@ def stream_reply(*, message: Message) -> Iterator[str]:
             state=Message.State.DONE,
             backend=backend,
         )
+
+
+def _meter(message: Message, usage: dict[str, int], *, model: str) -> None:
+    """The reply's Claude tokens on the tenant's usage, like an agent run's steps (the usage
+    page's tokens, its 'chat' line, the monthly token quota); once per message."""
+    tokens = int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
+    quotas.meter(
+        tenant=message.tenant,
+        metric=quotas.TOKENS,
+        quantity=tokens,
+        key=f"chat:{message.pk}",
+        blueprint=CHAT_USAGE_NAME,
+        model=model,
+    )
 
 
 def transcript(conversation: Conversation) -> str:

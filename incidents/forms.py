@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
+from incidents import taxonomy
 from incidents.models import (
     COMMENT_MAX,
     DESCRIPTION_MAX,
@@ -20,13 +21,17 @@ BLANK = [("", "Any")]
 
 
 class QueueFilterForm(forms.Form):
+    """The ticket list's filters. Its category choices are the tenant's own taxonomy
+    (``incidents.taxonomy``), read only when the select is drawn or a category is asked for
+    (the htmx results partial without a category filter costs no query for them)."""
+
     q = forms.CharField(required=False, max_length=200)
     status = forms.ChoiceField(
         required=False, choices=[*BLANK, ("open", "Open (any)"), *Status.choices]
     )
     priority = forms.ChoiceField(required=False, choices=BLANK + Priority.choices)
     kind = forms.ChoiceField(required=False, choices=BLANK + Kind.choices)
-    category = forms.ChoiceField(required=False, choices=BLANK + Category.choices)
+    category = forms.ChoiceField(required=False, choices=BLANK)  # the tenant's, in __init__
     assignee = forms.CharField(required=False, max_length=20)
     queue = forms.CharField(required=False, max_length=100)
     sort = forms.ChoiceField(
@@ -42,8 +47,10 @@ class QueueFilterForm(forms.Form):
         ],
     )
 
-    def __init__(self, *args, staff_choices=(), queue_choices=(), **kwargs):
+    def __init__(self, *args, tenant, staff_choices=(), queue_choices=(), **kwargs):
         super().__init__(*args, **kwargs)
+        # A callable: evaluated lazily, each time the choices are read.
+        self.fields["category"].choices = lambda: taxonomy.filter_choices_for(tenant)
         self.staff_choices = [("", "Anyone"), ("me", "Me"), ("none", "Unassigned"), *staff_choices]
         self.queue_choices = (
             [("", "Any"), ("none", "No queue"), *queue_choices] if queue_choices else []

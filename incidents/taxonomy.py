@@ -34,6 +34,7 @@ class CategoryDef:
     name: str
     parent: str = ""  # the parent's value, for a subcategory
     description: str = ""
+    active: bool = True
 
     @property
     def label(self) -> str:
@@ -63,6 +64,7 @@ def categories_for(tenant, *, include_inactive: bool = False) -> list[CategoryDe
             name=r.name,
             parent=r.parent.value if r.parent_id else "",
             description=r.description,
+            active=r.is_active,
         )
         for r in rows
     }
@@ -104,6 +106,21 @@ def choices_for(tenant, *, blank: str | None = None) -> list[tuple[str, str]]:
     return [("", blank), *choices] if blank is not None else choices
 
 
+def filter_choices_for(tenant, *, blank: str = "Any") -> list[tuple[str, str]]:
+    """(value, label) pairs for a list filter, from one query: the active categories, then the
+    retired ones (tickets keep them, so people still filter by them), marked so."""
+    cats = categories_for(tenant, include_inactive=True)
+    names = {c.value: c.name for c in cats}
+
+    def label(c: CategoryDef) -> str:
+        name = f"{names[c.parent]}{PATH_SEPARATOR}{c.name}" if c.parent in names else c.name
+        return name if c.active else f"{name} (retired)"
+
+    active = [(c.value, label(c)) for c in cats if c.active]
+    retired = [(c.value, label(c)) for c in cats if not c.active]
+    return [("", blank), *active, *retired]
+
+
 def label_for(tenant, value: str) -> str:
     if not value:
         return ""
@@ -141,14 +158,31 @@ def check_category(tenant, value: str) -> None:
         raise ValidationError({"category": f"Unknown category {value!r}."})
 
 
+SCHEMA_NAMES_MAX = 2000  # characters of "value (name)" pairs a tool's schema lists
+
+
+def with_categories(tenant, schema: dict) -> dict:
+    """A copy of a tool's JSON schema whose ``category`` is one of the tenant's active
+    categories (the enum), described with their names so the model can choose by meaning."""
+    properties = dict(schema.get("properties", {}))
+    if "category" not in properties:
+        return schema
+    labels = labels_for(tenant)
+    values = values_for(tenant)
+    named = ", ".join(f"{v} ({labels.get(v, v)})" for v in values)
+    if len(named) > SCHEMA_NAMES_MAX:
+        named = named[: SCHEMA_NAMES_MAX - 1].rsplit(", ", 1)[0] + ", …"
+    properties["category"] = {
+        **properties["category"],
+        "enum": values or [""],
+        "description": f"One of this organisation's ticket categories: {named}.",
+    }
+    return {**schema, "properties": properties}
+
+
 def triage_tool(tenant, tool):
     """The triage tool with the tenant's categories as its ``category`` enum."""
-    schema = dict(tool.input_schema)
-    properties = dict(schema.get("properties", {}))
-    if "category" in properties:
-        properties["category"] = {**properties["category"], "enum": values_for(tenant) or [""]}
-    schema["properties"] = properties
-    return replace(tool, input_schema=schema)
+    return replace(tool, input_schema=with_categories(tenant, tool.input_schema))
 
 
 # --------------------------------------------------------------------------- writing

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agents.tools.base import Tool, ToolContext, ToolResult
-from incidents.models import Category, Kind, Priority, Severity, Status, Ticket
+from incidents.models import Kind, Priority, Severity, Status, Ticket
 
 
 class CreateTicket(Tool):
@@ -20,11 +20,17 @@ class CreateTicket(Tool):
             "kind": {"type": "string", "enum": list(Kind.values)},
             "priority": {"type": "string", "enum": list(Priority.values)},
             "severity": {"type": "string", "enum": list(Severity.values)},
-            "category": {"type": "string", "enum": list(Category.values)},
+            # The tenant's own categories: ``schema_for`` fills the enum per tenant.
+            "category": {"type": "string", "maxLength": 100},
         },
         "required": ["title", "description"],
         "additionalProperties": False,
     }
+
+    def schema_for(self, tenant) -> dict[str, Any]:
+        from incidents import taxonomy
+
+        return taxonomy.with_categories(tenant, self.input_schema)
 
     def run(self, ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
         from agentops.models import AuditEvent

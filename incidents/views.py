@@ -149,7 +149,10 @@ def queue(request):
     membership = request.membership
     choices = list_choices(membership)
     form = QueueFilterForm(
-        request.GET or None, staff_choices=choices.staff, queue_choices=choices.queues
+        request.GET or None,
+        tenant=membership.tenant,
+        staff_choices=choices.staff,
+        queue_choices=choices.queues,
     )
     filters = QueueFilters()
     if form.is_bound and form.is_valid():

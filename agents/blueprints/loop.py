@@ -165,7 +165,7 @@ class LoopBlueprint(Blueprint):
         response = state.ctx.complete(
             system=self.system_prompt,
             messages=list(messages),
-            tools=registry.specs(list(state.tools)),
+            tools=registry.specs(list(state.tools), tenant=state.ctx.tenant),
         )
         messages.append(response.assistant_message())
         limit = int(state.config.get("max_actions_per_turn", 4))

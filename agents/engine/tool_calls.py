@@ -66,7 +66,11 @@ class ToolCalls:
             tool = None
         if not self.may_use(tool_name):  # before its schema: it may not be used at all
             return self._refuse_undeclared(call)
-        errors = ["unknown tool"] if tool is None else registry.validate_args(tool, args)
+        errors = (
+            ["unknown tool"]
+            if tool is None
+            else registry.validate_args(tool, args, tenant=self.tenant)
+        )
         if errors:
             call.status = ToolCall.Status.FAILURE
             call.error_class = "SchemaValidation"

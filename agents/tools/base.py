@@ -81,6 +81,12 @@ class Tool:
     # Read-only tools (diagnostics, searches) may be retried freely; effects may not.
     read_only: bool = False
 
+    def schema_for(self, tenant) -> dict[str, Any]:
+        """The input schema as this tenant's runs see it (the model's spec and the argument
+        check). The same for every tenant unless a tool's values are the tenant's own (the
+        incidents app's ticket categories)."""
+        return self.input_schema
+
     def target_email(self, ctx: ToolContext, args: dict[str, Any]) -> str | None:
         """The e-mail of the person this call affects, or None when it affects no one known.
 

@@ -69,10 +69,15 @@ def all_tools() -> list[Tool]:
     return [_tools[name] for name in sorted(_tools)]
 
 
-def specs(names: list[str] | None = None) -> list[ToolSpec]:
-    """What the model is told about the tools: all of them, or those named (in that order)."""
+def specs(names: list[str] | None = None, *, tenant=None) -> list[ToolSpec]:
+    """What the model is told about the tools: all of them, or those named (in that order);
+    with ``tenant``, each tool's schema as that tenant sees it (``Tool.schema_for``)."""
     tools = all_tools() if names is None else [get(name) for name in names]
-    return [ToolSpec(t.name, t.description, t.input_schema) for t in tools]
+    return [ToolSpec(t.name, t.description, _schema(t, tenant)) for t in tools]
+
+
+def _schema(tool: Tool, tenant) -> dict[str, Any]:
+    return tool.input_schema if tenant is None else tool.schema_for(tenant)
 
 
 # --------------------------------------------------------------------------- validation
@@ -158,12 +163,19 @@ def _messages(error: ValidationError) -> list[str]:
     return [f"{field}: {error.message}"]
 
 
-def validate_args(tool: Tool, args: Any) -> list[str]:
-    """Human-readable problems with ``args`` for ``tool``; an empty list means valid."""
+def validate_args(tool: Tool, args: Any, *, tenant=None) -> list[str]:
+    """Human-readable problems with ``args`` for ``tool`` (as ``tenant`` sees it, when given:
+    ``Tool.schema_for``); an empty list means valid."""
     if not isinstance(args, dict):
         return [f"arguments: must be a JSON object, got {_json_type(args)}"]
+    schema = _schema(tool, tenant)
+    validator = (
+        _validator(tool)
+        if schema is tool.input_schema
+        else Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    )
     errors = sorted(
-        _validator(tool).iter_errors(args),
+        validator.iter_errors(args),
         key=lambda e: (list(map(str, e.absolute_path)), e.validator),
     )
     # A value failing both its format and its pattern gets one message, not two.

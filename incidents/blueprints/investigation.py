@@ -20,6 +20,7 @@ from django.urls import reverse
 
 from agents import blueprints
 from agents.blueprints import DONE, ESCALATED, Action, LoopBlueprint, LoopState, Outcome
+from incidents import taxonomy
 from incidents.blueprints import investigator
 
 NAME = "investigation"
@@ -156,8 +157,11 @@ class InvestigationBlueprint(LoopBlueprint):
             "kind": "incident",
             "priority": priority,
             "severity": severity,
-            "category": "infrastructure",
         }
+        # The tenant's own taxonomy: "infrastructure" if it has it, else its fallback, else none.
+        category = taxonomy.normalise(state.ctx.tenant, "infrastructure")
+        if category:
+            args["category"] = category
         return Action("create_ticket", args, thought="The goal asks for a ticket; evidence found.")
 
     def _report_args(self, state: LoopState) -> dict[str, Any]:

@@ -141,3 +141,129 @@ class OnboardingBlueprint(LoopBlueprint):
 
 def register() -> None:
     blueprints.register(OnboardingBlueprint())
+
+
+# --------------------------------------------------------------------------- the hiring manager
+
+
+def start_for_ticket(*, ticket, actor, email: str, software: list[str], groups: list[str]):
+    """Start the checklist for a new-starter request a hiring manager (any member who may
+    open tickets, staff or not) sent from the portal. The run is linked to their ticket
+    (``input["ticket"]``), which is where they follow its progress (``progress``); what each
+    item may do is still decided by the policy, whoever asked."""
+    from agentops import quotas
+    from agents import engine
+
+    goal = "; ".join(
+        f"{key}: {', '.join(values)}"
+        for key, values in (("software", software), ("groups", groups))
+        if values
+    )
+    start = OnboardingBlueprint().start_input(
+        tenant=ticket.tenant, actor=actor, goal=goal, subject_type="user", subject_id=email
+    )
+    quotas.check_run(ticket.tenant, blueprint=NAME)
+    return engine.start_run(
+        tenant=ticket.tenant,
+        blueprint=NAME,
+        subject_type=start["subject_type"],
+        subject_id=start["subject_id"],
+        subject_repr=start["subject_repr"],
+        actor=actor,
+        started_by_staff=False,
+        input={**start["input"], "ticket": ticket.number},
+    )
+
+
+# What the hiring manager reads for each item: plain words, never a tool's name, arguments,
+# a policy reason or who reviewed it.
+DONE, WAITING, NOT_DONE, TO_DO = "Done", "Waiting for approval", "Not done", "To do"
+
+
+def runs_for_tickets(tenant, numbers: list[str]) -> dict[str, object]:
+    """The newest onboarding run of each of these tickets (one query)."""
+    from agents.models import Run
+
+    runs = (
+        Run.objects.for_tenant(tenant)
+        .filter(agent_name=NAME, input__ticket__in=list(numbers))
+        .only("pk", "status", "input", "state_data")
+        .order_by("created_at")
+    )
+    return {run.input["ticket"]: run for run in runs}  # the newest wins
+
+
+def progress(runs: list) -> dict[int, dict]:
+    """Each run's checklist in plain words: {run pk: {"items": [(label, state)], "status"}}.
+    One query for all their tool calls."""
+    from agents.models import RunStatus, ToolCall
+
+    calls: dict[int, list] = {}
+    if runs:
+        rows = (
+            ToolCall.objects.for_tenant(runs[0].tenant_id)
+            .filter(run_id__in=[r.pk for r in runs])
+            .order_by("id")
+            .values_list("run_id", "tool_name", "args_json", "status")
+        )
+        for run_id, tool, args, status in rows:
+            calls.setdefault(run_id, []).append((tool, args or {}, status))
+    result = {}
+    for run in runs:
+        finished = run.status not in (
+            RunStatus.QUEUED,
+            RunStatus.RUNNING,
+            RunStatus.WAITING_APPROVAL,
+        )
+        items = [("Directory account", _account_state(run))]
+        for label, tool, match in _items(run):
+            mine = [(a, s) for t, a, s in calls.get(run.pk, []) if t == tool and match(a)]
+            items.append((label, _state(mine, finished)))
+        result[run.pk] = {
+            "items": items,
+            "done": sum(state == DONE for _label, state in items),
+            "status": "Finished" if finished else "In progress",
+        }
+    return result
+
+
+def _account_state(run) -> str:
+    account = (run.state_data or {}).get("account")
+    if account is None:
+        return TO_DO
+    return DONE if account else "Missing: the service desk will create it"
+
+
+def _items(run):
+    """(label, tool, argument match) for each item of the run's checklist."""
+    software = run.input.get("software", [])
+    groups = run.input.get("groups", [])
+    items = [
+        ("MFA enrolled", "enable_mfa", lambda a: True),
+        ("VPN profile on their computer", "push_vpn_config", lambda a: True),
+    ]
+    items += [
+        (f"{name} installed", "install_software", lambda a, n=name: a.get("software") == n)
+        for name in software
+    ]
+    items += [
+        (f"Member of {group}", "modify_security_group", lambda a, g=group: a.get("group") == g)
+        for group in groups
+    ]
+    return items
+
+
+def _state(calls: list[tuple[dict, str]], finished: bool) -> str:
+    """An item is done when the latest call for each of its targets (a device, a group)
+    succeeded; waiting while one awaits a person; not done when one failed, was blocked or
+    rejected, or the run finished without it."""
+    from agents.models import ToolCall
+
+    latest = {tuple(sorted(args.items())): status for args, status in calls}
+    statuses = set(latest.values())
+    if statuses and statuses == {ToolCall.Status.SUCCESS}:
+        return DONE
+    if ToolCall.Status.AWAITING_APPROVAL in statuses:
+        return WAITING
+    failed = {ToolCall.Status.FAILURE, ToolCall.Status.BLOCKED, ToolCall.Status.REJECTED}
+    return NOT_DONE if finished or statuses & failed else TO_DO

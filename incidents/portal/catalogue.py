@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django import forms
+from django.core.exceptions import ValidationError
 
 from incidents.models import Category, Priority
 
@@ -66,6 +67,36 @@ class NewStarterForm(forms.Form):
         ],
         widget=forms.CheckboxSelectMultiple,
     )
+    # With the starter's address the checklist runs at once as an onboarding run
+    # (incidents.blueprints.onboarding), and its progress shows on this request.
+    email = forms.EmailField(
+        label="Their work e-mail (starts the onboarding checklist)", required=False
+    )
+    software = forms.CharField(
+        label="Authorised software (comma-separated)", max_length=500, required=False
+    )
+    groups = forms.CharField(
+        label="Groups to join (comma-separated)", max_length=500, required=False
+    )
+
+    def clean(self):
+        from incidents.blueprints.onboarding import parse_checklist
+
+        data = super().clean()
+        try:
+            data["checklist"] = parse_checklist(
+                f"software: {data.get('software') or ''}; groups: {data.get('groups') or ''}"
+            )
+        except ValidationError as exc:
+            self.add_error(None, exc.messages)
+        return data
+
+    def onboarding(self) -> dict | None:
+        """The onboarding checklist to start, or None without the starter's address."""
+        d = self.cleaned_data
+        if not d.get("email"):
+            return None
+        return {"email": d["email"].lower(), **d["checklist"]}
 
     def ticket(self) -> dict:
         d = self.cleaned_data

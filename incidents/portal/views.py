@@ -6,12 +6,16 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from agentops.access import require_capability, tenant_member
 from incidents import services
+from incidents.blueprints.onboarding import progress as onboarding_progress
+from incidents.blueprints.onboarding import runs_for_tickets
+from incidents.blueprints.onboarding import start_for_ticket as start_onboarding
 from incidents.models import Comment, Source, Status
 from incidents.portal.catalogue import CATALOGUE
 from incidents.portal.models import EmailChoice
@@ -43,8 +47,9 @@ def answers(membership, query: str) -> list:
 
 def my_requests(membership) -> list[dict]:
     """The member's own requests, newest first, each with its plain status and the latest
-    message the service desk wrote to them (never an internal note), and the agent's
-    question awaiting their answer. Three queries."""
+        message the service desk wrote to them (never an internal note), and the agent's
+        question awaiting their answer, and the checklist of a new starter's onboarding they asked
+    for. Four queries, five when one of them has an onboarding run."""
     user = membership.user
     tickets = list(
         tickets_visible_to(membership).filter(requester=user).order_by("-created_at")[:MY_REQUESTS]
@@ -62,6 +67,9 @@ def my_requests(membership) -> list[dict]:
     from incidents.replies import awaiting_by_ticket
 
     waiting = awaiting_by_ticket(membership.tenant, [t.pk for t in tickets])
+    # A new starter's onboarding, where the member asked for one: its checklist in plain words.
+    runs = runs_for_tickets(membership.tenant, [t.number for t in tickets]) if tickets else {}
+    checklists = onboarding_progress(list(runs.values()))
     return [
         {
             "ticket": t,
@@ -69,6 +77,7 @@ def my_requests(membership) -> list[dict]:
             "reply": latest.get(t.pk),
             "rate": t.status in (Status.RESOLVED, Status.CLOSED) and t.csat_score is None,
             "confirm": waiting.get(t.pk),  # the agent asked "did this solve it?"
+            "onboarding": checklists.get(runs[t.number].pk) if t.number in runs else None,
         }
         for t in tickets
     ]
@@ -103,15 +112,21 @@ def catalogue_request(request, slug: str):
         raise Http404("No such request form")
     form = item.form(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
+        onboarding = getattr(form, "onboarding", lambda: None)()
         try:
-            ticket = services.ticket_create(
-                tenant=membership.tenant,
-                actor=request.user,
-                requester=request.user,
-                source=Source.PORTAL,
-                audit_metadata={"catalogue": slug},
-                **form.ticket(),
-            )
+            with transaction.atomic():
+                ticket = services.ticket_create(
+                    tenant=membership.tenant,
+                    actor=request.user,
+                    requester=request.user,
+                    source=Source.PORTAL,
+                    audit_metadata={"catalogue": slug},
+                    # The onboarding run works a new starter's request, not the service desk.
+                    **({"start_agent": False} if onboarding else {}),
+                    **form.ticket(),
+                )
+                if onboarding:
+                    start_onboarding(ticket=ticket, actor=request.user, **onboarding)
         except ValidationError as exc:
             form.add_error(None, exc.messages)
         else:

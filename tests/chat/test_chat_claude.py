@@ -149,3 +149,56 @@ def test_the_workspace_rate_limit_holds_for_chat_too(personas, kb, claude, clien
     redis = redis_client()
     for key in redis.scan_iter(match=_key("*") + f"*tenant-{personas.tenant.pk}:*"):
         redis.delete(key)
+
+
+def test_claudes_tokens_are_metered_on_the_tenants_usage(personas, kb, claude, client_for):
+    from agentops import quotas
+    from agentops.models import UsageRecord
+
+    claude.reply_stream(["Update the VPN profile [1]."], usage=(40, 20))
+    client = client_for(personas.requester)
+    client.tenant = personas.tenant
+    reply = post(client, "My VPN keeps disconnecting")
+    stream_url = f"/chat/{reply.conversation_id}/messages/{reply.pk}/stream/"
+    events(client.get(stream_url))
+    events(client.get(stream_url))  # a reconnect: no second model call, no second count
+
+    [record] = UsageRecord.objects.for_tenant(personas.tenant).filter(metric=quotas.TOKENS)
+    assert (record.quantity, record.key) == (60, f"chat:{reply.pk}")  # input 40 + output 20
+    assert (record.blueprint, record.model) == ("chat", "claude-haiku-4-5")
+    summary = quotas.usage_summary(personas.tenant)
+    assert summary["usage"]["tokens_per_month"] == 60
+    assert {"name": "chat", "runs": 0, "tokens": 60} in summary["per_blueprint"]
+    assert quotas.used(personas.other_tenant, quotas.TOKENS) == 0
+    page = client_for(personas.admin).get("/usage/")
+    assert page.status_code == 200 and "chat" in page.content.decode()
+
+
+def test_a_browser_leaving_mid_stream_still_meters_what_was_used(personas, kb, claude, client_for):
+    from agentops import quotas
+    from chat import services
+
+    claude.reply_stream(["one ", "two ", "three"], usage=(40, 20))
+    client = client_for(personas.requester)
+    client.tenant = personas.tenant
+    reply = post(client, "My VPN keeps disconnecting")
+    assert services.claim(reply)
+    stream = services.stream_reply(message=reply)
+    assert next(stream) == "one "
+    stream.close()  # the browser left
+    assert quotas.used(personas.tenant, quotas.TOKENS) >= 40  # at least the input it sent
+
+
+def test_chat_keeps_to_the_monthly_token_quota(personas, kb, claude, client_for):
+    from agentops import quotas
+
+    quotas.limits_set(tenant=personas.tenant, actor=None, tokens_per_month=50)
+    quotas.meter(tenant=personas.tenant, metric=quotas.TOKENS, quantity=50, key="step:earlier")
+    client = client_for(personas.requester)
+    client.tenant = personas.tenant
+    reply = post(client, "My VPN keeps disconnecting")
+    events(client.get(f"/chat/{reply.conversation_id}/messages/{reply.pk}/stream/"))
+    reply.refresh_from_db()
+    assert reply.backend == "offline" and reply.state == Message.State.DONE
+    assert claude.bodies == []  # the model was not asked
+    assert quotas.used(personas.tenant, quotas.TOKENS) == 50

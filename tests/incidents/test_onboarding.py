@@ -104,3 +104,83 @@ def test_the_checklist_is_validated():
 def test_only_an_email_is_a_starter(personas):
     with pytest.raises(ValidationError):
         start(personas, "", subject_id="not an address")
+
+
+# ------------------------------------------------------------ the hiring manager's view
+
+NEW_STARTER = {
+    "name": "New Bie",
+    "start_date": "2027-01-04",
+    "role": "Analyst, Sales",
+    "email": STARTER,
+    "software": "Slack",
+    "groups": "vpn-users",
+}
+
+
+def portal_html(client) -> str:
+    from django.urls import reverse
+
+    return client.get(reverse("portal:home")).content.decode()
+
+
+def test_a_hiring_manager_who_is_not_staff_follows_the_checklist_and_no_one_else_does(
+    personas, starter, client_for
+):
+    from django.urls import reverse
+
+    from agentops.models import Role
+    from agents.models import Run
+    from incidents.models import Ticket
+    from tests.conftest import make_user
+
+    manager = personas.requester  # a requester: not staff, cannot start agents by hand
+    client = client_for(manager)
+    response = client.post(reverse("portal:request", args=["new-starter"]), NEW_STARTER)
+    assert response.status_code == 302
+    ticket = Ticket.objects.for_tenant(personas.tenant).get(requester=manager)
+    run = Run.objects.for_tenant(personas.tenant).get(agent_name="onboarding")
+    assert run.input["ticket"] == ticket.number and run.subject_id == STARTER
+    assert run.started_by == manager and not run.started_by_staff
+    assert not Run.objects.for_tenant(personas.tenant).exclude(pk=run.pk).exists()
+
+    assert drive(run) == "parked"  # the group waits for a reviewer
+    html = portal_html(client)
+    assert "Onboarding checklist" in html and "4 of 5 done" in html
+    for item in ("Directory account", "MFA enrolled", "VPN profile on their computer"):
+        assert f'<span>{item}</span>: <span class="muted">Done</span>' in html
+    assert '<span>Slack installed</span>: <span class="muted">Done</span>' in html
+    assert (
+        '<span>Member of vpn-users</span>: <span class="muted">Waiting for approval</span>' in html
+    )
+    # Nothing internal: no tool names or arguments, no run page, no policy reasons.
+    for internal in ("modify_security_group", "enable_mfa", "LT-0777", "/agents/runs/", "policy"):
+        assert internal not in html
+
+    # Another requester sees neither the request nor its checklist.
+    other = make_user("quinn", personas.tenant, Role.REQUESTER)
+    other_client = client_for(other)
+    assert "Onboarding checklist" not in portal_html(other_client)
+    detail = reverse("incidents:ticket-detail", args=[ticket.number])
+    assert other_client.get(detail).status_code == 404
+
+    request = ApprovalRequest.objects.for_tenant(personas.tenant).get(status="pending")
+    decide(request=request, actor=personas.reviewer, approve=True)
+    assert drive(run) == "succeeded"
+    html = portal_html(client_for(manager))
+    assert "5 of 5 done · Finished" in html
+    assert '<span>Member of vpn-users</span>: <span class="muted">Done</span>' in html
+
+
+def test_the_new_starter_form_without_an_address_starts_no_onboarding(personas, client_for):
+    from django.urls import reverse
+
+    from agents.models import Run
+
+    data = {k: v for k, v in NEW_STARTER.items() if k not in ("email", "software", "groups")}
+    client = client_for(personas.requester)
+    assert client.post(reverse("portal:request", args=["new-starter"]), data).status_code == 302
+    assert not Run.objects.for_tenant(personas.tenant).filter(agent_name="onboarding").exists()
+    bad = {**NEW_STARTER, "software": "Slack; rm -rf"}
+    response = client.post(reverse("portal:request", args=["new-starter"]), bad)
+    assert response.status_code == 400

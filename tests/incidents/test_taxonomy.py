@@ -116,3 +116,133 @@ def test_admin_adds_a_subcategory_and_refuses_another_tenants_parent(personas, c
     assert response.status_code == 200 and "another tenant" in response.content.decode()
     response = client.post(url, {**base, "name": "Dup", "value": "wi-fi"})
     assert "already has a category" in response.content.decode()
+
+
+# ------------------------------------------------------------ the ticket list's filter
+
+
+def _category_options(html: str) -> list[str]:
+    import re
+
+    select = re.search(r'<select name="category".*?</select>', html, re.S)
+    assert select is not None, "the ticket list has no category filter"
+    return re.findall(r'<option value="([^"]*)"', select.group(0))
+
+
+def test_the_ticket_list_filters_by_the_tenants_own_categories(personas, make_ticket, client_for):
+    acme, globex = personas.tenant, personas.other_tenant
+    TicketCategory.objects.for_tenant(acme).filter(value="hardware").update(is_active=False)
+    facilities = define(acme, "facilities", "Facilities")
+    define(acme, "badge-readers", "Badge readers", parent=facilities)
+    define(globex, "payroll-system", "Payroll system")
+    make_ticket(acme, personas.requester, title="badge broken", category="badge-readers")
+    make_ticket(acme, personas.requester, title="vpn drops", category="network")
+    queue = reverse("incidents:queue")
+
+    acme_html = client_for(personas.agent).get(queue).content.decode()
+    options = _category_options(acme_html)
+    assert "facilities" in options and "badge-readers" in options and "network" in options
+    assert "Facilities / Badge readers" in acme_html
+    # A retired category is still a filter (its tickets keep it), after the active ones.
+    assert options[-1] == "hardware" and "Hardware (retired)" in acme_html
+    assert "payroll-system" not in options and "Payroll system" not in acme_html
+
+    globex_html = client_for(personas.outsider).get(queue).content.decode()
+    globex_options = _category_options(globex_html)
+    assert "payroll-system" in globex_options
+    assert "facilities" not in globex_options and "badge-readers" not in globex_options
+
+    # Filtering by the tenant's own subcategory works; another tenant's value is refused.
+    html = client_for(personas.agent).get(queue, {"category": "badge-readers"}).content.decode()
+    assert "badge broken" in html and "vpn drops" not in html
+    html = client_for(personas.agent).get(queue, {"category": "payroll-system"}).content.decode()
+    assert "Some filters were not understood" in html and "category" in html
+
+
+# ------------------------------------------------------------ the create_ticket tool
+
+
+def test_create_ticket_offers_each_tenant_its_own_categories(personas):
+    from agents.tools import registry
+
+    acme, globex = personas.tenant, personas.other_tenant
+    define(acme, "facilities", "Facilities")
+    define(globex, "payroll-system", "Payroll system")
+    tool = registry.get("create_ticket")
+
+    def category_of(tenant):
+        [spec] = registry.specs(["create_ticket"], tenant=tenant)
+        return spec.input_schema["properties"]["category"]
+
+    acme_category, globex_category = category_of(acme), category_of(globex)
+    assert "facilities" in acme_category["enum"] and "network" in acme_category["enum"]
+    assert "facilities (Facilities)" in acme_category["description"]
+    assert "payroll-system" not in acme_category["enum"]
+    assert "Payroll system" not in acme_category["description"]
+    assert "payroll-system" in globex_category["enum"]
+    assert "facilities" not in globex_category["enum"]
+
+    # The arguments are checked against the same tenant's list.
+    args = {"title": "Badge reader dead", "description": "Door 3", "category": "facilities"}
+    assert registry.validate_args(tool, args, tenant=acme) == []
+    assert registry.validate_args(tool, args, tenant=globex)  # not one of globex's
+    assert registry.validate_args(tool, {**args, "category": "payroll-system"}, tenant=acme)
+
+
+def test_the_model_sees_and_may_use_only_its_tenants_categories(personas, monkeypatch):
+    from agentops.models import Membership
+    from agents import engine
+    from agents import services as agent_services
+    from agents.models import ToolCall
+    from approvals.models import ApprovalRequest
+    from approvals.services import decide
+    from incidents.models import Ticket
+    from tests.agents.scripted import ScriptedBackend, tool_reply
+
+    acme, globex = personas.tenant, personas.other_tenant
+    define(acme, "facilities", "Facilities")
+    define(globex, "payroll-system", "Payroll system")
+    seen = {}
+
+    def first(*, tools, **kwargs):
+        seen.update({t.name: t.input_schema for t in tools})
+        ticket = {"title": "Badge reader on door 3 is dead", "description": "Seen at 9:00"}
+        return tool_reply(("create_ticket", {**ticket, "category": "payroll-system"}))
+
+    model = ScriptedBackend(
+        first,
+        tool_reply(
+            (
+                "create_ticket",
+                {"title": "Badge reader dead", "description": "Door 3", "category": "facilities"},
+            )
+        ),
+        tool_reply(text="Opened a ticket for the facilities team."),
+        tool_reply(text="Done."),
+    )
+    monkeypatch.setattr(engine, "backend_for", lambda config: model)
+    membership = Membership.objects.select_related("tenant", "user").get(
+        user=personas.agent, tenant=acme
+    )
+    run = agent_services.start_blueprint(
+        membership=membership, blueprint="investigation", goal="Open a ticket for the badge reader"
+    )
+    for _ in range(20):
+        if engine.advance(run.pk) not in ("advanced", "model-retry"):
+            break
+    category = seen["create_ticket"]["properties"]["category"]
+    assert "facilities" in category["enum"] and "payroll-system" not in category["enum"]
+    calls = ToolCall.objects.for_tenant(acme).filter(run=run, tool_name="create_ticket")
+    refused, proposed = calls.order_by("id")
+    assert proposed.args_json["category"] == "facilities"
+    assert refused.status == ToolCall.Status.FAILURE and refused.error_class == "SchemaValidation"
+    assert "payroll-system" in refused.error_message
+    request = ApprovalRequest.objects.for_tenant(acme).get(status="pending")
+    assert request.arguments["category"] == "facilities"
+    decide(request=request, actor=personas.reviewer, approve=True)
+    for _ in range(20):
+        if engine.advance(run.pk) not in ("advanced", "model-retry"):
+            break
+    [ticket] = Ticket.objects.for_tenant(acme)
+    assert ticket.category == "facilities"
+    assert not Ticket.objects.for_tenant(globex).exists()

@@ -145,3 +145,42 @@ def test_combine_follows_the_held_out_record_and_falls_back_to_none():
     # Agreeing: the vote, whose neighbours people can read.
     agreeing = triage_model.Prediction("network", 0.99, 0.6, True)
     assert triage_model.combine(knn, agreeing) is knn
+
+
+def test_a_small_category_is_not_drowned_by_a_large_one():
+    """Balanced class weights: a category with few examples is still predicted (macro-F1
+    counts it as much as the large one)."""
+    import numpy as np
+
+    rng = random.Random(5)
+    texts, labels = [], []
+    for i in range(400):
+        label = "facilities" if i % 40 == 0 else "network"  # 10 of 400
+        words = rng.sample(TOPICS[label], 2) + rng.sample(FILLER, 5) + ["network"]
+        texts.append(" ".join(words))
+        labels.append(label)
+    vectors = np.zeros((len(texts), 4), dtype=np.float32)
+    model = triage_model.TextAndVectorClassifier().fit(texts, vectors, labels)
+    fresh = [
+        " ".join([*rng.sample(TOPICS["facilities"], 2), "network", "please"]) for _ in range(20)
+    ]
+    guesses = model.predict(fresh, np.zeros((20, 4), dtype=np.float32))
+    assert sum(label == "facilities" for label, _p in guesses) >= 18
+
+
+def test_the_held_out_knn_vote_in_blocks_is_the_exact_vote():
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    train = rng.normal(size=(300, 8)).astype(np.float32)
+    labels = [str(i % 4) for i in range(300)]
+    held_out = rng.normal(size=(triage_model.KNN_BLOCK + 40, 8)).astype(np.float32)
+    votes = triage_model._knn_held_out(train, labels, held_out, 0.1)
+    assert len(votes) == len(held_out)
+    unit = train / np.linalg.norm(train, axis=1, keepdims=True)
+    for i in (0, triage_model.KNN_BLOCK - 1, triage_model.KNN_BLOCK, len(held_out) - 1):
+        row = unit @ (held_out[i] / np.linalg.norm(held_out[i]))
+        nearest = np.argsort(-row)[: history.DEFAULT_K]
+        assert [n.ref for n in votes[i].neighbours] == [
+            str(j) for j in nearest if row[j] >= 0.1
+        ] or votes[i].qualified < history.MIN_NEIGHBOURS
