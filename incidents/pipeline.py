@@ -155,6 +155,10 @@ class ServiceDeskBlueprint(DeskStates, Blueprint):
     # -- triage ----------------------------------------------------------------------------
 
     def state_triage(self, ctx) -> Outcome:
+        with taxonomy.memoised():  # the tenant's categories, read once for the whole step
+            return self._triage(ctx)
+
+    def _triage(self, ctx) -> Outcome:
         from incidents import services
 
         ticket = _ticket(ctx.run)

@@ -12,7 +12,9 @@ Readers: ``categories_for`` (what triage and the forms offer), ``values_for``, `
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 
 from django.core.exceptions import ValidationError
@@ -49,8 +51,33 @@ def _defaults() -> list[CategoryDef]:
     return [CategoryDef(value=str(v), name=str(label)) for v, label in Category.choices]
 
 
+# Inside ``memoised()``: tenant id -> all its categories (inactive too), read once.
+_memo: ContextVar[dict[int, list[CategoryDef]] | None] = ContextVar("taxonomy_memo", default=None)
+
+
+@contextmanager
+def memoised() -> Iterator[None]:
+    """Read each tenant's categories once in this block (a triage step offers them to the
+    model, normalises its answer and checks the ticket's new category: three reads)."""
+    token = _memo.set({})
+    try:
+        yield
+    finally:
+        _memo.reset(token)
+
+
 def categories_for(tenant, *, include_inactive: bool = False) -> list[CategoryDef]:
     """The tenant's categories, parents before their children, in the admin's order."""
+    memo = _memo.get()
+    if memo is None:
+        return _read(tenant, include_inactive=include_inactive)
+    key = _tenant_id(tenant)
+    if key not in memo:
+        memo[key] = _read(tenant, include_inactive=True)
+    return memo[key] if include_inactive else [c for c in memo[key] if c.active]
+
+
+def _read(tenant, *, include_inactive: bool) -> list[CategoryDef]:
     qs = TicketCategory.objects.for_tenant(_tenant_id(tenant)).select_related("parent")
     if not include_inactive:
         qs = qs.filter(is_active=True)
