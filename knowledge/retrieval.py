@@ -180,16 +180,19 @@ _ALL_WORDS = "websearch_to_tsquery('english', %s)"  # every word, "phrases", -ex
 _ANY_WORD = "to_tsquery('simple', %s)"  # any lexeme (stemmed already, so 'simple')
 
 
-def _text_query(cursor, tsquery: str, value: str, tenant_id: int, n: int, kinds, exclude):
-    extra, params = _filters(kinds, exclude)
+def _text_sql(tsquery: str, extra: str) -> str:
     # As in vector_arm: fixed fragments, every value a parameter.
-    cursor.execute(
+    return (
         f"SELECT m.id, ts_rank_cd(m.search_vector, q.q, 32) AS rank FROM (SELECT {tsquery} AS q) q, "  # noqa: S608
         "LATERAL (SELECT id, search_vector FROM knowledge_chunk "
         f"  WHERE tenant_id = %s AND search_vector @@ q.q{extra} LIMIT %s"
-        ") m ORDER BY rank DESC, m.id LIMIT %s",
-        [value, tenant_id, *params, TEXT_RANK_CAP, n],
+        ") m ORDER BY rank DESC, m.id LIMIT %s"
     )
+
+
+def _text_query(cursor, tsquery: str, value: str, tenant_id: int, n: int, kinds, exclude):
+    extra, params = _filters(kinds, exclude)
+    cursor.execute(_text_sql(tsquery, extra), [value, tenant_id, *params, TEXT_RANK_CAP, n])
     return cursor.fetchall()
 
 
@@ -212,6 +215,27 @@ def text_arm(
     "phrases" or -exclusions keeps to its strict meaning.
     """
     rows = _text_query(cursor, _ALL_WORDS, query, tenant_id, n, kinds, exclude)
+    return _fill(cursor, rows, tenant_id, query, lexemes, n, kinds, exclude, fill_below)
+
+
+def text_arm_and_lexemes(
+    cursor, tenant_id: int, query: str, n: int, kinds=None, exclude=(), *, fill_below=None
+) -> tuple[list, list[str]]:
+    """``text_arm``, with the query's lexemes (``query_lexemes``) read in the same round trip
+    as its first query; returns (rows, lexemes)."""
+    extra, params = _filters(kinds, exclude)
+    cursor.execute(
+        "SELECT tsvector_to_array(to_tsvector('english', %s)); " + _text_sql(_ALL_WORDS, extra),
+        [query, query, tenant_id, *params, TEXT_RANK_CAP, n],
+    )
+    lexemes = list(cursor.fetchone()[0] or [])
+    cursor.nextset()
+    rows = cursor.fetchall()
+    return _fill(cursor, rows, tenant_id, query, lexemes, n, kinds, exclude, fill_below), lexemes
+
+
+def _fill(cursor, rows, tenant_id, query, lexemes, n, kinds, exclude, fill_below) -> list:
+    """Chunks with any of the words after those with all of them, up to ``n``."""
     strict = '"' in query or query.startswith("-") or " -" in query
     if len(rows) >= (fill_below or n) or len(lexemes) < 2 or strict:
         return rows
@@ -254,19 +278,20 @@ def search(
     tenant_id = getattr(tenant, "pk", tenant)
     kinds = [str(x) for x in kinds] if kinds else None
     exclude = [int(s) for s in exclude_source_ids]
-    lexemes = query_lexemes(query)
-    if not lexemes:
-        return []  # only stop-words or symbols
-    if query_vector is None:
-        embedder = get_embedder()
-        query_vector, embedding_model = embedder.embed_one(query), embedder.name
-    vector = vector_literal(query_vector)
     pool = max(40, 4 * k)
     # No savepoint inside a caller's transaction: the SET LOCALs may outlive this search
     # there (they only widen later HNSW scans of that transaction), two round trips fewer.
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        by_text, lexemes = text_arm_and_lexemes(
+            cursor, tenant_id, query, pool, kinds, exclude, fill_below=k
+        )
+        if not lexemes:
+            return []  # only stop-words or symbols
+        if query_vector is None:
+            embedder = get_embedder()
+            query_vector, embedding_model = embedder.embed_one(query), embedder.name
+        vector = vector_literal(query_vector)
         by_vector = vector_arm(cursor, tenant_id, vector, pool, kinds, exclude, embedding_model)
-        by_text = text_arm(cursor, tenant_id, query, lexemes, pool, kinds, exclude, fill_below=k)
     fused = fuse(by_vector, by_text)
     if not fused:
         return []
