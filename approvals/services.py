@@ -376,8 +376,7 @@ def _claim_sql() -> str:
             "decided_at = %s, comment = %s "
             "WHERE r.id = %s AND r.tenant_id = %s AND r.status = 'pending' "
             "AND (r.expires_at IS NULL OR r.expires_at > %s) "
-            f'AND (NOT %s OR EXISTS (SELECT 1 FROM "{Membership._meta.db_table}" m '
-            "WHERE m.tenant_id = r.tenant_id AND m.user_id = %s AND m.role = ANY(%s))) "
+            f"AND (NOT %s OR {_tenant_decider_sql()}) "
             f"RETURNING {_columns(ApprovalRequest, 'r')}) "
             f"SELECT {_columns(ApprovalRequest, 'claimed')}, {_columns(Tenant, 't')}, "
             f"{_columns(get_user_model(), 'u')} FROM claimed "
@@ -386,6 +385,14 @@ def _claim_sql() -> str:
             "AND u.id <> claimed.decided_by_id AND u.is_active"
         )
     return _CLAIM_SQL
+
+
+def _tenant_decider_sql() -> str:
+    """Whether user %s has one of the roles %s in the tenant of request ``r``."""
+    return (
+        f'EXISTS (SELECT 1 FROM "{Membership._meta.db_table}" m '  # noqa: S608
+        "WHERE m.tenant_id = r.tenant_id AND m.user_id = %s AND m.role = ANY(%s))"
+    )
 
 
 def _columns(model, alias: str) -> str:
@@ -428,13 +435,50 @@ def _claim(request, *, actor, approve: bool, comment: str, now, only_deciders: b
     return claimed, assignee
 
 
-def _conflict(request: ApprovalRequest, now) -> DecisionConflict:
-    """Why a claim matched nothing, for someone allowed to decide: decided, or expired."""
-    current = ApprovalRequest.objects.for_tenant(request.tenant).get(pk=request.pk)
-    if current.status != Status.PENDING:
-        return DecisionConflict(f"This request was already {current.get_status_display().lower()}.")
+def _unclaimed(request: ApprovalRequest, actor, now) -> tuple[str, bool, bool] | None:
+    """Why a claim matched nothing, in one read: (status, expired, whether ``actor`` decides
+    every request of the tenant); None when there is no such request."""
+    table = ApprovalRequest._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT r.status, r.expires_at IS NOT NULL AND r.expires_at <= %s, "  # noqa: S608
+            f'{_tenant_decider_sql()} FROM "{table}" r WHERE r.id = %s AND r.tenant_id = %s',
+            [now, actor.pk, sorted(DECIDER_ROLES), request.pk, request.tenant_id],
+        )
+        return cursor.fetchone()
+
+
+def _conflict(status: str) -> DecisionConflict:
+    """The loser's answer: the request was decided first, or its deadline passed."""
+    if status != Status.PENDING:
+        return DecisionConflict(f"This request was already {Status(status).label.lower()}.")
     # Past its deadline: the SLA task expires it (and tells the handler); too late to decide.
     return DecisionConflict("This request expired before a decision; nothing was changed.")
+
+
+def _claim_or_refuse(request, *, actor, approve: bool, comment: str, now):
+    """The claim, and when it matched nothing, the reason (one more read for a tenant-wide
+    decider who lost a race: 403 before anything about the request is told to anyone else)."""
+    found = _claim(
+        request, actor=actor, approve=approve, comment=comment, now=now, only_deciders=True
+    )
+    if found is not None:
+        return found
+    why = _unclaimed(request, actor, now)
+    if why is not None and why[2]:  # a tenant-wide decider: decided first, or expired
+        raise _conflict(why[0])
+    # A scoped decider (their grant is checked here), a stranger, or no such request.
+    _refuse_decider(request, actor)
+    if why is None:
+        raise ApprovalRequest.DoesNotExist("No such approval request.")
+    found = _claim(
+        request, actor=actor, approve=approve, comment=comment, now=now, only_deciders=False
+    )
+    if found is None:  # decided (or expired) since the read
+        raise _conflict(
+            ApprovalRequest.objects.for_tenant(request.tenant_id).get(pk=request.pk).status
+        )
+    return found
 
 
 @transaction.atomic
@@ -446,19 +490,10 @@ def _decide(*, request, actor, approve, comment, edited_arguments) -> ApprovalRe
     then COMMIT. The audit append comes last: it holds the tenant's chain lock until commit,
     and every decision of the tenant waits for that lock."""
     now = timezone.now()
-    # 1. Claim: decide the row if it is still pending and the actor decides tenant-wide.
-    found = _claim(
-        request, actor=actor, approve=approve, comment=comment, now=now, only_deciders=True
+    # 1. Claim: decide the row if it is still pending and the actor may decide it.
+    locked, assignee = _claim_or_refuse(
+        request, actor=actor, approve=approve, comment=comment, now=now
     )
-    if found is None:
-        # A scoped decider (their grant is checked here), a stranger, or a lost race.
-        _refuse_decider(request, actor)
-        found = _claim(
-            request, actor=actor, approve=approve, comment=comment, now=now, only_deciders=False
-        )
-        if found is None:
-            raise _conflict(request, now)
-    locked, assignee = found
     if not approve and not comment:
         raise ValidationError({"comment": "Say why you reject it."})
     # 2. An edit goes through the handler's own check (every path: console, Slack, API).

@@ -102,8 +102,13 @@ def test_a_rejection_by_the_assignee_is_five_round_trips(personas, opened):
 def test_a_lost_race_changes_nothing_and_says_why(personas, opened):
     actor = _other_decider(personas, opened)
     services.decide(request=opened, actor=actor, approve=True, comment="first")
-    with pytest.raises(services.DecisionConflict, match="already approved"):
+    with (
+        CaptureQueriesContext(connection) as sql,
+        pytest.raises(services.DecisionConflict, match="already approved"),
+    ):
         services.decide(request=opened, actor=actor, approve=False, comment="second")
+    # BEGIN, the claim (no row), one read of why (status, and the actor's role), ROLLBACK.
+    assert len(sql.captured_queries) == 4, "\n".join(q["sql"] for q in sql.captured_queries)
     stored = ApprovalRequest.objects.for_tenant(personas.tenant).get(pk=opened.pk)
     assert (stored.status, stored.comment) == ("approved", "first")
     assert len(_decisions(opened)) == 1 and calls == [(opened.pk, "approved")]
