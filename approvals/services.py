@@ -325,7 +325,7 @@ def decide(
         raise PermissionDenied("Only a signed-in person can decide an approval.")
     conflict = party_conflict(request, actor)
     if conflict is not None:
-        _refuse_decider(request, actor)
+        _require_decider(request, actor)
         with transaction.atomic():
             audit.record(
                 tenant=request.tenant,
@@ -346,7 +346,8 @@ def decide(
     )
 
 
-def _refuse_decider(request: ApprovalRequest, actor) -> None:
+def _require_decider(request: ApprovalRequest, actor) -> None:
+    """403 unless ``actor`` may decide ``request`` (tenant-wide, or through a granted scope)."""
     if not access.may_decide(actor, request):
         raise PermissionDenied("Only reviewers and admins of this tenant can decide approvals.")
 
@@ -468,7 +469,7 @@ def _claim_or_refuse(request, *, actor, approve: bool, comment: str, now):
     if why is not None and why[2]:  # a tenant-wide decider: decided first, or expired
         raise _conflict(why[0])
     # A scoped decider (their grant is checked here), a stranger, or no such request.
-    _refuse_decider(request, actor)
+    _require_decider(request, actor)
     if why is None:
         raise ApprovalRequest.DoesNotExist("No such approval request.")
     found = _claim(
