@@ -6,7 +6,9 @@ The application connects as a role that owns nothing (settings DATABASE_URL; emb
 DELETE on every table, the sequences — except on the audit trail, where it may only SELECT and
 INSERT. Not owning the table, it cannot DISABLE TRIGGER; not a superuser, it cannot set
 ``session_replication_role``; without the privilege, it cannot TRUNCATE. So the append-only
-trigger holds against the application itself.
+trigger holds against the application itself. Deleting a tenant for good removes that
+tenant's whole chain through one owner's function (``PURGE_FUNCTION``, migration 0008), the
+only way the role can delete audit events.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from django.db import connections
 log = logging.getLogger(__name__)
 
 AUDIT_TABLE = "agentops_auditevent"
+PURGE_FUNCTION = "agentops_audit_purge_tenant(bigint)"
 
 
 def grant_app_role(sender=None, using: str = "default", **kwargs) -> bool:
@@ -44,4 +47,7 @@ def grant_app_role(sender=None, using: str = "default", **kwargs) -> bool:
         cursor.execute(
             f"REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON {AUDIT_TABLE} FROM {quoted}"
         )
+        cursor.execute("SELECT to_regprocedure(%s) IS NOT NULL", [PURGE_FUNCTION])
+        if cursor.fetchone()[0]:  # absent while migrating back past 0008
+            cursor.execute(f"GRANT EXECUTE ON FUNCTION {PURGE_FUNCTION} TO {quoted}")
     return True

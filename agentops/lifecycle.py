@@ -157,6 +157,16 @@ def tenant_set_tier(*, tenant: Tenant, actor, tier: str) -> Tenant:
     return tenant
 
 
+def _purge_audit(tenant: Tenant, deleted: dict[str, int]) -> None:
+    """Every audit event of ``tenant``, through the owner's function (migration 0008): the
+    application's database role may not DELETE audit events itself (agentops.db_roles)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT agentops_audit_purge_tenant(%s)", [tenant.pk])
+        n = cursor.fetchone()[0]
+    label = AuditEvent._meta.label
+    deleted[label] = deleted.get(label, 0) + n
+
+
 @transaction.atomic
 def tenant_purge(*, tenant: Tenant, actor, confirm_slug: str) -> dict[str, int]:
     """Delete the tenant for good: every row of every table (vectors are rows too), its audit
@@ -170,12 +180,9 @@ def tenant_purge(*, tenant: Tenant, actor, confirm_slug: str) -> dict[str, int]:
         .exclude(memberships__tenant__in=Tenant.objects.exclude(pk=tenant.pk))
         .values_list("pk", flat=True)
     )
-    with connection.cursor() as cursor:  # the audit trigger lets this tenant's rows go, only
-        cursor.execute("SELECT set_config('agentops.purge_tenant', %s, true)", [str(tenant.pk)])
     deleted: dict[str, int] = {}
     # The audit trail first (it protects the tenant row), then each table, children first.
-    _, counts = AuditEvent.objects.for_tenant(tenant).delete()
-    deleted.update(counts)
+    _purge_audit(tenant, deleted)
     for model, lookup in reversed(tenant_tables()):
         if model is AuditEvent:
             continue
@@ -185,12 +192,8 @@ def tenant_purge(*, tenant: Tenant, actor, confirm_slug: str) -> dict[str, int]:
     _, counts = get_user_model().objects.filter(pk__in=only_here).delete()
     deleted.update(counts)
     # Deletions above may have been audited by signal receivers (permission changes): last.
-    _, counts = AuditEvent.objects.for_tenant(tenant).delete()
-    for label, n in counts.items():
-        deleted[label] = deleted.get(label, 0) + n
+    _purge_audit(tenant, deleted)
     Tenant.objects.filter(pk=tenant.pk).delete()
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('agentops.purge_tenant', '', true)")
     # No tenant is left to hold an audit event of this: the platform log says it.
     log.warning("Tenant %s (%s) deleted for good by %s", tenant.slug, tenant.pk, actor)
     return {k: v for k, v in deleted.items() if v}

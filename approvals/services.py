@@ -229,19 +229,16 @@ def request_approval(
     if assignee_id is not None:  # the bell: a new request is waiting for them
         _tell(
             request,
-            assignee_id,
+            _user(assignee_id),
             verb="approval.assigned",
             title=f"Your decision is needed: {action} for {request.subject_repr or subject_id}",
         )
     return request
 
 
-def _tell(request: ApprovalRequest, user_id: int, *, verb: str, title: str) -> None:
+def _tell(request: ApprovalRequest, user, *, verb: str, title: str) -> None:
     """An in-console notification (the bell) about ``request`` for one user; no e-mail: these
     come in bursts, and the queue is live."""
-    from django.contrib.auth import get_user_model
-
-    user = get_user_model().objects.filter(pk=user_id).first()
     notify(
         tenant=request.tenant,
         user=user,
@@ -322,13 +319,13 @@ def decide(
 
     Nobody who is a party to the action decides it: the run's starter, the ticket's
     requester, whoever the action is for, whoever edited it. Such a refusal is audited (in
-    a transaction of its own, so it stays when the refusal is raised)."""
+    a transaction of its own, so it stays when the refusal is raised). The parties are
+    fixed when the request is opened, so they are checked on ``request`` as given."""
     if actor is None or not getattr(actor, "is_authenticated", False):
         raise PermissionDenied("Only a signed-in person can decide an approval.")
-    if not access.may_decide(actor, request):
-        raise PermissionDenied("Only reviewers and admins of this tenant can decide approvals.")
     conflict = party_conflict(request, actor)
     if conflict is not None:
+        _require_decider(request, actor)
         with transaction.atomic():
             audit.record(
                 tenant=request.tenant,
@@ -344,49 +341,185 @@ def decide(
         request=request,
         actor=actor,
         approve=approve,
-        comment=comment,
+        comment=(comment or "").strip(),
         edited_arguments=edited_arguments,
     )
 
 
+def _require_decider(request: ApprovalRequest, actor) -> None:
+    """403 unless ``actor`` may decide ``request`` (tenant-wide, or through a granted scope)."""
+    if not access.may_decide(actor, request):
+        raise PermissionDenied("Only reviewers and admins of this tenant can decide approvals.")
+
+
+_CLAIM_SQL = None
+
+
+def _claim_sql() -> str:
+    """One statement that decides a pending request and reads what the decision needs.
+
+    The conditional UPDATE is the claim: of concurrent decisions exactly one matches
+    ``status = 'pending'`` (the others wait for its row lock, then match nothing), and the
+    request's row stays locked until the transaction ends, as ``SELECT … FOR UPDATE`` kept
+    it. With ``%s`` for ``only_deciders`` true it also requires the actor to be a tenant-wide
+    decider, so the common case needs no membership query of its own. The tenant (the audit
+    and the handler need it) and the assignee (active, not the actor: the bell needs them)
+    come back joined."""
+    global _CLAIM_SQL
+    if _CLAIM_SQL is None:
+        from django.contrib.auth import get_user_model
+
+        from agentops.models import Tenant
+
+        table = ApprovalRequest._meta.db_table
+        _CLAIM_SQL = (
+            f'WITH claimed AS (UPDATE "{table}" r SET status = %s, decided_by_id = %s, '  # noqa: S608
+            "decided_at = %s, comment = %s "
+            "WHERE r.id = %s AND r.tenant_id = %s AND r.status = 'pending' "
+            "AND (r.expires_at IS NULL OR r.expires_at > %s) "
+            f"AND (NOT %s OR {_tenant_decider_sql()}) "
+            f"RETURNING {_columns(ApprovalRequest, 'r')}) "
+            f"SELECT {_columns(ApprovalRequest, 'claimed')}, {_columns(Tenant, 't')}, "
+            f"{_columns(get_user_model(), 'u')} FROM claimed "
+            f'JOIN "{Tenant._meta.db_table}" t ON t.id = claimed.tenant_id '
+            f'LEFT JOIN "{get_user_model()._meta.db_table}" u ON u.id = claimed.assigned_to_id '
+            "AND u.id <> claimed.decided_by_id AND u.is_active"
+        )
+    return _CLAIM_SQL
+
+
+def _tenant_decider_sql() -> str:
+    """Whether user %s has one of the roles %s in the tenant of request ``r``."""
+    return (
+        f'EXISTS (SELECT 1 FROM "{Membership._meta.db_table}" m '  # noqa: S608
+        "WHERE m.tenant_id = r.tenant_id AND m.user_id = %s AND m.role = ANY(%s))"
+    )
+
+
+def _columns(model, alias: str) -> str:
+    return ", ".join(f'{alias}."{f.column}"' for f in model._meta.concrete_fields)
+
+
+def _instance(model, values):
+    """A model instance from raw column values, converted as the ORM would (JSON …)."""
+    fields = model._meta.concrete_fields
+    converted = []
+    for field, value in zip(fields, values, strict=True):
+        for converter in connection.ops.get_db_converters(field) + field.get_db_converters(
+            connection
+        ):
+            value = converter(value, field, connection)
+        converted.append(value)
+    return model.from_db(connection.alias, [f.attname for f in fields], converted)
+
+
+def _claim(request, *, actor, approve: bool, comment: str, now, only_deciders: bool):
+    """(the decided request with its tenant, its assignee to tell or None), or None when
+    nothing matched."""
+    from django.contrib.auth import get_user_model
+
+    from agentops.models import Tenant
+
+    status = Status.APPROVED if approve else Status.REJECTED
+    params = [status, actor.pk, now, comment, request.pk, request.tenant_id, now]
+    params += [only_deciders, actor.pk, sorted(DECIDER_ROLES)]
+    with connection.cursor() as cursor:
+        cursor.execute(_claim_sql(), params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    n = len(ApprovalRequest._meta.concrete_fields)
+    t = n + len(Tenant._meta.concrete_fields)
+    claimed = _instance(ApprovalRequest, row[:n])
+    claimed.tenant = _instance(Tenant, row[n:t])
+    assignee = _instance(get_user_model(), row[t:]) if row[t] is not None else None
+    return claimed, assignee
+
+
+def _unclaimed(request: ApprovalRequest, actor, now) -> tuple[str, bool, bool] | None:
+    """Why a claim matched nothing, in one read: (status, expired, whether ``actor`` decides
+    every request of the tenant); None when there is no such request."""
+    table = ApprovalRequest._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT r.status, r.expires_at IS NOT NULL AND r.expires_at <= %s, "  # noqa: S608
+            f'{_tenant_decider_sql()} FROM "{table}" r WHERE r.id = %s AND r.tenant_id = %s',
+            [now, actor.pk, sorted(DECIDER_ROLES), request.pk, request.tenant_id],
+        )
+        return cursor.fetchone()
+
+
+def _conflict(status: str) -> DecisionConflict:
+    """The loser's answer: the request was decided first, or its deadline passed."""
+    if status != Status.PENDING:
+        return DecisionConflict(f"This request was already {Status(status).label.lower()}.")
+    # Past its deadline: the SLA task expires it (and tells the handler); too late to decide.
+    return DecisionConflict("This request expired before a decision; nothing was changed.")
+
+
+def _claim_or_refuse(request, *, actor, approve: bool, comment: str, now):
+    """The claim, and when it matched nothing, the reason (one more read for a tenant-wide
+    decider who lost a race: 403 before anything about the request is told to anyone else)."""
+    found = _claim(
+        request, actor=actor, approve=approve, comment=comment, now=now, only_deciders=True
+    )
+    if found is not None:
+        return found
+    why = _unclaimed(request, actor, now)
+    if why is not None and why[2]:  # a tenant-wide decider: decided first, or expired
+        raise _conflict(why[0])
+    # A scoped decider (their grant is checked here), a stranger, or no such request.
+    _require_decider(request, actor)
+    if why is None:
+        raise ApprovalRequest.DoesNotExist("No such approval request.")
+    found = _claim(
+        request, actor=actor, approve=approve, comment=comment, now=now, only_deciders=False
+    )
+    if found is None:  # decided (or expired) since the read
+        raise _conflict(
+            ApprovalRequest.objects.for_tenant(request.tenant_id).get(pk=request.pk).status
+        )
+    return found
+
+
 @transaction.atomic
 def _decide(*, request, actor, approve, comment, edited_arguments) -> ApprovalRequest:
-    locked = (
-        ApprovalRequest.objects.for_tenant(request.tenant).select_for_update().get(pk=request.pk)
-    )
-    locked.tenant = request.tenant  # no query to load it again (the audit needs it)
-    if locked.status != ApprovalRequest.Status.PENDING:
-        raise DecisionConflict(f"This request was already {locked.get_status_display().lower()}.")
+    """Numbered steps, cheapest first; anything raised rolls the claim back.
+
+    Statements of an approval by a tenant-wide reviewer, edits aside: the claim (which reads
+    the assignee too), the assignee's notification, the audit append (lock + head, INSERT),
+    then COMMIT. The audit append comes last: it holds the tenant's chain lock until commit,
+    and every decision of the tenant waits for that lock."""
     now = timezone.now()
-    if locked.expires_at is not None and locked.expires_at <= now:
-        # Past its deadline: the SLA task expires it (and tells the handler); too late to decide.
-        raise DecisionConflict("This request expired before a decision; nothing was changed.")
-    comment = (comment or "").strip()
+    # 1. Claim: decide the row if it is still pending and the actor may decide it.
+    locked, assignee = _claim_or_refuse(
+        request, actor=actor, approve=approve, comment=comment, now=now
+    )
     if not approve and not comment:
         raise ValidationError({"comment": "Say why you reject it."})
+    # 2. An edit goes through the handler's own check (every path: console, Slack, API).
     if approve and edited_arguments is not None and edited_arguments != locked.arguments:
         validate = handlers.validator_for(locked.handler)
         problems = validate(locked, edited_arguments) if validate is not None else []
-        if problems:  # every path (console, Slack) gets the same check as the form
+        if problems:
             raise ValidationError({"edited_arguments": problems})
         locked.edited_arguments = edited_arguments
         locked.arguments_hash = arguments_hash(edited_arguments)
-    locked.status = ApprovalRequest.Status.APPROVED if approve else ApprovalRequest.Status.REJECTED
+        locked.save(update_fields=["edited_arguments", "arguments_hash"])
     locked.decided_by = actor
-    locked.decided_at = now
-    locked.comment = comment
-    locked.save(
-        update_fields=[
-            "status",
-            "decided_by",
-            "decided_at",
-            "comment",
-            "edited_arguments",
-            "arguments_hash",
-        ]
-    )
+    # 3. The handler (a parked run resumes after commit).
     handlers.get(locked.handler)(locked)
-    # Last: the audit append holds the tenant's chain lock until commit, so take it late.
+    # 4. Another reviewer decided what was assigned to them: their bell says so.
+    if assignee is not None:
+        verb = "approved" if approve else "rejected"
+        _tell(
+            locked,
+            assignee,
+            verb=f"approval.{verb}_by_other",
+            title=f"{actor.get_username()} {verb} {locked.action} "
+            f"for {locked.subject_repr or locked.subject_id}",
+        )
+    # 5. Last: the audit append holds the tenant's chain lock until commit.
     audit.record(
         tenant=locked.tenant,
         actor=actor,
@@ -397,16 +530,6 @@ def _decide(*, request, actor, approve, comment, edited_arguments) -> ApprovalRe
         changes={"edited_arguments": edited_arguments} if locked.edited_arguments else {},
         metadata={"comment": comment} if comment else {},
     )
-    if locked.assigned_to_id is not None and locked.assigned_to_id != actor.pk:
-        # Another reviewer decided what was assigned to them: their bell says so.
-        verb = "approved" if approve else "rejected"
-        _tell(
-            locked,
-            locked.assigned_to_id,
-            verb=f"approval.{verb}_by_other",
-            title=f"{actor.get_username()} {verb} {locked.action} "
-            f"for {locked.subject_repr or locked.subject_id}",
-        )
     return locked
 
 

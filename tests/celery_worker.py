@@ -40,7 +40,8 @@ def worker_database_url() -> str:
     for key, value in (s.get("OPTIONS") or {}).items():
         if isinstance(value, str | int):
             query[key] = str(value)
-    return f"postgresql://{auth}@/{quote(s['NAME'], safe='')}?{urlencode(query)}"
+    # quote_via=quote: libpq reads "+" literally, so a space (``options=-c role=…``) is %20.
+    return f"postgresql://{auth}@/{quote(s['NAME'], safe='')}?{urlencode(query, quote_via=quote)}"
 
 
 class CeleryWorker:

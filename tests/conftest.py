@@ -7,6 +7,7 @@ embedded servers under var/, started here if needed, or DATABASE_URL / REDIS_URL
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -31,6 +32,84 @@ def pytest_unconfigure(config):
     witness = os.environ.get("AGENTOPS_TEST_WITNESS", "")
     if witness.startswith("/tmp/agentops-witness-") and os.path.exists(witness):
         os.remove(witness)
+
+
+# --------------------------------------------------------------------------- database roles
+# pytest-django creates and migrates the test database as the owner (tests/settings.py connects
+# as DATABASE_MIGRATION_URL's user; the migration grants the application's role its privileges,
+# agentops.db_roles). The tests then run as the application's role, as `make run` does: every
+# connection (this process's, its threads', the Celery workers' and web servers' it starts,
+# which take the URL from tests.celery_worker.worker_database_url) starts with
+# ``-c role=<app role>``, so each privilege check is the app role's and a missing grant fails
+# here rather than in production. The login stays the owner's only so the harness can do what
+# the app role may not: flush the tables after a transactional test, drop the database, and let
+# a test tamper the way an attacker with the owner's rights would (``owner_rights``).
+
+
+def _role_option(role: str) -> str:
+    return f"-c role={role}"
+
+
+def _app_role_for_tests(*, on: bool) -> None:
+    """Start (or stop) every new connection of the test database as the application's role."""
+    from django.conf import settings
+    from django.db import connections
+
+    role = settings.DATABASE_APP_USER
+    for alias in connections:
+        connection = connections[alias]
+        if not role or role == connection.settings_dict["USER"]:
+            continue  # one role for everything (a managed database set up that way)
+        for options in {
+            id(o): o
+            for o in (connection.settings_dict["OPTIONS"], settings.DATABASES[alias]["OPTIONS"])
+        }.values():
+            kept = options.get("options", "").replace(_role_option(role), "").strip()
+            options["options"] = f"{kept} {_role_option(role)}".strip() if on else kept
+            if not options["options"]:
+                del options["options"]
+        connection.close()
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's database setup (as the owner), then the tests as the app's role."""
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    flush = DatabaseOperations.execute_sql_flush
+
+    def flush_as_owner(self, sql_list):
+        # TransactionTestCase empties every table after a test with TRUNCATE, which the app
+        # role may not do (the audit trail least of all): the harness does it as the owner.
+        with self.connection.cursor() as cursor:
+            cursor.execute("SET ROLE NONE")
+        try:
+            flush(self, sql_list)
+        finally:
+            with self.connection.cursor() as cursor:
+                cursor.execute("RESET ROLE")
+
+    with django_db_blocker.unblock():
+        _app_role_for_tests(on=True)
+    DatabaseOperations.execute_sql_flush = flush_as_owner
+    try:
+        yield
+    finally:
+        DatabaseOperations.execute_sql_flush = flush
+        with django_db_blocker.unblock():
+            _app_role_for_tests(on=False)  # pytest-django drops the database as the owner
+
+
+@contextmanager
+def owner_rights():
+    """The owner's rights on this test's connection for the block (a savepoint: they end with
+    it, also when it raises), for tests that tamper the way an attacker with them would."""
+    from django.db import connection, transaction
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET ROLE NONE")
+        yield cursor
+        cursor.execute("RESET ROLE")
 
 
 @dataclass

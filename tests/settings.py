@@ -14,9 +14,10 @@ from agentops.settings import _database_from_url
 
 # One test database per test process, so parallel runs (two terminals, CI beside `make run`)
 # never drop each other's database.
-# The suite connects as the owner: pytest-django creates and migrates its database, and the
-# audit tests tamper the way an attacker with the owner's rights would. What the application's
-# role may not do is tested with that role (tests/agentops/test_db_roles.py).
+# The suite logs in as the owner, so pytest-django can create, migrate, flush and drop its
+# database; the tests themselves run as the application's role (tests/conftest.py starts every
+# connection with ``-c role=agentops_app``), and the audit tests take the owner's rights only
+# where they tamper the way an attacker with them would (tests.conftest.owner_rights).
 DATABASES["default"] = _database_from_url(DATABASE_MIGRATION_URL)  # noqa: F405
 DATABASES["default"]["TEST"] = {"NAME": f"test_agentops_{os.getpid()}"}  # noqa: F405
 

@@ -18,7 +18,7 @@ from django.utils import timezone
 from agentops import audit
 from agentops.audit import GENESIS_HASH, compute_hash, verify_chain
 from agentops.models import AuditEvent, Role
-from tests.conftest import make_user
+from tests.conftest import make_user, owner_rights
 
 TRIGGER = "agentops_auditevent_append_only"
 
@@ -43,8 +43,8 @@ def add_events(tenant, n, *, actor=None, action="test.event", target_type="thing
 
 
 def tamper(sql: str, params=()):
-    """Do what the database refuses, the way an attacker with DDL rights would."""
-    with transaction.atomic(), connection.cursor() as cursor:
+    """Do what the database refuses, the way an attacker with DDL rights (the owner's) would."""
+    with owner_rights() as cursor:
         # Deferred FK checks of rows inserted earlier in this (test) transaction would make
         # ALTER TABLE refuse ("pending trigger events"); run them now.
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
@@ -162,8 +162,7 @@ def test_database_refuses_update_and_delete_of_any_column(personas):
     ):
         with (
             pytest.raises(DatabaseError, match="append-only"),
-            transaction.atomic(),
-            connection.cursor() as cursor,
+            owner_rights() as cursor,  # the trigger refuses even the owner
         ):
             cursor.execute(sql, [event.pk])
     assert verify_chain(personas.tenant).ok
@@ -237,8 +236,7 @@ def test_trigger_is_back_on_after_tampering(personas, five):
     tamper("SELECT 1")
     with (
         pytest.raises(DatabaseError, match="append-only"),
-        transaction.atomic(),
-        connection.cursor() as cursor,
+        owner_rights() as cursor,
     ):
         cursor.execute("DELETE FROM agentops_auditevent WHERE seq = %s", [five])
 
@@ -252,6 +250,8 @@ def test_migration_chains_existing_events(personas):
 
     with connection.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        # Migrations are the owner's (the test transaction's rollback ends this SET ROLE).
+        cursor.execute("SET ROLE NONE")
     executor = MigrationExecutor(connection)
     leaf = executor.loader.graph.leaf_nodes("agentops")
     executor.migrate([("agentops", "0002_pgvector_and_append_only_audit")])
@@ -285,8 +285,7 @@ def test_migration_chains_existing_events(personas):
     assert verify_audit()[0]
     with (
         pytest.raises(DatabaseError, match="append-only"),
-        transaction.atomic(),
-        connection.cursor() as cursor,
+        owner_rights() as cursor,
     ):
         cursor.execute("DELETE FROM agentops_auditevent WHERE id = %s", [acme[0].pk])
 

@@ -92,7 +92,9 @@ def test_ticket_numbers_are_unique_under_concurrency(personas):
 
 
 def test_audit_rows_cannot_be_changed_or_deleted_even_in_sql(personas, make_ticket):
-    from django.db import DatabaseError, connection, transaction
+    from django.db import DatabaseError
+
+    from tests.conftest import owner_rights
 
     make_ticket(personas.tenant, personas.requester)
     event = AuditEvent.objects.for_tenant(personas.tenant).get(action="ticket.created")
@@ -106,8 +108,7 @@ def test_audit_rows_cannot_be_changed_or_deleted_even_in_sql(personas, make_tick
     ):
         with (
             pytest.raises(DatabaseError, match="append-only"),
-            transaction.atomic(),
-            connection.cursor() as cursor,
+            owner_rights() as cursor,  # the app role is refused earlier; the owner by the trigger
         ):
             cursor.execute(sql, [event.pk])
     event.refresh_from_db()

@@ -135,11 +135,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_web(log_path, **env_extra) -> tuple:
-    """`make run`'s web server (gunicorn, 2 processes of 4 threads) on the test database and
-    broker; returns (process, base URL). The caller stops it (``stop_process``)."""
+def spawn_web(log_path, **env_extra) -> tuple:
+    """`make run`'s web server (gunicorn, WEB_CONCURRENCY processes of 4 threads) on the test
+    database and broker, started but not yet waited for; returns (process, base URL). The
+    caller waits (``wait_web``) and stops it (``stop_process``)."""
     import subprocess
-    import urllib.request
 
     from agentops import devstack
     from tests.celery_worker import worker_database_url
@@ -163,21 +163,32 @@ def start_web(log_path, **env_extra) -> tuple:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    base = f"http://127.0.0.1:{port}"
+    proc.log_path = log_path
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def wait_web(proc, base: str) -> None:
+    """Until the web server answers /healthz (a 503 while a worker check fails is up too)."""
+    import urllib.error
+    import urllib.request
 
     def up():
-        assert proc.poll() is None, Path(log_path).read_text()[-2000:]
+        assert proc.poll() is None, Path(proc.log_path).read_text()[-2000:]
         try:
             with urllib.request.urlopen(base + "/healthz", timeout=5):  # noqa: S310
                 return True
         except urllib.error.HTTPError:
-            return True  # answering (503 while the worker check fails is still up)
+            return True
         except OSError:
             return False
 
-    import urllib.error
+    wait_for(up, timeout=60, interval=0.1, what="gunicorn to answer")
 
-    wait_for(up, timeout=60, what="gunicorn to answer")
+
+def start_web(log_path, **env_extra) -> tuple:
+    """``spawn_web`` and ``wait_web``: a web server that answers; returns (process, base URL)."""
+    proc, base = spawn_web(log_path, **env_extra)
+    wait_web(proc, base)
     return proc, base
 
 
