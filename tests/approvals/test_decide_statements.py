@@ -60,17 +60,17 @@ def _other_decider(personas, request):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_approval_by_another_reviewer_is_six_round_trips(personas, opened):
+def test_an_approval_by_another_reviewer_is_five_round_trips(personas, opened):
     """BEGIN, the claim (UPDATE … RETURNING, reading the assignee too), the assignee's
-    notification, the audit append (lock + head in one round trip, then the INSERT), COMMIT."""
+    notification, the audit append (one call: lock, head, hash, INSERT), COMMIT."""
     actor = _other_decider(personas, opened)
     with CaptureQueriesContext(connection) as sql:
         decided = services.decide(request=opened, actor=actor, approve=True, comment="ok")
     statements = [q["sql"] for q in sql.captured_queries]
-    assert len(statements) == 6, "\n".join(statements)
+    assert len(statements) == 5, "\n".join(statements)
     assert statements[0] == "BEGIN" and statements[-1] == "COMMIT"
     assert statements[1].startswith("WITH claimed AS (UPDATE")
-    assert "INSERT INTO agentops_auditevent" in statements[-2]
+    assert "agentops_audit_append(" in statements[-2]
 
     stored = ApprovalRequest.objects.for_tenant(personas.tenant).get(pk=opened.pk)
     assert (stored.status, stored.decided_by_id, stored.comment) == ("approved", actor.pk, "ok")
@@ -84,12 +84,12 @@ def test_an_approval_by_another_reviewer_is_six_round_trips(personas, opened):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_rejection_by_the_assignee_is_five_round_trips(personas, opened):
+def test_a_rejection_by_the_assignee_is_four_round_trips(personas, opened):
     assignee = personas.reviewer if opened.assigned_to_id == personas.reviewer.pk else None
     assignee = assignee or personas.admin
     with CaptureQueriesContext(connection) as sql:
         services.decide(request=opened, actor=assignee, approve=False, comment="Not today.")
-    assert len(sql.captured_queries) == 5, "\n".join(q["sql"] for q in sql.captured_queries)
+    assert len(sql.captured_queries) == 4, "\n".join(q["sql"] for q in sql.captured_queries)
     assert calls == [(opened.pk, "rejected")]
     assert (
         not Notification.objects.for_tenant(personas.tenant)
