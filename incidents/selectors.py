@@ -388,6 +388,9 @@ FEW_MATCHES = 1000
 # The queue counts matches up to this many and shows "10,000+" beyond: an exact COUNT(*) of a
 # million tickets reads the whole index (~100 ms), a capped one stops after 10,001 entries.
 COUNT_CAP = 10_000
+# A search counts up to 1,000 ("1,000+"): its matches are checked in the heap (GIN has no
+# index-only scan), so each counted match costs a page read.
+SEARCH_COUNT_CAP = 1_000
 # A relevance sort over many matches ranks the newest this many of them only: ranking reads
 # every candidate's search vector, and "vpn" matches ~1 ticket in 8 (125k of 1M).
 RELEVANCE_CANDIDATES = 1000
@@ -396,7 +399,7 @@ RELEVANCE_CANDIDATES = 1000
 def queue_count(tickets: QuerySet[Ticket], cap: int) -> int:
     """The matches, counted up to ``cap + 1``: ``SELECT COUNT(*) FROM (... LIMIT cap + 1)``.
     A result above ``cap`` means "more than cap"; up to it, it is exact."""
-    return tickets.order_by()[: cap + 1].count()
+    return tickets.order_by().values("pk")[: cap + 1].count()  # no rank computed to count
 
 
 def is_ranked(tickets: QuerySet[Ticket]) -> bool:
@@ -421,7 +424,17 @@ def queue_page(tickets: QuerySet[Ticket], total: int, start: int, stop: int) -> 
         tickets = tickets.filter(pk__in=ids)
     elif is_ranked(tickets):
         tickets = relevance_candidates(tickets)
+    elif start >= DEEP_OFFSET:
+        # A deep page: skip the first rows as ids only (an index-only scan for the date
+        # sorts), then read and join just the page's rows, not the skipped thousands.
+        ids = list(tickets.values_list("pk", flat=True)[start:stop])
+        position = {pk: i for i, pk in enumerate(ids)}
+        return sorted(tickets.filter(pk__in=ids), key=lambda t: position[t.pk])
     return list(tickets[start:stop])
+
+
+# From this offset on a page reads its ids first (see queue_page).
+DEEP_OFFSET = 500
 
 
 def relevance_candidates(tickets: QuerySet[Ticket]) -> QuerySet[Ticket]:

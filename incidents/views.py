@@ -52,16 +52,20 @@ class QueuePaginator(Paginator):
     ``RELEVANCE_CANDIDATES`` matches, so its pages end there (``ranked_only`` says so)."""
 
     matches = ""  # the count as shown: exact, or "10,000+"
-    capped = False  # more than COUNT_CAP match: pages stop there
+    found = 0  # the capped count (cap + 1 means more)
+    capped = False  # more than the cap match: pages stop there
     ranked_only = False
+
+    def __init__(self, object_list, per_page, *, search: bool = False):
+        super().__init__(object_list, per_page)
+        self.cap = selectors.SEARCH_COUNT_CAP if search else selectors.COUNT_CAP
 
     @cached_property
     def count(self) -> int:
-        cap = selectors.COUNT_CAP
-        found = queue_count(self.object_list, cap)
-        self.capped = found > cap
-        self.matches = f"{cap:,}+" if self.capped else str(found)
-        found = min(found, cap)
+        self.found = found = queue_count(self.object_list, self.cap)
+        self.capped = found > self.cap
+        self.matches = f"{self.cap:,}+" if self.capped else str(found)
+        found = min(found, self.cap)
         if found > selectors.FEW_MATCHES and is_ranked(self.object_list):
             self.ranked_only = True
             return min(found, selectors.RELEVANCE_CANDIDATES)
@@ -73,7 +77,9 @@ class QueuePaginator(Paginator):
         top = bottom + self.per_page
         if top + self.orphans >= self.count:
             top = self.count
-        return self._get_page(queue_page(self.object_list, self.count, bottom, top), number, self)
+        # queue_page decides "few matches" on what matched, not on how far the pages go.
+        rows = queue_page(self.object_list, self.found, bottom, top)
+        return self._get_page(rows, number, self)
 
 
 STATUS_LABELS = dict(Status.choices)
@@ -177,7 +183,7 @@ def queue(request):
     if form.is_bound and form.is_valid():
         filters = QueueFilters(**{k: v or "" for k, v in form.cleaned_data.items()})
     tickets = ticket_queue(membership, filters)
-    paginator = QueuePaginator(tickets, settings.TICKETS_PER_PAGE)
+    paginator = QueuePaginator(tickets, settings.TICKETS_PER_PAGE, search=bool(filters.q))
     page = paginator.get_page(request.GET.get("page"))
     rows = queue_rows(page.object_list, choices.queue_names)
     query = request.GET.copy()

@@ -72,6 +72,10 @@ def django_db_setup(
             interactive=False,
             aliases={"default"},
             keepdb=django_db_keepdb and not django_db_createdb,
+            # No serialized copy of the data (that is for TransactionTestCase rollback
+            # emulation, which the bench does not use): with --reuse-db it would read
+            # every ticket and comment into memory first.
+            serialized_aliases=set(),
         )
     yield
     if not django_db_keepdb:
