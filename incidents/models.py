@@ -7,7 +7,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
-from django.db.models import Case, Value, When
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 from guardian.managers import GroupObjectPermissionManager, UserObjectPermissionManager
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
@@ -250,6 +250,15 @@ class Ticket(TenantOwned):
                 fields=["tenant", "assignee", "sla_due", "-created_at"],
                 condition=models.Q(status__in=sorted(OPEN_STATUSES)),
                 name="ticket_mine_open_idx",
+            ),
+            # Open tickets by SLA due, in the queue's sla order (nulls last, newest id first):
+            # ?status=open&sort=sla reads its rows, and its deep pages skip ids, in index order.
+            models.Index(
+                F("tenant"),
+                F("sla_due").asc(nulls_last=True),
+                F("id").desc(),
+                condition=models.Q(status__in=sorted(OPEN_STATUSES)),
+                name="ticket_open_sla_idx",
             ),
         ]
         ordering = ["-created_at", "-id"]
