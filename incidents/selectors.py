@@ -385,6 +385,26 @@ def ticket_queue(membership: Membership, filters: QueueFilters) -> QuerySet[Tick
 # break-even at 100k tickets: walking the index finds 25 of 1,000 evenly spread matches in
 # ~2,500 rows, about what reading 1,000 matches twice costs.
 FEW_MATCHES = 1000
+# The queue counts matches up to this many and shows "10,000+" beyond: an exact COUNT(*) of a
+# million tickets reads the whole index (~100 ms), a capped one stops after 10,001 entries.
+COUNT_CAP = 10_000
+# A search counts up to 1,000 ("1,000+"): its matches are checked in the heap (GIN has no
+# index-only scan), so each counted match costs a page read.
+SEARCH_COUNT_CAP = 1_000
+# A relevance sort over many matches ranks the newest this many of them only: ranking reads
+# every candidate's search vector, and "vpn" matches ~1 ticket in 8 (125k of 1M).
+RELEVANCE_CANDIDATES = 1000
+
+
+def queue_count(tickets: QuerySet[Ticket], cap: int) -> int:
+    """The matches, counted up to ``cap + 1``: ``SELECT COUNT(*) FROM (... LIMIT cap + 1)``.
+    A result above ``cap`` means "more than cap"; up to it, it is exact."""
+    return tickets.order_by().values("pk")[: cap + 1].count()  # no rank computed to count
+
+
+def is_ranked(tickets: QuerySet[Ticket]) -> bool:
+    """Is this queue sorted by search relevance (``ticket_queue`` with sort=relevance)?"""
+    return "rank" in tickets.query.annotations
 
 
 def queue_page(tickets: QuerySet[Ticket], total: int, start: int, stop: int) -> list[Ticket]:
@@ -402,7 +422,27 @@ def queue_page(tickets: QuerySet[Ticket], total: int, start: int, stop: int) -> 
         # No cap on the ids: a ticket opened since the count must not push one off the page.
         ids = list(tickets.order_by().values_list("pk", flat=True))
         tickets = tickets.filter(pk__in=ids)
+    elif is_ranked(tickets):
+        tickets = relevance_candidates(tickets)
+    elif start >= DEEP_OFFSET:
+        # A deep page: skip the first rows as ids only (an index-only scan for the date
+        # sorts), then read and join just the page's rows, not the skipped thousands.
+        ids = list(tickets.values_list("pk", flat=True)[start:stop])
+        position = {pk: i for i, pk in enumerate(ids)}
+        return sorted(tickets.filter(pk__in=ids), key=lambda t: position[t.pk])
     return list(tickets[start:stop])
+
+
+# From this offset on a page reads its ids first (see queue_page).
+DEEP_OFFSET = 500
+
+
+def relevance_candidates(tickets: QuerySet[Ticket]) -> QuerySet[Ticket]:
+    """A relevance-sorted queue cut to its newest ``RELEVANCE_CANDIDATES`` matches, which alone
+    are ranked: the candidates come from walking the date index (or the GIN index when the
+    word is rare) and stop at the limit, instead of ranking every match before the LIMIT."""
+    newest = tickets.order_by("-created_at", "-id").values("pk")[:RELEVANCE_CANDIDATES]
+    return tickets.filter(pk__in=newest)
 
 
 def _looks_like_number(q: str) -> bool:

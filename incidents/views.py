@@ -10,13 +10,14 @@ from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from agentops.access import require_capability, tenant_member
 from agentops.audit_words import describe
 from agentops.models import AuditEvent
-from incidents import oncall, services, taxonomy
+from incidents import oncall, selectors, services, taxonomy
 from incidents import sla as sla_clock
 from incidents.forms import (
     AssignForm,
@@ -32,8 +33,9 @@ from incidents.selectors import (
     access_ticket,
     can_write_ticket,
     comments_visible_to,
+    is_ranked,
     list_choices,
-    queue_choices,
+    queue_count,
     queue_page,
     tenant_staff,
     ticket_queue,
@@ -42,8 +44,32 @@ from incidents.selectors import (
 
 
 class QueuePaginator(Paginator):
-    """Django's Paginator, whose page rows are read by ``selectors.queue_page`` (after the
-    count, which it needs anyway): a search with few matches does not walk the whole queue."""
+    """Django's Paginator over a capped count, whose page rows are read by
+    ``selectors.queue_page``: a search with few matches does not walk the whole queue.
+
+    The count stops at ``COUNT_CAP`` (``matches`` then reads "10,000+") and the pages reach
+    that far. A relevance sort over more than ``FEW_MATCHES`` ranks only the newest
+    ``RELEVANCE_CANDIDATES`` matches, so its pages end there (``ranked_only`` says so)."""
+
+    matches = ""  # the count as shown: exact, or "10,000+"
+    found = 0  # the capped count (cap + 1 means more)
+    capped = False  # more than the cap match: pages stop there
+    ranked_only = False
+
+    def __init__(self, object_list, per_page, *, search: bool = False):
+        super().__init__(object_list, per_page)
+        self.cap = selectors.SEARCH_COUNT_CAP if search else selectors.COUNT_CAP
+
+    @cached_property
+    def count(self) -> int:
+        self.found = found = queue_count(self.object_list, self.cap)
+        self.capped = found > self.cap
+        self.matches = f"{self.cap:,}+" if self.capped else str(found)
+        found = min(found, self.cap)
+        if found > selectors.FEW_MATCHES and is_ranked(self.object_list):
+            self.ranked_only = True
+            return min(found, selectors.RELEVANCE_CANDIDATES)
+        return found
 
     def page(self, number):
         number = self.validate_number(number)
@@ -51,7 +77,9 @@ class QueuePaginator(Paginator):
         top = bottom + self.per_page
         if top + self.orphans >= self.count:
             top = self.count
-        return self._get_page(queue_page(self.object_list, self.count, bottom, top), number, self)
+        # queue_page decides "few matches" on what matched, not on how far the pages go.
+        rows = queue_page(self.object_list, self.found, bottom, top)
+        return self._get_page(rows, number, self)
 
 
 STATUS_LABELS = dict(Status.choices)
@@ -158,7 +186,7 @@ def queue(request):
     if form.is_bound and form.is_valid():
         filters = QueueFilters(**{k: v or "" for k, v in form.cleaned_data.items()})
     tickets = ticket_queue(membership, filters)
-    paginator = QueuePaginator(tickets, settings.TICKETS_PER_PAGE)
+    paginator = QueuePaginator(tickets, settings.TICKETS_PER_PAGE, search=bool(filters.q))
     page = paginator.get_page(request.GET.get("page"))
     rows = queue_rows(page.object_list, choices.queue_names)
     query = request.GET.copy()
@@ -241,7 +269,9 @@ def ticket_create(request):
 def _detail_context(request, ticket: Ticket, **forms) -> dict:
     membership = request.membership
     can_write = can_write_ticket(membership, ticket)
-    staff_choices = _staff_choices(membership) if can_write else []
+    # Assignees and queues for the sidebar's pickers in one query (list_choices' UNION).
+    choices = list_choices(membership) if can_write else None
+    staff_choices = choices.staff if choices else []
     context = {
         "ticket": ticket,
         "comments": comments_visible_to(membership, ticket),
@@ -255,7 +285,7 @@ def _detail_context(request, ticket: Ticket, **forms) -> dict:
         or AssignForm(initial={"assignee": ticket.assignee_id}, staff_choices=staff_choices),
         "transitions": [(s, Status(s).label) for s in ticket.allowed_transitions],
     }
-    context.update(_queue_context(membership, ticket, can_write))
+    context.update(_queue_context(membership, ticket, choices))
     context.update(_csat_context(membership, ticket, forms.get("csat_form")))
     context.update(_confirm_context(membership, ticket))
     context.update(_agent_context(request, ticket, can_write))
@@ -308,13 +338,14 @@ def _confirm_context(membership, ticket: Ticket) -> dict:
     return confirm_context(membership, ticket)
 
 
-def _queue_context(membership, ticket: Ticket, can_write: bool) -> dict:
-    """The queue picker (staff who may work the ticket) and the Access panel (admins)."""
+def _queue_context(membership, ticket: Ticket, choices) -> dict:
+    """The queue picker (staff who may work the ticket: ``choices`` is their list_choices)
+    and the Access panel (admins)."""
     from incidents.queue_views import ticket_access_context
 
-    context = {"can_set_queue": can_write and membership.can("ticket.view_all")}
+    context = {"can_set_queue": choices is not None and membership.can("ticket.view_all")}
     if context["can_set_queue"]:
-        context["queue_choices"] = queue_choices(membership)
+        context["queue_choices"] = choices.queues
     if membership.can("access.manage"):
         context["access"] = ticket_access_context(membership, ticket)
     return context

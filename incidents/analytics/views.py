@@ -16,7 +16,7 @@ from agentops.access import tenant_member
 from agentops.models import Role
 from incidents.analytics import figures as fig
 from incidents.models import OPEN_STATUSES, Status
-from incidents.selectors import queues_visible_to, tickets_visible_to
+from incidents.selectors import COUNT_CAP, queue_count, queues_visible_to, tickets_visible_to
 
 AT_RISK_HOURS = 4
 MY_WORK_ROWS = 15
@@ -197,7 +197,7 @@ def my_work(request):
     )
     context = {
         "assigned": list(mine.order_by("sla_due", "-created_at")[:MY_WORK_ROWS]),
-        "assigned_total": mine.count(),
+        "assigned_total": _capped(queue_count(mine, COUNT_CAP)),
         "at_risk": list(at_risk[:MY_WORK_ROWS]),
         "at_risk_hours": AT_RISK_HOURS,
         "waiting_tickets": list(
@@ -207,6 +207,11 @@ def my_work(request):
         "queue_url": reverse("incidents:queue"),
     }
     return render(request, "incidents/my_work.html", context)
+
+
+def _capped(found: int) -> str:
+    """A count from ``queue_count``: exact, or "10,000+" past the cap."""
+    return f"{COUNT_CAP:,}+" if found > COUNT_CAP else str(found)
 
 
 def _my_approvals(membership) -> list:

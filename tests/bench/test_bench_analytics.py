@@ -1,4 +1,4 @@
-"""The dashboards at the bench's size (100,000 tickets; BENCH_TICKETS=1000000 for a million).
+"""The dashboards at the bench's size (1,000,000 tickets; BENCH_TICKETS sets another size).
 
 Builds the daily rollups for the data's whole year (``rollups.rebuild``, what
 ``manage.py rebuild_analytics --days 365`` runs) and reports how long that took and how much
@@ -8,7 +8,7 @@ count (the pages read rollups, never tickets). Nothing asserts a time: the numbe
 printed and written to var/bench/analytics.json.
 
     make bench PYTEST_ARGS="-k analytics"
-    BENCH_TICKETS=1000000 make bench PYTEST_ARGS="--reuse-db -k analytics"
+    BENCH_TICKETS=100000 make bench PYTEST_ARGS="--reuse-db --create-db -k analytics"
 """
 
 from __future__ import annotations

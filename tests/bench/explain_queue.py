@@ -1,0 +1,92 @@
+"""EXPLAIN (ANALYZE, BUFFERS) of each queue variant's count and page on the kept bench database
+(``make bench PYTEST_ARGS=--reuse-db`` leaves test_agentops_bench with its tickets):
+
+    PYTHONPATH=. .venv/bin/python tests/bench/explain_queue.py [variant ...] [--before]
+
+``--before`` shows the plans of the earlier code: an exact COUNT(*) and every match ranked.
+"""
+
+import os
+import sys
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentops.settings")
+django.setup()
+from django.conf import settings  # noqa: E402
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.db import connection  # noqa: E402
+
+connection.close()
+settings.DATABASES["default"]["NAME"] = "test_agentops_bench"
+connection.settings_dict["NAME"] = "test_agentops_bench"
+
+from agentops.models import Membership  # noqa: E402
+from incidents import selectors  # noqa: E402
+from incidents.selectors import (  # noqa: E402
+    QueueFilters,
+    is_ranked,
+    relevance_candidates,
+    ticket_queue,
+)
+
+BEFORE = "--before" in sys.argv  # the code before this change: exact COUNT, rank every match
+only = [a for a in sys.argv[1:] if not a.startswith("--")]
+user = get_user_model().objects.get(username="alex")
+m = Membership.objects.select_related("tenant", "user").get(user=user, tenant__slug="acme")
+VARIANTS = {
+    "default": ({}, 0),
+    "open": ({"status": "open"}, 0),
+    "resolved": ({"status": "resolved"}, 0),
+    "prio_high": ({"priority": "high"}, 0),
+    "kind_incident": ({"kind": "incident"}, 0),
+    "category_network": ({"category": "network"}, 0),
+    "me_open": ({"assignee": "me", "status": "open"}, 0),
+    "open_sort_prio": ({"status": "open", "sort": "priority"}, 0),
+    "sort_updated": ({"sort": "updated"}, 0),
+    "sort_sla": ({"sort": "sla"}, 0),
+    "sort_oldest": ({"sort": "oldest"}, 0),
+    "sort_number": ({"sort": "number"}, 0),
+    "new_incident_sla": ({"status": "new", "kind": "incident", "sort": "sla"}, 0),
+    "q_vpn": ({"q": "vpn"}, 0),
+    "q_vpn_open_high": ({"q": "vpn", "status": "open", "priority": "high"}, 0),
+    "q_vpn_relevance": ({"q": "vpn", "sort": "relevance"}, 0),
+    "q_kubernetes": ({"q": "kubernetes"}, 0),
+    "deep_default": ({}, 9975),
+    "deep_open_sla": ({"status": "open", "sort": "sla"}, 9975),
+}
+
+
+def explain(label, sql, params):
+    with connection.cursor() as c:
+        c.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+        lines = [r[0] for r in c.fetchall()]
+    print(f"-- {label}")
+    for line in lines:
+        print("   " + line)
+
+
+for name, (f, start) in VARIANTS.items():
+    if only and name not in only:
+        continue
+    qs = ticket_queue(m, QueueFilters(**f))
+    print(f"\n===== {name} {f} start={start}")
+    cap = selectors.SEARCH_COUNT_CAP if f.get("q") else selectors.COUNT_CAP
+    cq = qs.order_by() if BEFORE else qs.order_by().values("pk")[: cap + 1]
+    count = cq.count()
+    sql, params = cq.query.get_compiler("default").as_sql()
+    explain(
+        f"{'exact' if BEFORE else 'capped'} count ({count})",
+        f"SELECT COUNT(*) FROM ({sql}) s",  # noqa: S608 (Django-compiled SQL)
+        params,
+    )
+    page = qs
+    if count <= selectors.FEW_MATCHES:
+        print("   (few matches: ids first)")
+    elif is_ranked(qs) and not BEFORE:
+        page = relevance_candidates(qs)
+    if start >= selectors.DEEP_OFFSET and not BEFORE:
+        page = page.values_list("pk", flat=True)  # the deep path's ids query
+    page = page[start : start + 25]
+    sql, params = page.query.get_compiler("default").as_sql()
+    explain("page", sql, params)
