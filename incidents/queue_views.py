@@ -15,7 +15,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from agentops.access import require_capability, tenant_member
 from incidents import services, taxonomy
 from incidents.forms import AccessForm, QueueCreateForm
-from incidents.models import OPEN_STATUSES, Category, Queue, Ticket
+from incidents.models import OPEN_STATUSES, Queue, Ticket
 from incidents.selectors import (
     access_holders,
     access_queue,
@@ -26,8 +26,6 @@ from incidents.selectors import (
     tenant_members,
     tickets_visible_to,
 )
-
-CATEGORY_LABELS = dict(Category.choices)
 
 
 def _access_context(obj: Queue | Ticket, post_url: str, members, form=None) -> dict:
@@ -64,12 +62,13 @@ def queue_list(request, form=None, status=200):
     _require_queues(membership)
     can_manage = membership.can("access.manage")
     queues, unrouted = queue_overview(membership)
+    labels = taxonomy.labels_for(membership.tenant) if any(q.categories for q in queues) else {}
     rows = [
         {
             "q": q,
             "url": reverse("queues:detail", args=[q.slug]),
             "tickets_url": reverse("incidents:queue") + f"?queue={q.slug}&status=open",
-            "categories": [CATEGORY_LABELS.get(c, c) for c in q.categories],
+            "categories": [labels.get(c, c) for c in q.categories],
         }
         for q in queues
     ]

@@ -132,9 +132,14 @@ def _business_sla(t, now) -> tuple[str, str]:
     return described["state"], _sla_text(t, now)
 
 
-def queue_rows(tickets, queue_names: dict[int, str] | None = None) -> list[dict]:
-    """What each queue row shows, computed once in Python (the page renders 25 at a time)."""
+def queue_rows(tickets, queue_names: dict[int, str] | None = None, tenant=None) -> list[dict]:
+    """What each queue row shows, computed once in Python (the page renders 25 at a time).
+    ``tenant``: name categories by the tenant's own taxonomy (else the built-in names)."""
     queue_names = queue_names or {}
+    tickets = list(tickets)
+    categories = CATEGORY_LABELS
+    if tenant is not None and any(t.category for t in tickets):
+        categories = taxonomy.labels_for(tenant)
     now = timezone.now()
     rows = []
     for t in tickets:
@@ -146,7 +151,7 @@ def queue_rows(tickets, queue_names: dict[int, str] | None = None) -> list[dict]
                 "url": reverse("incidents:ticket-detail", args=[t.number]),
                 "status": STATUS_LABELS.get(t.status, t.status),
                 "priority": PRIORITY_LABELS.get(t.priority, t.priority),
-                "category": CATEGORY_LABELS.get(t.category, t.category) if t.category else "—",
+                "category": categories.get(t.category, t.category) if t.category else "—",
                 "sla": sla,
                 "sla_text": sla_text,
                 "sla_due": timezone.localtime(t.sla_due).strftime("%Y-%m-%d %H:%M")
@@ -174,6 +179,12 @@ def _apply_errors(form, exc: ValidationError) -> None:
 
 @tenant_member
 def queue(request):
+    # The tenant's categories are read once: the filter's choices and the rows' names.
+    with taxonomy.memoised():
+        return _queue(request)
+
+
+def _queue(request):
     membership = request.membership
     choices = list_choices(membership)
     form = QueueFilterForm(
@@ -188,7 +199,7 @@ def queue(request):
     tickets = ticket_queue(membership, filters)
     paginator = QueuePaginator(tickets, settings.TICKETS_PER_PAGE, search=bool(filters.q))
     page = paginator.get_page(request.GET.get("page"))
-    rows = queue_rows(page.object_list, choices.queue_names)
+    rows = queue_rows(page.object_list, choices.queue_names, membership.tenant)
     query = request.GET.copy()
     query.pop("page", None)
     context = {

@@ -50,6 +50,17 @@ def test_tickets_keep_the_tenants_own_categories(personas, make_ticket, client_f
         make_ticket(globex, personas.outsider, category="badge-readers")
 
 
+def test_queue_rows_name_the_tenants_own_categories(personas, make_ticket, client_for):
+    acme = personas.tenant
+    facilities = define(acme, "facilities", "Facilities")
+    define(acme, "badge-readers", "Badge readers", parent=facilities)
+    make_ticket(acme, personas.requester, category="badge-readers", title="Badge reader dead")
+    client = client_for(personas.agent)
+    for headers in ({}, {"HX-Request": "true"}):  # the page and its results partial
+        html = client.get(reverse("incidents:queue"), headers=headers).content.decode()
+        assert "Facilities / Badge readers" in html
+
+
 def test_a_retired_category_stays_on_its_tickets_but_is_not_offered(personas, make_ticket):
     acme = personas.tenant
     printers = define(acme, "printers", "Printers")
