@@ -293,6 +293,10 @@ CELERY_BEAT_SCHEDULE = {
 }
 # A step owns its run for this long; after that the watchdog hands the run to another worker.
 RUN_LEASE_SECONDS = env_int("RUN_LEASE_SECONDS", 180, minimum=1)
+# A worker's task goes straight on to a run's next state (no claim, no broker message) for at
+# most this long, then hands the run back to the queue so other runs get their turn. 0: one
+# state per task.
+RUN_CHAIN_SECONDS = env_int("RUN_CHAIN_SECONDS", 5, minimum=0)
 # Reliability (agents.sweeper, agents.outbox, dead-lettering; tests/reliability/).
 # A queued or between-steps run whose task has not been seen for this long is sent again by the
 # sweeper (longer than the longest model-retry backoff, 120 s, so a backoff is never cut short).

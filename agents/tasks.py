@@ -50,7 +50,8 @@ def advance_run_task(self, run_id: int) -> str:
     try:
         worker = not self.request.is_eager
         with asynchronous_commit(bounded=worker), lease_heartbeat(enabled=worker):
-            return engine.advance(run_id)
+            # A worker goes straight on to the run's next states (engine.advance).
+            return engine.advance(run_id, chain=worker)
     except BROKER_ERRORS as exc:
         # The broker went away (typically in an after-commit send of this step's work). The
         # run is not broken: its checkpoint is in PostgreSQL and the sweeper sends it again

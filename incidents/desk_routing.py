@@ -15,6 +15,7 @@ from agents.models import Run, ToolCall
 from incidents import diagnosis, replies, third_party
 from incidents.desk_support import _args, _ticket
 from incidents.models import Priority, ReplyKind, Status, Ticket
+from incidents.portal import notify
 
 MIN_CONFIDENCE = 0.5
 
@@ -93,18 +94,28 @@ def _escalate_ticket(run: Run, reason: str, *, public: str = "") -> None:
     body = f"Escalated by the service-desk agent. Why it stopped: {reason}\n\nWhat was tried:\n" + (
         "\n".join(lines) or "- nothing"
     )
-    with audit.batched():
+    with audit.batched(), notify.grouped():  # the requester hears of it once
         ticket = _ticket(run, lock=True)
+        # The status change below stamps the ticket's updated_at: the notes need no touch.
+        moves = Status.ESCALATED in ticket.allowed_transitions
         if public and ticket.is_open:  # the requester's words first, then the staff summary
             replies.reply_post(
                 row_locked=True,
+                touch=not moves,
                 ticket=ticket,
                 kind=ReplyKind.ESCALATED,
                 body=public,
                 run_id=run.run_id,
             )
-        services.ticket_comment(ticket=ticket, actor=None, body=body[:9000], is_internal=True)
-        if Status.ESCALATED in ticket.allowed_transitions:
+        services.ticket_comment(
+            ticket=ticket,
+            actor=None,
+            body=body[:9000],
+            is_internal=True,
+            row_locked=True,
+            touch=not moves,
+        )
+        if moves:
             services.ticket_transition(
                 ticket=ticket,
                 actor=None,

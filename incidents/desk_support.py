@@ -10,16 +10,19 @@ from typing import Any
 from django.db import transaction
 
 from agents.models import Run
+from incidents import sla
 from incidents.models import Priority, Ticket
 
 log = logging.getLogger(__name__)
 
 
 def _ticket(run: Run, *, lock: bool = False) -> Ticket:
-    qs = Ticket.objects.for_tenant(run.tenant)
+    """The run's ticket. ``lock``: under its row lock, with its SLA clock locked and read in
+    the same statement (``incidents.sla.locked_with_clock``)."""
     if lock:
-        qs = qs.select_for_update()
-    ticket = qs.get(number=run.subject_id)
+        ticket = sla.locked_with_clock(run.tenant, number=run.subject_id)
+    else:
+        ticket = Ticket.objects.for_tenant(run.tenant).get(number=run.subject_id)
     ticket.tenant = run.tenant  # the services read it (audit, SLA): no query to load it again
     return ticket
 

@@ -48,6 +48,7 @@ from incidents.desk_support import (  # noqa: F401 (re-exported: tests and state
     _with_vote,
 )
 from incidents.models import Category, Priority, ReplyKind, Status
+from incidents.portal import notify
 
 log = logging.getLogger(__name__)
 
@@ -430,7 +431,9 @@ class ServiceDeskBlueprint(DeskStates, Blueprint):
         notes = "Resolved by the service-desk agent:\n" + "\n".join(
             f"- {c.tool_name}: {c.result_summary}" for c in done
         )
-        with audit.batched():
+        # One transaction under the row lock; the requester hears of it once (status and
+        # the agent's words in one notification).
+        with audit.batched(), notify.grouped():
             ticket = _ticket(ctx.run, lock=True)
             if ticket.status in (
                 Status.NEW,
@@ -450,6 +453,7 @@ class ServiceDeskBlueprint(DeskStates, Blueprint):
                 )
                 replies.reply_post(
                     row_locked=True,
+                    touch=False,  # the transition stamped updated_at a moment ago
                     ticket=ticket,
                     kind=ReplyKind.RESOLVED,
                     run_id=ctx.run.run_id,

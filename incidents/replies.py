@@ -202,10 +202,12 @@ def reply_post(
     incident: Ticket | None = None,
     run_id: str = "",
     row_locked: bool = False,
+    touch: bool = True,
 ) -> AgentReply:
     """The agent's public words on the ticket (a comment the requester sees) and its record.
     ``row_locked``: the caller holds the ticket's row lock in its open transaction, which this
-    joins without a savepoint."""
+    joins without a savepoint. ``touch=False``: that transaction stamps the ticket's
+    ``updated_at`` with a status change (``services.ticket_comment``)."""
     if kind not in ReplyKind.values:
         raise ValidationError({"kind": f"Unknown reply kind {kind!r}."})
     body = (body or "").strip()[:9000]
@@ -220,16 +222,22 @@ def reply_post(
             incident=incident,
             run_id=run_id,
             row_locked=row_locked,
+            touch=touch,
         )
 
 
 def _record_reply(
-    *, ticket, kind, body, awaiting, citations, team, incident, run_id, row_locked
+    *, ticket, kind, body, awaiting, citations, team, incident, run_id, row_locked, touch
 ) -> AgentReply:
     from incidents import services
 
     services.ticket_comment(
-        ticket=ticket, actor=None, body=body, author_label=AGENT_LABEL, row_locked=row_locked
+        ticket=ticket,
+        actor=None,
+        body=body,
+        author_label=AGENT_LABEL,
+        row_locked=row_locked,
+        touch=touch,
     )
     now = timezone.now()
     reply = AgentReply.objects.create(

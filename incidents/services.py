@@ -331,10 +331,17 @@ def ticket_transition(
     old = locked.status
     locked.status = status
     locked.updated_at = now
-    # Pause, stop or resume the SLA clock; the ticket's copy of it is saved with the status.
-    if sla.on_status_change(locked, old, status, now=now, mirror=False):
+    # Pause, stop or resume the SLA clock; the ticket's copy of it is saved with the status,
+    # and the clock's own UPDATE goes in the same statement.
+    clock_writes: list = []
+    if sla.on_status_change(locked, old, status, now=now, mirror=False, writes=clock_writes):
         fields += ["sla_due", "sla_breached"]
-    locked.save(update_fields=fields)
+    if clock_writes:  # the ticket has no save() hooks or signals: its UPDATE, as save sends it
+        from agents.engine import sql
+
+        sql.execute_together(sql.update_sql(locked, fields), *clock_writes)
+    else:
+        locked.save(update_fields=fields)
     for before, after in zip([old, *hops], hops, strict=False):
         audit.record(
             tenant=locked.tenant,
@@ -431,9 +438,12 @@ def ticket_comment(
     is_internal: bool = False,
     author_label: str = "",
     row_locked: bool = False,
+    touch: bool = True,
 ) -> Comment:
     """``author_label`` names a writer with no account here (a webhook: "Jane (jira)").
-    ``row_locked``: the caller holds the ticket's row lock (no savepoint needed)."""
+    ``row_locked``: the caller holds the ticket's row lock (no savepoint needed).
+    ``touch=False``: the caller's transaction saves the ticket's ``updated_at`` itself (a
+    status change with the comment), so the comment's own touch would be a second write."""
     comment = Comment(
         tenant=ticket.tenant,
         ticket=ticket,
@@ -444,9 +454,10 @@ def ticket_comment(
     )
     comment.full_clean(exclude=["tenant", "ticket", "author"])
     comment.save(force_insert=True)
-    Ticket.objects.for_tenant(ticket.tenant).filter(pk=ticket.pk).update(
-        updated_at=comment.created_at
-    )
+    if touch:
+        Ticket.objects.for_tenant(ticket.tenant).filter(pk=ticket.pk).update(
+            updated_at=comment.created_at
+        )
     audit.record(
         tenant=ticket.tenant,
         actor=actor,

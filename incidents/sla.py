@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -111,6 +111,7 @@ def _mirror(clock: TicketSLA, ticket: Ticket, now: datetime, *, write: bool = Tr
 
 def start(ticket: Ticket, *, now: datetime | None = None) -> TicketSLA | None:
     """Start a new ticket's clock (incidents.services.ticket_create)."""
+    ticket.__dict__.pop(_LOCKED, None)
     now = now or ticket.created_at or timezone.now()
     calendar = calendar_for(ticket)
     target = target_seconds(ticket, calendar)
@@ -127,7 +128,46 @@ def start(ticket: Ticket, *, now: datetime | None = None) -> TicketSLA | None:
     return clock
 
 
+# The clock read and locked with its ticket (``locked_with_clock``), kept on the instance for
+# the one status change its transaction makes; any other SLA write on the ticket drops it.
+_LOCKED = "_sla_clock_locked_with_ticket"
+
+
+def locked_with_clock(tenant, *, number: str) -> Ticket:
+    """The ticket under its row lock and its SLA clock (with its calendar) locked and read in
+    the same statement: the ticket first, then the clock, the order every writer takes them.
+
+    The clock rides on the instance for ``on_status_change`` in the same transaction, which
+    then needs no query of its own."""
+    from agents.engine import sql
+
+    t, c = Ticket._meta.db_table, TicketSLA._meta.db_table
+    query = (
+        f'WITH t AS (SELECT * FROM "{t}" WHERE tenant_id = %s AND number = %s FOR UPDATE), '  # noqa: S608
+        f'c AS (SELECT * FROM "{c}" WHERE tenant_id = %s '
+        "AND ticket_id = (SELECT id FROM t) FOR UPDATE) "
+        f"SELECT {sql.columns(Ticket, 't')}, {sql.columns(TicketSLA, 'c')}, "
+        f"{sql.columns(BusinessCalendar, 'cal')} FROM t LEFT JOIN c ON true "
+        f'LEFT JOIN "{BusinessCalendar._meta.db_table}" cal ON cal.id = c.calendar_id'
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(query, [tenant.pk, number, tenant.pk])
+        row = cursor.fetchone()
+    if row is None:
+        raise Ticket.DoesNotExist(f"No ticket {number} in {tenant.slug}.")
+    ticket, clock, calendar = sql.instances(row, Ticket, TicketSLA, BusinessCalendar)
+    ticket.tenant = tenant
+    if clock is not None:
+        clock.tenant = tenant
+        clock.ticket = ticket
+        clock.calendar = calendar
+    ticket.__dict__[_LOCKED] = clock
+    return ticket
+
+
 def _clock(ticket: Ticket) -> TicketSLA | None:
+    if _LOCKED in ticket.__dict__:
+        return ticket.__dict__.pop(_LOCKED)
     return (
         TicketSLA.objects.for_tenant(ticket.tenant)
         .select_for_update(of=("self",))
@@ -148,11 +188,19 @@ def _bank(clock: TicketSLA, now: datetime) -> None:
 # fails their change too (a savepoint would cost two round trips per status change).
 @transaction.atomic(savepoint=False)
 def on_status_change(
-    ticket: Ticket, old: str, new: str, *, now: datetime | None = None, mirror: bool = True
+    ticket: Ticket,
+    old: str,
+    new: str,
+    *,
+    now: datetime | None = None,
+    mirror: bool = True,
+    writes: list | None = None,
 ) -> bool:
     """Pause while waiting on the requester, stop when done, run again when work resumes.
     ``mirror=False``: set ``ticket.sla_due`` / ``sla_breached`` without writing them (the
-    caller saves the ticket once, with them). Returns whether the ticket has a clock."""
+    caller saves the ticket once, with them). ``writes``: the clock's UPDATE is appended
+    there instead of sent (the caller sends it with its own, one round trip). Returns whether
+    the ticket has a clock."""
     now = now or timezone.now()
     clock = _clock(ticket)
     if clock is None:
@@ -171,16 +219,13 @@ def on_status_change(
     _schedule(clock)
     if clock.stopped_at is not None:
         clock.due_at = stopped_due  # kept for the record of a finished ticket
-    clock.save(
-        update_fields=[
-            "consumed_seconds",
-            "running_since",
-            "paused",
-            "stopped_at",
-            "due_at",
-            "warn_at",
-        ]
-    )
+    fields = ["consumed_seconds", "running_since", "paused", "stopped_at", "due_at", "warn_at"]
+    if writes is None:
+        clock.save(update_fields=fields)
+    else:
+        from agents.engine import sql
+
+        writes.append(sql.update_sql(clock, fields))
     _mirror(clock, ticket, now, write=mirror)
     return True
 

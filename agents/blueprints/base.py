@@ -1,8 +1,9 @@
 """The state-graph contract: a pipeline is an explicit graph, so a new agent type is a small
 module.
 
-A blueprint declares its states and the transitions between them; the engine runs exactly
-one state per Celery task (a checkpoint) and refuses a transition the graph does not have.
+A blueprint declares its states and the transitions between them; the engine checkpoints
+after every state (a worker's task goes straight on to the next one for a few seconds,
+``RUN_CHAIN_SECONDS``) and refuses a transition the graph does not have.
 Each state is a method ``state_<name>(ctx) -> Outcome``. The console draws the graph.
 
 A blueprint also declares the tools it may call (``tools``): the engine refuses any other,

@@ -2,7 +2,8 @@
 
 Each job has a module named for it:
 
-- ``runner``: start a run, advance it one state (one Celery task each), cancel or fail it.
+- ``runner``: start a run, advance it state by state (a worker's task chains states, each
+  checkpointed), cancel or fail it.
 - ``claiming``: the conditional UPDATE that lets exactly one task take a run, the lease, the
   watchdog that re-enqueues runs whose worker died, enqueueing after commit.
 - ``context``: ``StepContext``, what a blueprint state gets (the run, its checkpoint data, the

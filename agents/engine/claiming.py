@@ -18,6 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from agentops import tracing
+from agents.engine import sql
 from agents.models import AgentConfig, Run, RunStatus, Step
 
 log = logging.getLogger(__name__)
@@ -42,10 +43,6 @@ claim_hooks: list = []
 _CLAIM_SQL = None
 
 
-def _columns(model, alias: str) -> str:
-    return ", ".join(f'{alias}."{f.column}"' for f in model._meta.concrete_fields)
-
-
 def _claim_sql() -> str:
     """One statement: claim the run (UPDATE … RETURNING), read its tenant and agent config,
     and open the step it is about to run (or take back the one a crashed delivery left).
@@ -68,7 +65,7 @@ def _claim_sql() -> str:
             "deliveries = deliveries + 1, started_at = COALESCE(started_at, %s), updated_at = %s "
             "WHERE id = %s AND status IN (%s, %s) AND origin = 'internal' "
             "AND (lease_expires_at IS NULL OR lease_expires_at < %s) "
-            f"RETURNING {_columns(Run, run_table)}), "
+            f"RETURNING {sql.columns(Run, run_table)}), "
             f'config AS (SELECT * FROM "{AgentConfig._meta.db_table}" '
             "WHERE tenant_id = (SELECT tenant_id FROM claimed) LIMIT 1), "
             "names AS (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) "
@@ -86,40 +83,14 @@ def _claim_sql() -> str:
             # A previous delivery crashed in this step: resume it, counting the retry.
             "ON CONFLICT (run_id, seq) DO UPDATE SET retries = "
             f"\"{step_table}\".retries + 1, status = 'running' "
-            f"RETURNING {_columns(Step, step_table)}) "
-            f"SELECT {_columns(Run, 'claimed')}, {_columns(Tenant, 't')}, "
-            f"{_columns(AgentConfig, 'c')}, {_columns(Step, 'opened')}, {_columns(User, 'u')} "
+            f"RETURNING {sql.columns(Step, step_table)}) "
+            f"SELECT {sql.columns(Run, 'claimed')}, {sql.columns(Tenant, 't')}, "
+            f"{sql.columns(AgentConfig, 'c')}, {sql.columns(Step, 'opened')}, {sql.columns(User, 'u')} "
             f'FROM claimed JOIN "{Tenant._meta.db_table}" t ON t.id = claimed.tenant_id '
             "LEFT JOIN config c ON true LEFT JOIN opened ON true "
             f'LEFT JOIN "{User._meta.db_table}" u ON u.id = claimed.started_by_id'
         )
     return _CLAIM_SQL
-
-
-def _instances(row, *models) -> list:
-    """Split one joined row into model instances (None for a LEFT JOIN that found nothing)."""
-    found, at = [], 0
-    for model in models:
-        fields = model._meta.concrete_fields
-        values = row[at : at + len(fields)]
-        at += len(fields)
-        if values[0] is None:  # the primary key: no row joined
-            found.append(None)
-            continue
-        found.append(model.from_db(connection.alias, [f.attname for f in fields], values))
-    return found
-
-
-def _convert(row, *models) -> tuple:
-    """Apply the backend's and the fields' converters (JSON, arrays …) as the ORM would."""
-    fields = [f for model in models for f in model._meta.concrete_fields]
-    out = []
-    for field, value in zip(fields, row, strict=True):
-        converters = connection.ops.get_db_converters(field) + field.get_db_converters(connection)
-        for converter in converters:
-            value = converter(value, field, connection)
-        out.append(value)
-    return tuple(out)
 
 
 def _state_names() -> tuple[list[str], list[str], list[str]]:
@@ -166,7 +137,7 @@ def claim(run_id: int) -> Run | None:
     if row is None:
         return None
     models = (Run, Tenant, AgentConfig, Step, User)
-    run, tenant, config, step, started_by = _instances(_convert(row, *models), *models)
+    run, tenant, config, step, started_by = sql.instances(row, *models)
     if config is None:  # the tenant's first run: the config is created with its defaults
         from agents.engine.llm import agent_config
 

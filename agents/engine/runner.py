@@ -2,10 +2,12 @@
 
 1. ``start_run`` records a queued run and enqueues ``advance_run_task`` after commit.
 2. The task claims the run (``claiming.claim``), opens the step (a crashed delivery's step is
-   taken back, counting a retry), and runs exactly one blueprint state with a ``StepContext``.
+   taken back, counting a retry), and runs one blueprint state with a ``StepContext``.
 3. One transaction records the step (tool calls, guardrail events and model usage were written
-   as it went), moves the run to its next state and releases the lease, then the next task is
-   enqueued after commit. A crash between steps loses nothing: the row says where to resume.
+   as it went) and moves the run to its next state. A worker's task then keeps the lease and
+   goes on to the next state (the checkpoint opened its step) for up to ``RUN_CHAIN_SECONDS``;
+   otherwise it releases the lease and the next task is enqueued after commit. A crash between
+   steps loses nothing: the row says where to resume.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import logging
 import time
 import traceback as tb
+from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -27,7 +30,7 @@ from agents import blueprints, metrics
 from agents.blueprints import TERMINAL, WAIT, Outcome
 from agents.engine import approvals, sql
 from agents.engine.base import TransientStepError
-from agents.engine.claiming import claim, enqueue, release
+from agents.engine.claiming import claim, enqueue, lease_seconds, release
 from agents.engine.context import StepContext
 from agents.engine.llm import agent_config, model_name
 from agents.models import FINISHED_RUN_STATUSES, Run, RunStatus, Step
@@ -163,9 +166,34 @@ RUN_STEP_FIELDS = [
 ]
 
 
+# Called with (run, step) when a chained step begins in the same task (the bench's query log
+# splits its per-task counts there, so each step keeps a line of its own).
+step_hooks: list = []
+
+
+def chain_seconds() -> float:
+    return float(getattr(settings, "RUN_CHAIN_SECONDS", 5))
+
+
+def advance(run_id: int, *, chain: bool = False) -> str:
+    """Run one state of one run. Returns a word saying what happened (for logs and tests).
+
+    ``chain`` (a worker's task): after a checkpoint the same task goes straight on to the
+    run's next state, while it has been running for less than ``RUN_CHAIN_SECONDS``. The
+    checkpoint keeps the run's lease and opens the next step in the same statement, so a
+    chained step costs no claim, no broker message and no task delivery. Nothing about a
+    crash changes: the lease (kept alive by the heartbeat) expires, the watchdog hands the run
+    on, and the next claim takes back the opened step, counting the retry.
+    """
+    carry: dict = {"chain_until": time.monotonic() + chain_seconds() if chain else None}
+    word = _claimed_step(run_id, carry)
+    while "next" in carry:
+        word = _chained_step(run_id, carry)
+    return word
+
+
 @tracing.traced_advance  # a span per step, the run id on its log lines
-def advance(run_id: int) -> str:
-    """Run one state of one run. Returns a word saying what happened (for logs and tests)."""
+def _claimed_step(run_id: int, carry: dict) -> str:
     run = claim(run_id)
     if run is None:
         return "not-claimed"
@@ -183,6 +211,29 @@ def advance(run_id: int) -> str:
         return _fail(run, "StepLimit", f"Stopped after {run.step_count} steps (tenant max_steps).")
     if step.retries >= settings.RUN_DEAD_LETTER_AFTER:  # its deliveries keep dying: stop
         return _fail(run, "DeadLettered", _dead_letter_message(step), step=step)
+    carry.update(run=run, bp=bp, config=config)
+    return _run_step(run, step, carry)
+
+
+@tracing.traced_advance
+def _chained_step(run_id: int, carry: dict) -> str:
+    step = carry.pop("next")
+    for hook in step_hooks:
+        hook(carry["run"], step)
+    return _run_step(carry["run"], step, carry)
+
+
+def _may_chain(run: Run, carry: dict) -> bool:
+    until = carry.get("chain_until")
+    return (
+        until is not None
+        and time.monotonic() < until
+        and run.step_count < carry["config"].max_steps
+    )
+
+
+def _run_step(run: Run, step: Step, carry: dict) -> str:
+    bp, config = carry["bp"], carry["config"]
     tracing.step_opened(run, step)
     ctx = StepContext(
         run=run,
@@ -272,8 +323,18 @@ def advance(run_id: int) -> str:
                 return "advanced"
             return "parked"
         run.state = outcome.next_state
-        run.lease_expires_at = None
-        _save_step_and_run(step, run)
+        if _may_chain(run, carry):
+            # Keep the lease and open the next step with the checkpoint: this task runs it.
+            run.lease_expires_at = timezone.now() + timedelta(seconds=lease_seconds())
+            opened = _save_step_and_run(step, run, open_next=True)
+            if opened is not None:
+                carry["next"] = opened
+                return "advanced"
+            # A cancel arrived during the step: give the run back; its next claim cancels it.
+            release(run, status=RunStatus.RUNNING)
+        else:
+            run.lease_expires_at = None
+            _save_step_and_run(step, run)
         enqueue(run.pk)
     return "advanced"
 
@@ -325,19 +386,63 @@ def _record_step(step: Step, outcome: Outcome, ctx: StepContext, elapsed: int) -
     step.cost_usd = Decimal(str(round(ctx.usage["cost"], 6)))
 
 
-def _save_step_and_run(step: Step, run: Run) -> None:
+def _save_step_and_run(step: Step, run: Run, *, open_next: bool = False) -> Step | None:
     """The step's record, its model usage (metered once per step) and the run's checkpoint
-    in one statement: three writes, one round trip."""
+    in one statement: three writes, one round trip.
+
+    ``open_next``: the same statement also opens the run's next step (the run keeps its
+    lease) and reads whether a cancel was requested meanwhile. Returns the opened step, or
+    None when a cancel is pending (the opened row is removed again; the caller gives the run
+    back so its next claim cancels it).
+    """
     usage = quotas.step_usage(run, step)
     metering = quotas.meter_statement(**usage)
-    row = sql.execute_together(
-        sql.update_sql(run, RUN_STEP_FIELDS),
-        sql.update_sql(step, STEP_RECORD_FIELDS),
-        *([metering] if metering is not None else []),
-        returning="(SELECT count(*) FROM part_2)" if metering is not None else "",
-    )
+    parts = [sql.update_sql(step, STEP_RECORD_FIELDS)]
+    if metering is not None:
+        parts.append(metering)
+    counted = "(SELECT count(*) FROM part_2)" if metering is not None else "0"
+    if not open_next:
+        row = sql.execute_together(
+            sql.update_sql(run, RUN_STEP_FIELDS),
+            *parts,
+            returning=counted if metering is not None else "",
+        )
+    else:
+        update_run, params = sql.update_sql(run, RUN_STEP_FIELDS)
+        parts.append((update_run + " RETURNING cancel_requested", params))
+        nxt = _next_step(run)
+        row = sql.execute_together(
+            sql.insert_sql(nxt),
+            *parts,
+            returning=f"id, {counted}, (SELECT cancel_requested FROM part_{len(parts)})",  # noqa: S608
+        )
+        nxt.pk = row[0]
+        row = row[1:]
     if row is not None and row[0]:
         quotas.metered(run.tenant, usage["metric"])
+    if not open_next:
+        return None
+    if row[1]:
+        Step.objects.for_tenant(run.tenant).filter(pk=nxt.pk).delete()
+        return None
+    return nxt
+
+
+def _next_step(run: Run) -> Step:
+    """The step a chained checkpoint opens (what the claim would have opened)."""
+    now = timezone.now()
+    seq = run.step_count + 1
+    return Step(
+        tenant=run.tenant,
+        run=run,
+        seq=seq,
+        step_id=f"step-{seq:03d}",
+        name=blueprints.get(run.agent_name).step_name(run.state),
+        state=run.state,
+        status="running",
+        started_at=now,
+        updated_at=now,
+    )
 
 
 def _jsonable(value):

@@ -13,6 +13,9 @@ requester's view (plain statuses, no queue moves or agent internals).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -31,6 +34,38 @@ HEADLINES = {
     UpdateKind.REPLY: "New reply on {number}",
     UpdateKind.CONFIRM: "{number}: did this solve it?",
 }
+
+
+# Updates held back by ``grouped`` (None: tell each at once).
+_held: ContextVar[list | None] = ContextVar("requester_updates_held", default=None)
+
+
+@contextmanager
+def grouped() -> Iterator[None]:
+    """One change told once: the updates a block makes to a requester's ticket (the agent
+    resolves it and writes how) become one bell notification and one e-mail line: the status
+    change's headline, then every text in order. Sent at the end of the block, inside the caller's
+    transaction; nothing is sent if the block raises. Nested blocks join the outer one."""
+    if _held.get() is not None:
+        yield
+        return
+    held: list = []
+    token = _held.set(held)
+    try:
+        yield
+    finally:
+        _held.reset(token)
+    _flush(held)
+
+
+def _flush(held: list) -> None:
+    merged: dict[int, tuple] = {}
+    # A status change leads (its headline names the new status), the words follow in order.
+    for ticket, kind, text in sorted(held, key=lambda u: u[1] != UpdateKind.STATUS):
+        merged.setdefault(ticket.pk, (ticket, kind, []))[2].append(text)
+    for ticket, kind, texts in merged.values():
+        _send(ticket=ticket, kind=kind, text="\n\n".join(texts))
+    held.clear()
 
 
 # --------------------------------------------------------------------------- preferences
@@ -103,15 +138,25 @@ def _recipient(ticket, actor):
 
 
 def _tell(*, ticket, kind: str, text: str, actor) -> None:
-    from agentops import notifications
-
     if ticket.requester_id is None:
         return
     if actor is not None and getattr(actor, "pk", None) == ticket.requester_id:
         return  # their own action
+    held = _held.get()
     if kind == UpdateKind.CONFIRM:
+        if held:  # the question may replace a reply's e-mail line: store the reply first
+            _flush(held)
         _tell_confirm(ticket=ticket, text=text, actor=actor)
         return
+    if held is not None:
+        held.append((ticket, kind, text))
+        return
+    _send(ticket=ticket, kind=kind, text=text)
+
+
+def _send(*, ticket, kind: str, text: str) -> None:
+    from agentops import notifications
+
     tenant_id, user_id = ticket.tenant_id, ticket.requester_id
     told, queued, burst_open = _store_update(ticket=ticket, kind=kind, text=text)
     if told:

@@ -1,4 +1,4 @@
-"""A loop blueprint on real Celery workers: every turn through the broker, a decision resumes it,
+"""A loop blueprint on real Celery workers: every turn through the broker (chaining off), a decision resumes it,
 and a worker killed right after the tool acted loses nothing and repeats nothing."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def test_a_worker_killed_after_the_unlock_resumes_elsewhere_and_unlocks_once(
     LogLine.objects.create(
         tenant=personas.tenant, service="auth", level="warning", message="locked"
     )
-    first = worker_factory("first")
+    first = worker_factory("first", RUN_CHAIN_SECONDS="0")  # no chaining: each turn a task
     membership = Membership.objects.select_related("tenant", "user").get(
         user=personas.agent, tenant=personas.tenant
     )

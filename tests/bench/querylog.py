@@ -38,7 +38,8 @@ _TABLE = re.compile(r'\b(?:FROM|INTO|UPDATE)\s+"?([A-Za-z0-9_]+)"?', re.IGNORECA
 
 
 class _Counter:
-    def __init__(self):
+    def __init__(self, run_id=None):
+        self.run_id = run_id
         self.queries = 0
         self.db_seconds = 0.0
         self.by_table: Counter[str] = Counter()
@@ -67,11 +68,30 @@ _active: dict[str, _Counter] = {}
 def _start(task_id=None, task=None, **kwargs):
     if not PATH or task_id is None:
         return
-    counter = _Counter()
+    args = kwargs.get("args") or ()
+    counter = _Counter(run_id=args[0] if args else None)
     _active[task_id] = counter
     connection.execute_wrappers.append(counter)
     if _profiler is not None:
         _profiler.enable()
+
+
+def _chained(run, step) -> None:
+    """A worker's task went on to the run's next step: the steps so far get their line, and
+    the next one starts a count of its own (one line per step, as before chaining)."""
+    for task_id, counter in list(_active.items()):
+        if counter.run_id == run.pk:
+            connection.execute_wrappers.remove(counter)
+            _write(counter, "agents.tasks.advance_run", run.pk, "chained", eager=False)
+            fresh = _Counter(run_id=run.pk)
+            _active[task_id] = fresh
+            connection.execute_wrappers.append(fresh)
+
+
+if PATH:
+    from agents.engine.runner import step_hooks
+
+    step_hooks.append(_chained)
 
 
 @task_postrun.connect
@@ -87,11 +107,21 @@ def _stop(task_id=None, task=None, args=None, retval=None, **kwargs):
             _profiler.dump_stats(PROFILE)
     with contextlib.suppress(ValueError):
         connection.execute_wrappers.remove(counter)
+    _write(
+        counter,
+        getattr(task, "name", "?"),
+        args[0] if args else None,
+        retval if isinstance(retval, str | int | float | None) else repr(retval),
+        eager=bool(getattr(getattr(task, "request", None), "is_eager", False)),
+    )
+
+
+def _write(counter: _Counter, task: str, run_id, result, *, eager: bool) -> None:
     line = {
-        "task": getattr(task, "name", "?"),
-        "run_id": args[0] if args else None,
-        "eager": bool(getattr(getattr(task, "request", None), "is_eager", False)),
-        "result": retval if isinstance(retval, str | int | float | None) else repr(retval),
+        "task": task,
+        "run_id": run_id,
+        "eager": eager,
+        "result": result,
         "queries": counter.queries,
         "db_ms": round(counter.db_seconds * 1000, 3),
         "wall_ms": round((time.perf_counter() - counter.started) * 1000, 3),

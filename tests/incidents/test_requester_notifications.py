@@ -157,3 +157,33 @@ def test_an_update_is_stored_in_one_statement_and_only_for_a_member(
     Membership.objects.filter(tenant=personas.tenant, user=personas.requester).delete()
     notify.on_status_changed(ticket=ticket, old="triaged", new="in_progress", actor=None)
     assert len(bell(personas)) == 1
+
+
+def test_a_grouped_change_rings_the_bell_once_with_the_status_first(
+    personas, ticket, django_capture_on_commit_callbacks
+):
+    """The agent resolves a ticket and says how: one notification and one e-mail line, the
+    status change's headline, then the words; a block that raises tells nothing."""
+    services.ticket_transition(ticket=ticket, actor=None, status=Status.TRIAGED)
+    before = len(bell(personas))
+    ticket.status = Status.RESOLVED
+    ticket.resolution_notes = "Unlocked the account."
+    with django_capture_on_commit_callbacks(execute=True), notify.grouped():
+        services.ticket_comment(
+            ticket=ticket, actor=None, body="We unlocked it.", author_label="Agent"
+        )
+        with notify.grouped():  # nested: joins the outer block
+            notify.on_status_changed(
+                ticket=ticket, old=Status.TRIAGED, new=Status.RESOLVED, actor=None
+            )
+        assert len(bell(personas)) == before  # held until the block ends
+    new = bell(personas)[before:]
+    assert [n.title for n in new] == [f"{ticket.number} is now: Resolved: tell us how we did"]
+    body = new[0].body
+    assert body.index("is now: Resolved") < body.index("Agent wrote:\nWe unlocked it.")
+    lines = RequesterUpdate.objects.for_tenant(personas.tenant).filter(kind="status")
+    assert lines.filter(text=body).count() == 1
+    with pytest.raises(RuntimeError), notify.grouped():
+        services.ticket_comment(ticket=ticket, actor=None, body="Lost?", author_label="Agent")
+        raise RuntimeError("the step failed")
+    assert len(bell(personas)) == before + 1
