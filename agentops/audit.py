@@ -94,6 +94,29 @@ def compute_hash(event) -> str:
 
 # Events recorded inside ``batched()`` wait here (per thread / task) until the block ends.
 _pending: ContextVar[list[AuditEvent] | None] = ContextVar("audit_pending", default=None)
+# A statement that rides in front of the next append (``sent_with``): [sql, params, sent].
+_rider: ContextVar[list | None] = ContextVar("audit_rider", default=None)
+
+
+@contextmanager
+def sent_with(sql: str, params: list) -> Iterator[None]:
+    """Send ``sql`` in the same round trip as the block's first audit append, in front of
+    it (the change and the event that records it: one round trip). Sent alone at the end
+    of the block if nothing was appended; not sent if the block raises before that."""
+    if _pending.get() is not None:  # a batch appends at its end: no ride, send it now
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+        yield
+        return
+    rider = [sql, list(params), False]
+    token = _rider.set(rider)
+    try:
+        yield
+    finally:
+        _rider.reset(token)
+    if not rider[2]:  # (reached only when the block did not raise)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
 
 
 def _pieces(event: AuditEvent) -> tuple[str, str, str, str]:
@@ -137,12 +160,19 @@ def _append(events: list[AuditEvent]) -> None:
                 "metadata": event.metadata,
             }
         )
+    sql = (
+        "SELECT event_id, event_seq, event_prev, event_hash, event_at "
+        "FROM agentops_audit_append(%s, %s::jsonb)"
+    )
+    params = [tenant_id, json.dumps(rows)]
+    rider = _rider.get()
+    if rider is not None and not rider[2]:
+        rider[2] = True
+        sql, params = f"{rider[0]}; {sql}", [*rider[1], *params]
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT event_id, event_seq, event_prev, event_hash, event_at "
-            "FROM agentops_audit_append(%s, %s::jsonb)",
-            [tenant_id, json.dumps(rows)],
-        )
+        cursor.execute(sql, params)
+        while cursor.nextset():  # the rider's results first; the append's rows come last
+            pass
         written = cursor.fetchall()
     for event, (pk, seq, prev_hash, hash_, created_at) in zip(events, written, strict=True):
         event.pk, event.seq, event.prev_hash, event.hash = pk, seq, prev_hash, hash_

@@ -38,7 +38,15 @@ class DeskStates:
     def state_diagnose(self, ctx) -> Outcome:
         email = ctx.state.get("beneficiary_email") or ctx.state.get("subject_email", "")
         found = diagnosis.gather(ctx.tenant, email)
-        ctx.state["diagnosis"] = {"findings": found["findings"], "account": found["account"]}
+        ctx.state["diagnosis"] = {
+            "findings": found["findings"],
+            "account": found["account"],
+            # Whose devices these are, and which: what the plan names (no second read).
+            "devices_of": email,
+            "devices": [
+                {k: d.get(k) for k in ("device_id", "asset_tag", "model")} for d in found["devices"]
+            ],
+        }
         summary = "\n".join(found["findings"])
         if ctx.state.get("on_behalf_of"):
             summary = f"On behalf of {ctx.state['on_behalf_of']}.\n" + summary

@@ -197,17 +197,15 @@ class ServiceDeskBlueprint(DeskStates, Blueprint):
                     ticket=locked, actor=None, row_locked=True, **changes
                 )
             locked = _queue_from_vote(locked, vote)
+            # The verdict and a new ticket's move to triaged: one write.
             services.ticket_record_triage(
                 ticket=locked,
                 decision=triage["decision"],
                 confidence=triage["confidence"],
                 suggested_path=triage["suggested_path"],
                 row_locked=True,
+                then_status=Status.TRIAGED if locked.status == Status.NEW else None,
             )
-            if locked.status == Status.NEW:
-                services.ticket_transition(
-                    ticket=locked, actor=None, status=Status.TRIAGED, row_locked=True
-                )
         summary = (
             f"{triage['category']}, {triage['priority']} priority, decision {triage['decision']} "
             f"(confidence {triage['confidence']:.2f}). Path: {triage['suggested_path']}"
@@ -242,7 +240,11 @@ class ServiceDeskBlueprint(DeskStates, Blueprint):
             text = _ticket(ctx.run).title
         ctx.state["plan_attempts"] = ctx.state.get("plan_attempts", 0) + 1
         email = ctx.state.get("subject_email", "")
-        devices = _requester_devices(ctx.tenant, email)
+        seen = ctx.state.get("diagnosis") or {}
+        if seen.get("devices_of") == email and "devices" in seen:
+            devices = seen["devices"]  # what Diagnose just read
+        else:
+            devices = _requester_devices(ctx.tenant, email)
         device_line = (
             ", ".join(
                 f"{d.get('device_id') or d.get('asset_tag')} ({d.get('model', '')})"
@@ -280,6 +282,7 @@ class ServiceDeskBlueprint(DeskStates, Blueprint):
         invalid = [c for c in calls if c.status == ToolCall.Status.FAILURE]
         valid = [c for c in calls if c.status != ToolCall.Status.FAILURE]
         ctx.state["proposals"] = [c.pk for c in valid]
+        ctx.memo["proposals"] = {c.pk: c for c in valid}
         listed = "; ".join(f"{c.tool_name}({_args(c.args_json)})" for c in calls) or "no tool calls"
         if invalid and ctx.state["plan_attempts"] < MAX_PLAN_ATTEMPTS and not valid:
             return Outcome(
@@ -312,11 +315,7 @@ class ServiceDeskBlueprint(DeskStates, Blueprint):
     def state_compliance(self, ctx) -> Outcome:
         from agents import policy
 
-        calls = list(
-            ToolCall.objects.for_tenant(ctx.tenant)
-            .filter(pk__in=ctx.state.get("proposals", []))
-            .order_by("id")
-        )
+        calls = _proposals(ctx)
         verdicts: dict[str, str] = {}
         blocked, identity, waiting = [], [], []
         for call in calls:
@@ -393,11 +392,7 @@ class ServiceDeskBlueprint(DeskStates, Blueprint):
     def state_resolve(self, ctx) -> Outcome:
         from incidents import services
 
-        calls = list(
-            ToolCall.objects.for_tenant(ctx.tenant)
-            .filter(pk__in=ctx.state.get("proposals", []))
-            .order_by("id")
-        )
+        calls = _proposals(ctx)
         outcomes: list[tuple[ToolCall, str]] = []
         for call in calls:
             outcomes.append(self.run_with_premise(ctx, call))
@@ -529,3 +524,15 @@ def _triage_from(response) -> dict[str, Any]:
 
 def register() -> None:
     blueprints.register(ServiceDeskBlueprint())
+
+
+def _proposals(ctx) -> list[ToolCall]:
+    """The plan's tool calls, in order: the objects the plan step made when this task ran it
+    (``ctx.memo``), else read (a new task: after an approval, a retry, a crash)."""
+    ids = ctx.state.get("proposals", [])
+    held = ctx.memo.get("proposals") or {}
+    if all(pk in held for pk in ids):
+        return [held[pk] for pk in sorted(ids)]
+    calls = list(ToolCall.objects.for_tenant(ctx.tenant).filter(pk__in=ids).order_by("id"))
+    ctx.memo["proposals"] = {c.pk: c for c in calls}
+    return calls

@@ -292,12 +292,14 @@ def ticket_transition(
     note: str = "",
     row_locked: bool = False,
     through: str | None = None,
+    also: list[str] | tuple[str, ...] = (),
 ) -> Ticket:
     """Move a ticket along its lifecycle; resolving needs resolution notes.
 
     ``through``: pass through that status on the way (the agent resolves a triaged ticket
     *through* in progress): each hop must be allowed and is audited, but the row, the SLA
-    clock and the requester see one change, to the final status."""
+    clock and the requester see one change, to the final status. ``also``: fields the
+    caller changed on the row-locked ``ticket``, written with the status."""
     if status not in Status.values or (through is not None and through not in Status.values):
         raise ValidationError({"status": f"Unknown status {status!r}."})
     locked = _lock(ticket, row_locked=row_locked)
@@ -314,7 +316,7 @@ def ticket_transition(
         at = hop
     note = (note or "").strip()
     now = timezone.now()
-    fields = ["status", "updated_at"]
+    fields = ["status", "updated_at", *(f for f in also if f not in ("status", "updated_at"))]
     if status == Status.RESOLVED:
         notes = note or locked.resolution_notes
         if not notes:
@@ -485,23 +487,28 @@ def ticket_record_triage(
     confidence: float,
     suggested_path: str,
     row_locked: bool = False,
+    then_status: str | None = None,
 ) -> Ticket:
-    """The triage agent's verdict on the ticket (category/priority go through ticket_update)."""
+    """The triage agent's verdict on the ticket (category/priority go through ticket_update).
+
+    ``then_status``: move the ticket on to that status as well (triaged), in the same write:
+    the verdict is saved with the status change (``ticket_transition(also=…)``)."""
     locked = _lock(ticket, row_locked=row_locked)
     locked.triage_decision = decision
     locked.triage_confidence = round(float(confidence), 3)
     locked.suggested_path = (suggested_path or "")[:500]
     locked.updated_at = timezone.now()
     routed_to = _route_by_category(locked)
-    locked.save(
-        update_fields=[
-            "triage_decision",
-            "triage_confidence",
-            "suggested_path",
-            "updated_at",
-            *(["queue"] if routed_to else []),
-        ]
-    )
+    fields = [
+        "triage_decision",
+        "triage_confidence",
+        "suggested_path",
+        "updated_at",
+        *(["queue"] if routed_to else []),
+    ]
+    moves = then_status is not None and then_status != locked.status
+    if not moves:
+        locked.save(update_fields=fields)
     audit.record(
         tenant=locked.tenant,
         actor=None,
@@ -516,6 +523,10 @@ def ticket_record_triage(
             **({"queue": {"from": None, "to": routed_to.name}} if routed_to else {}),
         },
     )
+    if moves:
+        locked = ticket_transition(
+            ticket=locked, actor=None, status=then_status, row_locked=True, also=fields
+        )
     return locked
 
 

@@ -42,6 +42,10 @@ class StepContext(ToolCalls, ApprovalSteps):
     allowed_tools: frozenset[str] | None = None
     # The blueprint's config for this run (its defaults with the tenant's overrides).
     blueprint_config: dict[str, Any] = field(default_factory=dict)
+    # Rows a state hands to the states after it while one worker task chains them
+    # (engine.advance): the same objects, no second read. Empty in every new task, so a state
+    # must fall back to reading; never a substitute for ``state`` (the checkpoint).
+    memo: dict[str, Any] = field(default_factory=dict)
 
     @property
     def tenant(self):

@@ -241,6 +241,7 @@ def _run_step(run: Run, step: Step, carry: dict) -> str:
         config=config,
         state=dict(run.state_data),
         blueprint=bp,
+        memo=carry.setdefault("memo", {}),
         **_blueprint_limits(run, bp),
     )
     started = time.monotonic()

@@ -194,18 +194,17 @@ class ToolCalls:
         about to act, committed durably (steps otherwise commit without waiting for the WAL
         flush, ``agents.tasks.asynchronous_commit``), so a database crash can never lose the
         record of an effect that happened."""
-        from django.db import connection, transaction
+        from django.db import transaction
 
         call.status = ToolCall.Status.RUNNING
-        with transaction.atomic():
-            # The durable commit and the call's new status: one round trip, two statements.
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SET LOCAL synchronous_commit TO on; "  # noqa: S608 (the table's own name)
-                    f'UPDATE "{ToolCall._meta.db_table}" SET status = %s, retries = %s '
-                    "WHERE id = %s AND tenant_id = %s",
-                    [call.status, call.retries, call.pk, call.tenant_id],
-                )
+        # The durable commit, the call's new status and the audit event: one round trip.
+        intent = (
+            "SET LOCAL synchronous_commit TO on; "  # noqa: S608 (the table's own name)
+            f'UPDATE "{ToolCall._meta.db_table}" SET status = %s, retries = %s '
+            "WHERE id = %s AND tenant_id = %s"
+        )
+        params = [call.status, call.retries, call.pk, call.tenant_id]
+        with transaction.atomic(), audit.sent_with(intent, params):
             if not tool.read_only:
                 audit.record(
                     tenant=self.tenant,

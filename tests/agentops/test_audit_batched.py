@@ -134,3 +134,25 @@ def test_whatever_an_event_holds_the_database_hashes_it_as_python_verifies_it(
     )
     stored = AuditEvent.objects.for_tenant(personas.tenant).get(pk=event.pk)
     assert compute_hash(stored) == stored.hash == event.hash
+
+
+def test_a_statement_rides_with_the_next_append_or_goes_alone(personas):
+    """audit.sent_with: the change and the event recording it in one round trip; alone when
+    nothing is recorded; never when the block raises first."""
+    tenant = personas.tenant
+    note = "UPDATE agentops_tenant SET name = %s WHERE id = %s"
+    with CaptureQueriesContext(connection) as queries, audit.sent_with(note, ["Ridden", tenant.pk]):
+        audit.record(tenant=tenant, actor=None, action="rode", target_type="t", target_id=1)
+    assert len(queries) == 1 and "agentops_audit_append" in queries[0]["sql"]
+    tenant.refresh_from_db()
+    assert tenant.name == "Ridden" and _events(tenant)[-1].action == "rode"
+    with CaptureQueriesContext(connection) as queries, audit.sent_with(note, ["Alone", tenant.pk]):
+        pass
+    assert len(queries) == 1
+    tenant.refresh_from_db()
+    assert tenant.name == "Alone"
+    with pytest.raises(RuntimeError), audit.sent_with(note, ["Never", tenant.pk]):
+        raise RuntimeError("before any append")
+    tenant.refresh_from_db()
+    assert tenant.name == "Alone"
+    assert verify_chain(tenant).ok
