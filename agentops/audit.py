@@ -94,8 +94,39 @@ def compute_hash(event) -> str:
 
 # Events recorded inside ``batched()`` wait here (per thread / task) until the block ends.
 _pending: ContextVar[list[AuditEvent] | None] = ContextVar("audit_pending", default=None)
-# A statement that rides in front of the next append (``sent_with``): [sql, params, sent].
+# A statement that rides in front of the next append (``sent_with``, ``flush``):
+# [sql, params, sent, on_result].
 _rider: ContextVar[list | None] = ContextVar("audit_rider", default=None)
+
+
+def flush(sql: str = "", params: list | tuple = (), on_result=None) -> None:
+    """Inside ``batched``: append the batch's events so far now, with ``sql`` (optional) in
+    front of them in the same round trip; later events still wait for the batch's end.
+    ``on_result(cursor)`` reads ``sql``'s own result. Sent alone when no event is waiting."""
+    events = _pending.get()
+    if events is None:
+        raise RuntimeError("audit.flush() needs an open audit.batched() block")
+    taken = list(events)
+    events.clear()
+    rider = [sql, list(params), False, on_result] if sql else None
+    token = _rider.set(rider)
+    try:
+        for tenant_events in _by_tenant(taken):
+            _append(tenant_events)
+    finally:
+        _rider.reset(token)
+    if rider is not None and not rider[2]:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, list(params))
+            if on_result is not None:
+                on_result(cursor)
+
+
+def _by_tenant(events: list[AuditEvent]) -> list[list[AuditEvent]]:
+    by_tenant: dict[int, list[AuditEvent]] = {}
+    for event in events:
+        by_tenant.setdefault(event.tenant_id, []).append(event)
+    return list(by_tenant.values())
 
 
 @contextmanager
@@ -108,7 +139,7 @@ def sent_with(sql: str, params: list) -> Iterator[None]:
             cursor.execute(sql, params)
         yield
         return
-    rider = [sql, list(params), False]
+    rider = [sql, list(params), False, None]
     token = _rider.set(rider)
     try:
         yield
@@ -166,11 +197,15 @@ def _append(events: list[AuditEvent]) -> None:
     )
     params = [tenant_id, json.dumps(rows)]
     rider = _rider.get()
+    on_result = None
     if rider is not None and not rider[2]:
         rider[2] = True
+        on_result = rider[3]
         sql, params = f"{rider[0]}; {sql}", [*rider[1], *params]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+        if on_result is not None:
+            on_result(cursor)  # at the rider's (first) result
         while cursor.nextset():  # the rider's results first; the append's rows come last
             pass
         written = cursor.fetchall()
@@ -242,10 +277,7 @@ def batched() -> Iterator[None]:
             # records its own events, not into a list already written.
             _pending.reset(token)
             token = None
-            by_tenant: dict[int, list[AuditEvent]] = {}
-            for event in events:
-                by_tenant.setdefault(event.tenant_id, []).append(event)
-            for tenant_events in by_tenant.values():
+            for tenant_events in _by_tenant(events):
                 _append(tenant_events)
     finally:
         if token is not None:

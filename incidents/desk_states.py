@@ -228,7 +228,10 @@ class DeskStates:
         if tool.read_only:
             return call, "read_only"
         if before is not None:
-            after = tool.observe(ctx.tool_context(call), call.args_json)
+            # Verification read the state after the effect; read it only if it did not.
+            after = getattr(call, "observed_after", None)
+            if after is None:
+                after = tool.observe(ctx.tool_context(call), call.args_json)
             if premises.changed(before, after) is False:
                 ctx.guardrail(
                     "no_effect", f"{call.tool_name} changed nothing in the state.", tool_call=call

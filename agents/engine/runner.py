@@ -292,8 +292,6 @@ def _run_step(run: Run, step: Step, carry: dict) -> str:
             run.result = {**run.result, "summary": outcome.summary}
             if "report" in outcome.detail:  # a blueprint's report is the run's result
                 run.result["report"] = _jsonable(outcome.detail["report"])
-            _save_step_and_run(step, run)
-            bp.on_finished(run)
             audit.record(
                 tenant=run.tenant,
                 actor=None,
@@ -303,6 +301,10 @@ def _run_step(run: Run, step: Step, carry: dict) -> str:
                 target_repr=run.subject_repr,
                 metadata={"summary": outcome.summary[:500]},
             )
+            # The checkpoint and the run.* event: one round trip. What finishing does in the
+            # blueprint comes after, in the same transaction (its events appended at the end).
+            _save_step_and_run(step, run, with_audit=True)
+            bp.on_finished(run)
             return run.status
         if outcome.next_state == WAIT:
             run.status = RunStatus.WAITING_APPROVAL
@@ -387,9 +389,13 @@ def _record_step(step: Step, outcome: Outcome, ctx: StepContext, elapsed: int) -
     step.cost_usd = Decimal(str(round(ctx.usage["cost"], 6)))
 
 
-def _save_step_and_run(step: Step, run: Run, *, open_next: bool = False) -> Step | None:
+def _save_step_and_run(
+    step: Step, run: Run, *, open_next: bool = False, with_audit: bool = False
+) -> Step | None:
     """The step's record, its model usage (metered once per step) and the run's checkpoint
-    in one statement: three writes, one round trip.
+    in one statement: three writes, one round trip. ``with_audit``: sent in front of the
+    audit events the open ``audit.batched`` block holds so far (``audit.flush``), still one
+    round trip.
 
     ``open_next``: the same statement also opens the run's next step (the run keeps its
     lease) and reads whether a cancel was requested meanwhile. Returns the opened step, or
@@ -402,7 +408,14 @@ def _save_step_and_run(step: Step, run: Run, *, open_next: bool = False) -> Step
     if metering is not None:
         parts.append(metering)
     counted = "(SELECT count(*) FROM part_2)" if metering is not None else "0"
-    if not open_next:
+    if with_audit:
+        rows: list = []
+        statement, params = sql.together(
+            sql.update_sql(run, RUN_STEP_FIELDS), *parts, returning=counted
+        )
+        audit.flush(statement, params, on_result=lambda cursor: rows.append(cursor.fetchone()))
+        row = rows[0] if metering is not None else None
+    elif not open_next:
         row = sql.execute_together(
             sql.update_sql(run, RUN_STEP_FIELDS),
             *parts,

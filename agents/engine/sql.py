@@ -34,14 +34,22 @@ def execute_together(
     ``returning`` (optional) is added to the main statement as ``RETURNING …``; the CTEs are
     named ``part_1`` … in order, so it may count their rows.
     """
+    sql, params = together(first, *rest, returning=returning)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone() if returning else None
+
+
+def together(
+    first: tuple[str, list], *rest: tuple[str, list], returning: str = ""
+) -> tuple[str, list]:
+    """The statement ``execute_together`` sends, and its parameters."""
     ctes = [f"part_{i} AS ({sql})" for i, (sql, _params) in enumerate(rest, start=1)]
     params: list = [p for _sql, part_params in rest for p in part_params]
     sql = (f"WITH {', '.join(ctes)} " if ctes else "") + first[0]
     if returning:
         sql += f" RETURNING {returning}"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params + list(first[1]))
-        return cursor.fetchone() if returning else None
+    return sql, params + list(first[1])
 
 
 def insert_sql(obj) -> tuple[str, list]:

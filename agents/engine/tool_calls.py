@@ -298,6 +298,9 @@ class ToolCalls:
         call.error_class = result.error_class
         call.error_message = redact(result.error_message).text[:2000]
         call.ended_at = timezone.now()
+        # Not a field: the state verification read after the effect, for this step's own
+        # before/after comparison (None when the tool reads nothing back).
+        call.observed_after = result.observed if result.ok else None
         self._save_call(
             call,
             [

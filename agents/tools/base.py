@@ -36,6 +36,9 @@ class ToolResult:
     # A failure that may heal by itself (connector circuit open, timeout): the engine may
     # retry the step later. Never set on success or on a permanent failure (404, 400).
     retryable: bool = False
+    # The target's state as verification read it after the effect (``observe``'s form), so
+    # whoever compares before and after needs no second read. Never stored.
+    observed: dict[str, Any] | None = None
 
 
 class ToolError(Exception):

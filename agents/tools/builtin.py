@@ -156,6 +156,7 @@ class UserTool(ConnectorTool):
 
     def check(self, ctx, conn, args, result):
         user = conn.get_user(args["user_email"])
+        result.observed = user if user is not None else None
         return user is not None and self.holds(user, args)
 
     def holds(self, user: dict[str, Any], args: dict[str, Any]) -> bool:
@@ -187,6 +188,7 @@ class DeviceTool(ConnectorTool):
 
     def check(self, ctx, conn, args, result):
         device = conn.get_device(args["device_id"])
+        result.observed = _observable(device) if device is not None else None
         return device is not None and self.holds(device, args, result)
 
     def holds(self, device: dict[str, Any], args: dict[str, Any], result: ToolResult) -> bool:
@@ -199,8 +201,13 @@ class DeviceTool(ConnectorTool):
         device = self.connect(ctx).get_device(device_id)
         if device is None:
             return {"device_id": device_id, "missing": True}
-        # What a diagnostic records is bookkeeping, not an effect on the device.
-        return {k: v for k, v in device.items() if not k.startswith("last_diagnostic")}
+        return _observable(device)
+
+
+def _observable(device: dict[str, Any]) -> dict[str, Any]:
+    """A device's state as far as a call could change it: what a diagnostic records is
+    bookkeeping, not an effect on the device."""
+    return {k: v for k, v in device.items() if not k.startswith("last_diagnostic")}
 
 
 class MonitoringTool(ConnectorTool):
