@@ -40,10 +40,7 @@ class ToolCalls:
         # The same call proposed again in a later turn of a loop (``turn``) is a new call: a
         # metric read after a fix must read again. Within a turn, a redelivery finds it.
         key = f"{self.run.run_id}:{tool_name}:{digest[:32]}" + (f":{turn}" if turn else "")
-        existing = ToolCall.objects.for_tenant(self.tenant).filter(idempotency_key=key).first()
-        if existing is not None:
-            return existing
-        call = ToolCall.objects.create(
+        call = ToolCall(
             tenant=self.tenant,
             run=self.run,
             step=self.step,
@@ -53,6 +50,8 @@ class ToolCalls:
             args_hash=digest,
             idempotency_key=key,
         )
+        if not _insert_new(call):
+            return ToolCall.objects.for_tenant(self.tenant).get(idempotency_key=key)
         if findings:
             self.guardrail(
                 "redaction",
@@ -333,6 +332,29 @@ class ToolCalls:
                 tool_call=call,
             )
         return call
+
+
+def _insert_new(call: ToolCall) -> bool:
+    """Insert ``call`` unless its idempotency key is recorded already (a redelivered step);
+    one round trip either way. False: the key exists (the caller reads that call)."""
+    from django.db import connection
+
+    from agents.engine import sql
+
+    statement, params = sql.insert_sql(call)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            statement + " ON CONFLICT (tenant_id, idempotency_key) "
+            "WHERE NOT (idempotency_key = '') DO NOTHING RETURNING id",
+            params,
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    call.pk = row[0]
+    call._state.adding = False
+    call._state.db = connection.alias
+    return True
 
 
 def fault_point(name: str) -> None:

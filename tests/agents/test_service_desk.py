@@ -425,3 +425,33 @@ def test_a_cancel_during_a_step_is_not_lost(personas, model, directory, monkeypa
     monkeypatch.setattr(ServiceDeskBlueprint, "state_triage", triage_then_cancel)
     assert engine.advance(run.pk) == "advanced"  # the step finishes and saves its run …
     assert engine.advance(run.pk) == "cancelled"  # … without wiping the cancel request
+
+
+def test_a_redelivered_plan_finds_its_proposal_instead_of_recording_it_twice(
+    personas, model, directory, monkeypatch
+):
+    """The plan step records its call, then its worker dies; the redelivery proposes the same
+    call again and gets the recorded one back (its idempotency key: one row, one id)."""
+    model.responses += [
+        triage_reply(),
+        tool_reply(("unlock_account", {"user_email": personas.requester.email})),
+        tool_reply(("unlock_account", {"user_email": personas.requester.email})),
+    ]
+    _ticket, run = open_ticket(personas)
+    engine.advance(run.pk)  # triage
+    engine.advance(run.pk)  # diagnose
+    original = engine.runner._record_step
+
+    def crash(*args, **kwargs):
+        raise SystemExit("worker killed")
+
+    monkeypatch.setattr(engine.runner, "_record_step", crash)
+    with pytest.raises(SystemExit):
+        engine.advance(run.pk)  # plan: the call is recorded, the step is not
+    monkeypatch.setattr(engine.runner, "_record_step", original)
+    first = ToolCall.objects.for_tenant(personas.tenant).get(run=run)
+    Run.objects.for_tenant(personas.tenant).filter(pk=run.pk).update(lease_expires_at=None)
+    assert engine.advance(run.pk) == "advanced"  # plan again
+    run.refresh_from_db()
+    assert run.state_data["proposals"] == [first.pk]
+    assert ToolCall.objects.for_tenant(personas.tenant).filter(run=run).count() == 1
