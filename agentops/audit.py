@@ -94,9 +94,57 @@ def compute_hash(event) -> str:
 
 # Events recorded inside ``batched()`` wait here (per thread / task) until the block ends.
 _pending: ContextVar[list[AuditEvent] | None] = ContextVar("audit_pending", default=None)
-# A statement that rides in front of the next append (``sent_with``, ``flush``):
-# [sql, params, sent, on_result].
-_rider: ContextVar[list | None] = ContextVar("audit_rider", default=None)
+
+
+class Rider:
+    """A statement sent in the same round trip as an audit append, in front of it (the
+    change and the event recording it, or the last writes of a transaction, together).
+    ``statements``: how many statements ``sql`` holds (each has a result to skip);
+    ``on_result(cursor)`` reads the first one's."""
+
+    def __init__(self, sql: str, params, on_result=None, statements: int = 1):
+        self.sql, self.params = sql, list(params)
+        self.on_result, self.statements = on_result, statements
+        self.sent = False
+
+    def send_now(self) -> None:
+        """Send it alone (nothing to ride with, or someone must see its effect now)."""
+        if self.sent:
+            return
+        self.sent = True
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, self.params)
+            if self.on_result is not None:
+                self.on_result(cursor)
+
+
+# Statements that ride in front of the next append (``sent_with``, ``flush``, a batch's end).
+_riders: ContextVar[list[Rider] | None] = ContextVar("audit_riders", default=None)
+# The open batch's riders, sent with its append at its end (``at_batch_end``).
+_batch_riders: ContextVar[list[Rider] | None] = ContextVar("audit_batch_riders", default=None)
+
+
+def at_batch_end(sql: str, params, on_result=None) -> Rider | None:
+    """Send ``sql`` at the end of the open ``batched`` block, in the round trip of its audit
+    append (alone if it has no events), inside its transaction. None when no batch is open
+    (the caller sends it). ``Rider.send_now`` sends it earlier if something must see it."""
+    riders = _batch_riders.get()
+    if riders is None:
+        return None
+    rider = Rider(sql, params, on_result)
+    riders.append(rider)
+    return rider
+
+
+def _send_riding(riders: list[Rider], events_by_tenant: list[list[AuditEvent]]) -> None:
+    token = _riders.set(riders)
+    try:
+        for tenant_events in events_by_tenant:
+            _append(tenant_events)
+    finally:
+        _riders.reset(token)
+    for rider in riders:
+        rider.send_now()  # those that found no append to ride with
 
 
 def flush(sql: str = "", params: list | tuple = (), on_result=None) -> None:
@@ -108,18 +156,7 @@ def flush(sql: str = "", params: list | tuple = (), on_result=None) -> None:
         raise RuntimeError("audit.flush() needs an open audit.batched() block")
     taken = list(events)
     events.clear()
-    rider = [sql, list(params), False, on_result] if sql else None
-    token = _rider.set(rider)
-    try:
-        for tenant_events in _by_tenant(taken):
-            _append(tenant_events)
-    finally:
-        _rider.reset(token)
-    if rider is not None and not rider[2]:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, list(params))
-            if on_result is not None:
-                on_result(cursor)
+    _send_riding([Rider(sql, params, on_result)] if sql else [], _by_tenant(taken))
 
 
 def _by_tenant(events: list[AuditEvent]) -> list[list[AuditEvent]]:
@@ -134,20 +171,17 @@ def sent_with(sql: str, params: list) -> Iterator[None]:
     """Send ``sql`` in the same round trip as the block's first audit append, in front of
     it (the change and the event that records it: one round trip). Sent alone at the end
     of the block if nothing was appended; not sent if the block raises before that."""
+    rider = Rider(sql, params, statements=sql.count(";") + 1)
     if _pending.get() is not None:  # a batch appends at its end: no ride, send it now
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+        rider.send_now()
         yield
         return
-    rider = [sql, list(params), False, None]
-    token = _rider.set(rider)
+    token = _riders.set([rider])
     try:
         yield
     finally:
-        _rider.reset(token)
-    if not rider[2]:  # (reached only when the block did not raise)
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+        _riders.reset(token)
+    rider.send_now()  # (reached only when the block did not raise; no-op if it rode)
 
 
 def _pieces(event: AuditEvent) -> tuple[str, str, str, str]:
@@ -196,18 +230,18 @@ def _append(events: list[AuditEvent]) -> None:
         "FROM agentops_audit_append(%s, %s::jsonb)"
     )
     params = [tenant_id, json.dumps(rows)]
-    rider = _rider.get()
-    on_result = None
-    if rider is not None and not rider[2]:
-        rider[2] = True
-        on_result = rider[3]
-        sql, params = f"{rider[0]}; {sql}", [*rider[1], *params]
+    riders = [r for r in (_riders.get() or ()) if not r.sent]
+    if riders:
+        sql = "; ".join([*(r.sql for r in riders), sql])
+        params = [p for r in riders for p in r.params] + params
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        if on_result is not None:
-            on_result(cursor)  # at the rider's (first) result
-        while cursor.nextset():  # the rider's results first; the append's rows come last
-            pass
+        for rider in riders:  # each rider's results first, in order; the append's come last
+            rider.sent = True
+            if rider.on_result is not None:
+                rider.on_result(cursor)
+            for _ in range(rider.statements):
+                cursor.nextset()
         written = cursor.fetchall()
     for event, (pk, seq, prev_hash, hash_, created_at) in zip(events, written, strict=True):
         event.pk, event.seq, event.prev_hash, event.hash = pk, seq, prev_hash, hash_
@@ -269,19 +303,22 @@ def batched() -> Iterator[None]:
             yield
         return
     token = _pending.set([])
+    riders_token = _batch_riders.set([])
     try:
         with transaction.atomic():
             yield
-            events = _pending.get()
+            events, riders = _pending.get(), _batch_riders.get()
             # The batch ends before the commit: work that runs on commit (an eager task, say)
             # records its own events, not into a list already written.
             _pending.reset(token)
-            token = None
-            for tenant_events in _by_tenant(events):
-                _append(tenant_events)
+            _batch_riders.reset(riders_token)
+            token = riders_token = None
+            _send_riding(riders, _by_tenant(events))
     finally:
         if token is not None:
             _pending.reset(token)
+        if riders_token is not None:
+            _batch_riders.reset(riders_token)
 
 
 # --- verification -------------------------------------------------------------------------

@@ -13,6 +13,7 @@ requester's view (plain statuses, no queue moves or agent internals).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -51,20 +52,23 @@ def grouped() -> Iterator[None]:
         return
     held: list = []
     token = _held.set(held)
+    riding: list = []
+    riding_token = _riding.set(riding)
     try:
         yield
+        _flush(held, at_batch_end=True)  # in the audit batch's last round trip, if one is open
     finally:
         _held.reset(token)
-    _flush(held)
+        _riding.reset(riding_token)
 
 
-def _flush(held: list) -> None:
+def _flush(held: list, *, at_batch_end: bool = False) -> None:
     merged: dict[int, tuple] = {}
     # A status change leads (its headline names the new status), the words follow in order.
     for ticket, kind, text in sorted(held, key=lambda u: u[1] != UpdateKind.STATUS):
         merged.setdefault(ticket.pk, (ticket, kind, []))[2].append(text)
     for ticket, kind, texts in merged.values():
-        _send(ticket=ticket, kind=kind, text="\n\n".join(texts))
+        _send(ticket=ticket, kind=kind, text="\n\n".join(texts), at_batch_end=at_batch_end)
     held.clear()
 
 
@@ -146,6 +150,8 @@ def _tell(*, ticket, kind: str, text: str, actor) -> None:
     if kind == UpdateKind.CONFIRM:
         if held:  # the question may replace a reply's e-mail line: store the reply first
             _flush(held)
+        for rider in _riding.get():
+            rider.send_now()
         _tell_confirm(ticket=ticket, text=text, actor=actor)
         return
     if held is not None:
@@ -154,24 +160,43 @@ def _tell(*, ticket, kind: str, text: str, actor) -> None:
     _send(ticket=ticket, kind=kind, text=text)
 
 
-def _send(*, ticket, kind: str, text: str) -> None:
-    from agentops import notifications
+def _send(*, ticket, kind: str, text: str, at_batch_end: bool = False) -> None:
+    """Store one update. ``at_batch_end``: in the open audit batch's last round trip (the
+    transaction's audit append), not one of its own."""
+    from agentops import audit, notifications
 
     tenant_id, user_id = ticket.tenant_id, ticket.requester_id
-    told, queued, burst_open = _store_update(ticket=ticket, kind=kind, text=text)
-    if told:
-        notifications.forget_unread(tenant_id, user_id)
-    if queued and not burst_open:
-        # The first change of a burst schedules the one e-mail; later ones ride along.
-        delay = settings.REQUESTER_DIGEST_SECONDS
-        transaction.on_commit(lambda: _schedule(tenant_id, user_id, delay))
+
+    def stored(cursor) -> None:
+        told, queued, burst_open = cursor.fetchone()
+        # The EXISTS reads the snapshot from before this statement's own insert.
+        if told:
+            notifications.forget_unread(tenant_id, user_id)
+        if queued and not burst_open:
+            # The first change of a burst schedules the one e-mail; later ones ride along.
+            delay = settings.REQUESTER_DIGEST_SECONDS
+            transaction.on_commit(lambda: _schedule(tenant_id, user_id, delay))
+
+    sql, params = _update_statement(ticket=ticket, kind=kind, text=text)
+    if at_batch_end:
+        rider = audit.at_batch_end(sql, params, on_result=stored)
+        if rider is not None:
+            _riding.get().append(rider)
+            return
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        stored(cursor)
 
 
-def _store_update(*, ticket, kind: str, text: str) -> tuple[bool, bool, bool]:
+# Updates waiting for the audit batch's end; a confirmation question sends them first.
+_riding: ContextVar[list] = ContextVar("requester_updates_riding", default=[])  # noqa: B039
+
+
+def _update_statement(*, ticket, kind: str, text: str) -> tuple[str, list]:
     """The bell notification and the e-mail line of one update, in one statement (an agent's
     step tells the requester several things; six round trips each were a tenth of a run's
     SQL). The requester must be an active member of the ticket's tenant; the e-mail line
-    only when they have an address and did not choose the console only. Returns (the bell
+    only when they have an address and did not choose the console only. Its row: (the bell
     rang, an e-mail line was queued, a burst was already waiting before this one)."""
     from django.contrib.auth import get_user_model
 
@@ -223,11 +248,9 @@ def _store_update(*, ticket, kind: str, text: str) -> tuple[bool, bool, bool]:
                EXISTS (SELECT 1 FROM {update} r WHERE r.tenant_id = %(tenant)s
                        AND r.user_id = %(user)s AND r.emailed_at IS NULL)
     """.format(**tables)  # noqa: S608 (table names from the models, values as parameters)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        told, queued, burst_open = cursor.fetchone()
-    # The EXISTS reads the snapshot from before this statement's own insert.
-    return bool(told), bool(queued), bool(burst_open)
+    # Positional placeholders: the statement may share a round trip with others.
+    names = re.findall(r"%\((\w+)\)s", sql)
+    return re.sub(r"%\((\w+)\)s", "%s", sql), [params[name] for name in names]
 
 
 def _tell_confirm(*, ticket, text: str, actor) -> None:

@@ -156,3 +156,27 @@ def test_a_statement_rides_with_the_next_append_or_goes_alone(personas):
     tenant.refresh_from_db()
     assert tenant.name == "Alone"
     assert verify_chain(tenant).ok
+
+
+def test_a_statement_rides_with_the_batch_end_or_is_sent_early(personas):
+    """audit.at_batch_end: sent in the batch's last round trip with its events, its result read
+    back; alone at the end when the batch has no event; at once on send_now."""
+    tenant = personas.tenant
+    note = "UPDATE agentops_tenant SET name = %s WHERE id = %s RETURNING name"
+    seen: list = []
+    assert audit.at_batch_end(note, ["x", tenant.pk]) is None  # no batch: the caller sends
+    with CaptureQueriesContext(connection) as queries, audit.batched():
+        audit.record(tenant=tenant, actor=None, action="end", target_type="t", target_id=1)
+        audit.at_batch_end(note, ["At the end", tenant.pk], lambda c: seen.append(c.fetchone()))
+        assert seen == []
+    sent = [q["sql"] for q in queries if "SAVEPOINT" not in q["sql"]]
+    assert len(sent) == 1 and "agentops_tenant" in sent[0] and seen == [("At the end",)]
+    assert verify_chain(tenant).ok
+    with CaptureQueriesContext(connection) as queries, audit.batched():
+        early = audit.at_batch_end(note, ["Early", tenant.pk])
+        early.send_now()
+        tenant.refresh_from_db()
+        assert tenant.name == "Early"
+        audit.at_batch_end(note, ["Alone", tenant.pk])
+    tenant.refresh_from_db()
+    assert tenant.name == "Alone"
