@@ -182,8 +182,9 @@ class ServiceDeskBlueprint(DeskStates, Blueprint):
         triage = _with_vote(_triage_from(response), vote)
         triage["category"] = taxonomy.normalise(ctx.tenant, triage["category"])
         ctx.state["triage"] = triage
-        # One transaction under the ticket's row lock; its audit events are appended together.
-        with audit.batched():
+        # One transaction under the ticket's row lock; its audit events are appended together,
+        # and what the requester is told rides with them (notify.grouped).
+        with audit.batched(), notify.grouped():
             locked = _ticket(ctx.run, lock=True)
             changes: dict[str, Any] = {"priority": triage["priority"]}
             if not locked.category:
