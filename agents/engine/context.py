@@ -138,8 +138,24 @@ class StepContext(ToolCalls, ApprovalSteps):
             [timezone.now(), self.tenant.pk, ids],
         )
 
-    def _save_call(self, call: ToolCall, fields: list[str]) -> None:
-        """The call's new state and the touch of its steps (the live timeline), one round trip."""
+    def _save_call(self, call: ToolCall, fields: list[str], *, event: dict | None = None) -> None:
+        """The call's new state and the touch of its steps (the live timeline), one round trip;
+        with the audit ``event`` recording it (``action``, ``changes``, ``metadata``) in the
+        same round trip when given."""
+        from agentops import audit
         from agents.engine import sql
 
-        sql.execute_together(sql.update_sql(call, fields), self._touch_sql(call))
+        statement = sql.together(sql.update_sql(call, fields), self._touch_sql(call))
+        if event is None:
+            with connection.cursor() as cursor:
+                cursor.execute(*statement)
+            return
+        with audit.sent_with(*statement):
+            audit.record(
+                tenant=self.tenant,
+                actor=None,
+                target_type="tool_call",
+                target_id=call.call_id,
+                target_repr=call.tool_name,
+                **event,
+            )

@@ -232,16 +232,14 @@ class ToolCalls:
             self.guardrail("identity_verification_required", verdict.reason, tool_call=call)
         elif verdict.decision == policy.NEEDS_APPROVAL:
             self.guardrail("approval_required", verdict.reason, tool_call=call)
-        self._save_call(call, fields)
-        audit.record(
-            tenant=self.tenant,
-            actor=None,
-            action="policy.verdict",
-            target_type="tool_call",
-            target_id=call.call_id,
-            target_repr=call.tool_name,
-            changes={"verdict": verdict.decision, "reason": verdict.reason},
-            metadata={"run_id": self.run.run_id},
+        self._save_call(
+            call,
+            fields,
+            event={
+                "action": "policy.verdict",
+                "changes": {"verdict": verdict.decision, "reason": verdict.reason},
+                "metadata": {"run_id": self.run.run_id},
+            },
         )
 
     @tracing.traced_tool_call
@@ -300,6 +298,7 @@ class ToolCalls:
         # Not a field: the state verification read after the effect, for this step's own
         # before/after comparison (None when the tool reads nothing back).
         call.observed_after = result.observed if result.ok else None
+        metrics.TOOL_EXECUTIONS.labels(call.tool_name, call.status).inc()
         self._save_call(
             call,
             [
@@ -313,17 +312,11 @@ class ToolCalls:
                 "ended_at",
                 "latency_ms",
             ],
-        )
-        metrics.TOOL_EXECUTIONS.labels(call.tool_name, call.status).inc()
-        audit.record(
-            tenant=self.tenant,
-            actor=None,
-            action="tool.executed",
-            target_type="tool_call",
-            target_id=call.call_id,
-            target_repr=call.tool_name,
-            changes={"status": call.status, "verified": call.verified},
-            metadata={"run_id": self.run.run_id, "args": call.args_json},
+            event={
+                "action": "tool.executed",
+                "changes": {"status": call.status, "verified": call.verified},
+                "metadata": {"run_id": self.run.run_id, "args": call.args_json},
+            },
         )
         if result.ok and not verified:
             self.guardrail(

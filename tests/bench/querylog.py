@@ -32,7 +32,8 @@ PATH = os.environ.get("AGENTOPS_BENCH_QUERY_LOG", "")
 WITH_SQL = bool(os.environ.get("AGENTOPS_BENCH_QUERY_LOG_SQL"))
 # cProfile of the task bodies, dumped (pstats) to this file every 100 tasks.
 PROFILE = os.environ.get("AGENTOPS_BENCH_PROFILE", "")
-_profiler = cProfile.Profile() if PROFILE else None
+# CPU time (process_time), not wall time: waits on PostgreSQL and Redis do not count.
+_profiler = cProfile.Profile(time.process_time) if PROFILE else None
 _profiled = 0
 _TABLE = re.compile(r'\b(?:FROM|INTO|UPDATE)\s+"?([A-Za-z0-9_]+)"?', re.IGNORECASE)
 

@@ -215,3 +215,25 @@ def test_a_request_made_for_many_people_is_no_incident_and_no_self_service_fix()
     text = "MFA for the support team\nPlease turn on MFA for all 25 people in customer support."
     assert triage(text)["decision"] == "human"
     assert plan(text) == []
+
+
+def test_one_text_is_vectorised_exactly_as_sklearn_does_it():
+    """The model's own TF-IDF of one text (no sklearn plumbing per call) is sklearn's row, for
+    the training texts and for odd input (empty, unknown script, huge, nothing in the
+    vocabulary); other feature extractors fall back to sklearn."""
+    import numpy as np
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.pipeline import FeatureUnion
+
+    nlu = model.get_model()
+    texts = [e["text"] for e in model.load_examples()[:400]]
+    texts += ["", "   ", "ü ñ 日本語 💥", "vpn " * 3000, "zzqx qqzx", "Unlock kim@acme.test NOW!!!"]
+    for text in texts:
+        mine = nlu.vectorise(model.normalise(text))
+        theirs = nlu.features.transform([model.normalise(text)])
+        assert mine.shape == theirs.shape
+        assert np.allclose(mine.toarray(), theirs.toarray(), rtol=0, atol=1e-12), text[:80]
+    counts = FeatureUnion([("c", CountVectorizer().fit(["alpha beta", "beta gamma"]))])
+    other = model.NluModel(features=counts, heads={}, source_hash="", decision_given_intent={})
+    same = counts.transform(["beta gamma gamma"]).toarray()
+    assert np.array_equal(other.vectorise("beta gamma gamma").toarray(), same)
