@@ -104,7 +104,7 @@ def _stop(task_id=None, task=None, args=None, retval=None, **kwargs):
     if _profiler is not None:
         _profiler.disable()
         _profiled += 1
-        if _profiled % 100 == 0:
+        if _profiled % 10 == 0:  # (a task may chain a whole run: dump often)
             _profiler.dump_stats(PROFILE)
     with contextlib.suppress(ValueError):
         connection.execute_wrappers.remove(counter)
