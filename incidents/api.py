@@ -15,7 +15,7 @@ from agentops import quotas
 from agentops.access import require_capability
 from agentops.api import StrictIn
 from agents.api import RunOut, StepOut, ToolCallOut
-from incidents import services
+from incidents import selectors, services
 from incidents.models import (
     CATEGORY_MAX,
     DESCRIPTION_MAX,
@@ -32,6 +32,7 @@ from incidents.selectors import (
     QueueFilters,
     access_ticket,
     may_see_queues,
+    queue_count,
     queue_page,
     queues_visible_to,
     ticket_queue,
@@ -97,7 +98,17 @@ class TicketOut(Schema):
 
 
 class TicketList(Schema):
-    count: int
+    count: int = Field(
+        ...,
+        description=(
+            "How many tickets match. Exact when count_is_exact; otherwise a lower bound: "
+            "counting stops one past max(10,000 (1,000 for a full-text search), offset + "
+            "limit), so while more tickets follow this page, count stays above offset + limit."
+        ),
+    )
+    count_is_exact: bool = Field(
+        True, description="False when more tickets match than were counted (see count)."
+    )
     limit: int
     offset: int
     items: list[TicketOut]
@@ -204,10 +215,20 @@ def list_tickets(request, params: Query[ListParams]):
             fields = {"category": f"{exc.message_dict['category'][0]} See the tenant's categories."}
             return HttpStatus(400, {"error": "validation_error", "fields": fields})
     qs = ticket_queue(request.membership, filters)
-    count = qs.count()
-    items = queue_page(qs, count, params.offset, params.offset + params.limit)
+    stop = params.offset + params.limit
+    # An exact COUNT(*) of a million tickets reads a whole index (a search: every match's
+    # row); the count stops past the cap, or past this page when it lies deeper.
+    cap = max(selectors.SEARCH_COUNT_CAP if params.q else selectors.COUNT_CAP, stop)
+    found = queue_count(qs, cap)
+    items = queue_page(qs, found, params.offset, stop)
     prefetch_related_objects(items, "queue")  # one query for the page's queue slugs
-    return {"count": count, "limit": params.limit, "offset": params.offset, "items": items}
+    return {
+        "count": found,
+        "count_is_exact": found <= cap,
+        "limit": params.limit,
+        "offset": params.offset,
+        "items": items,
+    }
 
 
 @router.get("/{number}", response=TicketOut, summary="One ticket by number")
