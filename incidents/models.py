@@ -235,7 +235,13 @@ class Ticket(TenantOwned):
             models.Index(
                 fields=["tenant", "requester", "-created_at"], name="ticket_requester_idx"
             ),
-            models.Index(fields=["tenant", "requester_email"], name="ticket_req_email_idx"),
+            # Tickets addressed to an e-mail with no user attached (TicketGrants.addressed):
+            # partial, so a requester's own tickets (requester set) are not in it.
+            models.Index(
+                fields=["tenant", "requester_email"],
+                condition=models.Q(requester__isnull=True),
+                name="ticket_addressed_idx",
+            ),
             models.Index(fields=["tenant", "category", "-created_at"], name="ticket_category_idx"),
             GinIndex(fields=["search_vector"], name="ticket_search_idx"),
             models.Index(fields=["tenant", "queue", "-created_at"], name="ticket_queue_fk_idx"),

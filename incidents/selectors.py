@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, F, Q, QuerySet, Value
+from django.db.models.expressions import RawSQL
 from django.http import Http404
 
 from agentops.models import Membership, Role
@@ -36,6 +37,9 @@ QUEUE_VIEW_PERMS = ("view_queue",)
 QUEUE_WORK_PERMS = ("work_queue", "change_queue")
 TICKET_VIEW_PERMS = ("view_ticket",)
 TICKET_WORK_PERMS = ("change_ticket",)
+# A user's tickets with no user attached, only their address (see TicketGrants.addressed), are
+# listed by id up to this many; beyond, the queue matches them by address.
+ADDRESSED_LISTED = 200
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,9 @@ class TicketGrants:
     work_queues: frozenset[int] = frozenset()
     view_tickets: frozenset[int] = frozenset()
     work_tickets: frozenset[int] = frozenset()
+    # Tickets opened for the user's e-mail address with no user attached (by e-mail or API
+    # before the account existed): theirs too. None when there are more than ADDRESSED_LISTED.
+    addressed: frozenset[int] | None = frozenset()
 
     @property
     def queues(self) -> frozenset[int]:
@@ -87,11 +94,24 @@ def ticket_grants(membership: Membership) -> TicketGrants:
             (QueueGroupObjectPermission, own_groups, "queue", queue_perms),
         )
     ]
+    if user.email:
+        # The tickets addressed to them (a partial index holds only tickets with no user).
+        parts.append(
+            Ticket.objects.for_tenant(tenant)
+            .filter(requester__isnull=True, requester_email=user.email.lower())
+            .order_by()
+            .annotate(level=Value("addressed"), codename=Value(""))
+            .values_list("level", "pk", "codename")[: ADDRESSED_LISTED + 1]
+        )
     found: dict[tuple[str, bool], set[int]] = {
         key: set()
         for key in (("queue", False), ("queue", True), ("ticket", False), ("ticket", True))
     }
+    addressed: set[int] = set()
     for level, object_id, codename in parts[0].union(*parts[1:], all=True):
+        if level == "addressed":
+            addressed.add(object_id)
+            continue
         work = codename in (QUEUE_WORK_PERMS if level == "queue" else TICKET_WORK_PERMS)
         found[(level, work)].add(object_id)
     grants = TicketGrants(
@@ -99,6 +119,7 @@ def ticket_grants(membership: Membership) -> TicketGrants:
         work_queues=frozenset(found[("queue", True)]),
         view_tickets=frozenset(found[("ticket", False)]),
         work_tickets=frozenset(found[("ticket", True)]),
+        addressed=frozenset(addressed) if len(addressed) <= ADDRESSED_LISTED else None,
     )
     membership.__dict__["_ticket_grants"] = grants
     return grants
@@ -119,11 +140,17 @@ def tickets_visible_to(membership: Membership) -> QuerySet[Ticket]:
     # stop PostgreSQL from OR-ing the index bitmaps and scan every ticket of the tenant.
     grants = ticket_grants(membership)
     visible = Q(requester=user)
-    if user.email:
-        # A ticket opened by e-mail or API for their address (stored lower-case) is theirs too.
+    ids = set(grants.tickets)
+    if grants.addressed is None:
+        # A ticket opened by e-mail or API for their address (stored lower-case) is theirs
+        # too; past ADDRESSED_LISTED of them they are matched here rather than listed.
         visible |= Q(requester__isnull=True, requester_email=user.email.lower())
-    if grants.tickets:
-        visible |= Q(pk__in=sorted(grants.tickets))
+    else:
+        # Usually none: then a requester's queue is "requester = me" alone, read in order
+        # from (tenant, requester, created_at) instead of walking every ticket by date.
+        ids |= grants.addressed
+    if ids:
+        visible |= Q(pk__in=sorted(ids))
     if grants.queues:
         visible |= Q(queue_id__in=sorted(grants.queues))
     return tickets.filter(visible)
@@ -423,7 +450,7 @@ def queue_page(tickets: QuerySet[Ticket], total: int, start: int, stop: int) -> 
         ids = list(tickets.order_by().values_list("pk", flat=True))
         tickets = tickets.filter(pk__in=ids)
     elif is_ranked(tickets):
-        tickets = relevance_candidates(tickets)
+        return list(ranked_page(tickets, start, stop))
     elif start >= DEEP_OFFSET:
         # A deep page: skip the first rows as ids only (an index-only scan for the date
         # sorts), then read and join just the page's rows, not the skipped thousands.
@@ -440,9 +467,26 @@ DEEP_OFFSET = 500
 def relevance_candidates(tickets: QuerySet[Ticket]) -> QuerySet[Ticket]:
     """A relevance-sorted queue cut to its newest ``RELEVANCE_CANDIDATES`` matches, which alone
     are ranked: the candidates come from walking the date index (or the GIN index when the
-    word is rare) and stop at the limit, instead of ranking every match before the LIMIT."""
+    word is rare) and stop at the limit, instead of ranking every match before the LIMIT.
+    ``ranked_page`` reads one page of it."""
     newest = tickets.order_by("-created_at", "-id").values("pk")[:RELEVANCE_CANDIDATES]
     return tickets.filter(pk__in=newest)
+
+
+def ranked_page(tickets: QuerySet[Ticket], start: int, stop: int) -> QuerySet[Ticket]:
+    """Rows ``start:stop`` of ``relevance_candidates(tickets)``, in one query.
+
+    The candidates are ranked where they are found: the subquery walks the date index,
+    reads each match's search vector once to rank it, and keeps the page's ids. Only those
+    rows are read again (with the assignee and SLA joins), not all the candidates."""
+    candidates = tickets.order_by("-created_at", "-id").values("pk", "rank", "created_at")
+    sql, params = candidates[:RELEVANCE_CANDIDATES].query.get_compiler(tickets.db).as_sql()
+    page = RawSQL(  # noqa: S611 (Django-compiled SQL with its params; bounds as params)
+        f"SELECT c.pk FROM ({sql}) c "  # noqa: S608
+        "ORDER BY c.rank DESC, c.created_at DESC, c.pk DESC LIMIT %s OFFSET %s",
+        (*params, stop - start, start),
+    )
+    return tickets.filter(pk__in=page)
 
 
 def _looks_like_number(q: str) -> bool:
