@@ -3,6 +3,8 @@
 
     PYTHONPATH=. .venv/bin/python tests/bench/explain_queue.py [variant ...] [--before]
 
+The ``requester_*`` variants read the requester persona's own queue ("my requests").
+
 ``--before`` shows the plans of the earlier code: an exact COUNT(*) and every match ranked.
 """
 
@@ -26,14 +28,20 @@ from incidents import selectors  # noqa: E402
 from incidents.selectors import (  # noqa: E402
     QueueFilters,
     is_ranked,
-    relevance_candidates,
+    ranked_page,
     ticket_queue,
 )
 
 BEFORE = "--before" in sys.argv  # the code before this change: exact COUNT, rank every match
 only = [a for a in sys.argv[1:] if not a.startswith("--")]
-user = get_user_model().objects.get(username="alex")
-m = Membership.objects.select_related("tenant", "user").get(user=user, tenant__slug="acme")
+
+
+def membership_of(username):
+    user = get_user_model().objects.get(username=username)
+    return Membership.objects.select_related("tenant", "user").get(user=user, tenant__slug="acme")
+
+
+staff, requester = membership_of("alex"), membership_of("robin")
 VARIANTS = {
     "default": ({}, 0),
     "open": ({"status": "open"}, 0),
@@ -54,6 +62,9 @@ VARIANTS = {
     "q_kubernetes": ({"q": "kubernetes"}, 0),
     "deep_default": ({}, 9975),
     "deep_open_sla": ({"status": "open", "sort": "sla"}, 9975),
+    "requester": ({}, 0),
+    "requester_open": ({"status": "open"}, 0),
+    "requester_q_vpn": ({"q": "vpn"}, 0),
 }
 
 
@@ -69,6 +80,7 @@ def explain(label, sql, params):
 for name, (f, start) in VARIANTS.items():
     if only and name not in only:
         continue
+    m = requester if name.startswith("requester") else staff
     qs = ticket_queue(m, QueueFilters(**f))
     print(f"\n===== {name} {f} start={start}")
     cap = selectors.SEARCH_COUNT_CAP if f.get("q") else selectors.COUNT_CAP
@@ -84,7 +96,8 @@ for name, (f, start) in VARIANTS.items():
     if count <= selectors.FEW_MATCHES:
         print("   (few matches: ids first)")
     elif is_ranked(qs) and not BEFORE:
-        page = relevance_candidates(qs)
+        page = ranked_page(qs, start, start + 25)
+        start = 0
     if start >= selectors.DEEP_OFFSET and not BEFORE:
         page = page.values_list("pk", flat=True)  # the deep path's ids query
     page = page[start : start + 25]
