@@ -31,10 +31,12 @@ from incidents.models import (
 from incidents.selectors import (
     QueueFilters,
     access_ticket,
+    count_matches,
+    is_ranked,
     may_see_queues,
-    queue_count,
     queue_page,
     queues_visible_to,
+    rows_by_ids,
     ticket_queue,
 )
 from incidents.taxonomy import check_category
@@ -130,7 +132,14 @@ class ListParams(Schema):
         pattern=r"^[-a-z0-9_]*$",
         description="A queue's slug (GET /api/v1/queues), or 'none' for tickets in no queue.",
     )
-    sort: str = Field("newest", pattern="^(newest|oldest|priority|sla|updated|number|relevance)$")
+    sort: str = Field(
+        "newest",
+        pattern="^(newest|oldest|priority|sla|updated|number|relevance)$",
+        description=(
+            "relevance (with q): when more than 1,000 tickets match, the newest 1,000 are "
+            "ranked and the list ends with them."
+        ),
+    )
     limit: int = Field(25, ge=1, le=200)
     offset: int = Field(0, ge=0, le=1_000_000)
 
@@ -217,10 +226,17 @@ def list_tickets(request, params: Query[ListParams]):
     qs = ticket_queue(request.membership, filters)
     stop = params.offset + params.limit
     # An exact COUNT(*) of a million tickets reads a whole index (a search: every match's
-    # row); the count stops past the cap, or past this page when it lies deeper.
-    cap = max(selectors.SEARCH_COUNT_CAP if params.q else selectors.COUNT_CAP, stop)
-    found = queue_count(qs, cap)
-    items = queue_page(qs, found, params.offset, stop)
+    # row); the count stops past the cap, or past this page when it lies deeper (not for a
+    # relevance sort, whose list ends with its ranked candidates).
+    cap = selectors.SEARCH_COUNT_CAP if params.q else selectors.COUNT_CAP
+    if not is_ranked(qs):
+        cap = max(cap, stop)
+    counted = count_matches(qs, cap, search=bool(params.q))
+    found = counted.found
+    if counted.ids is not None:
+        items = rows_by_ids(qs, counted.ids, params.offset, stop)
+    else:
+        items = queue_page(qs, found, params.offset, stop)
     prefetch_related_objects(items, "queue")  # one query for the page's queue slugs
     return {
         "count": found,

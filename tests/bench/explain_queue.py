@@ -27,8 +27,8 @@ from agentops.models import Membership  # noqa: E402
 from incidents import selectors  # noqa: E402
 from incidents.selectors import (  # noqa: E402
     QueueFilters,
+    count_matches,
     is_ranked,
-    ranked_page,
     ticket_queue,
 )
 
@@ -60,6 +60,11 @@ VARIANTS = {
     "q_vpn_open_high": ({"q": "vpn", "status": "open", "priority": "high"}, 0),
     "q_vpn_relevance": ({"q": "vpn", "sort": "relevance"}, 0),
     "q_kubernetes": ({"q": "kubernetes"}, 0),
+    "q_kubernetes_relevance": ({"q": "kubernetes", "sort": "relevance"}, 0),
+    "q_vpn_open_high_relevance": (
+        {"q": "vpn", "status": "open", "priority": "high", "sort": "relevance"},
+        0,
+    ),
     "deep_default": ({}, 9975),
     "deep_open_sla": ({"status": "open", "sort": "sla"}, 9975),
     "requester": ({}, 0),
@@ -84,6 +89,29 @@ for name, (f, start) in VARIANTS.items():
     qs = ticket_queue(m, QueueFilters(**f))
     print(f"\n===== {name} {f} start={start}")
     cap = selectors.SEARCH_COUNT_CAP if f.get("q") else selectors.COUNT_CAP
+    if is_ranked(qs) and not BEFORE:
+        # count_matches: the newest matches with their rank, count and candidates at once.
+        reach = max(selectors.RELEVANCE_CANDIDATES, selectors.FEW_MATCHES, cap) + 1
+        cq = qs.order_by("-created_at", "-id").values_list("pk", "rank", "created_at")[:reach]
+        counted = count_matches(qs, cap)
+        sql, params = cq.query.get_compiler("default").as_sql()
+        explain(f"ranked candidates, counted ({counted.found})", sql, params)
+        ids = counted.ids[start : start + 25]
+        page = qs.order_by().filter(pk__in=ids)
+        sql, params = page.query.get_compiler("default").as_sql()
+        explain("page (its rows by id)", sql, params)
+        continue
+    if f.get("q") and not BEFORE:
+        # count_matches for a search: its ids in page order, up to cap + 1.
+        ids = list(qs.values_list("pk", flat=True)[: cap + 1])
+        sql, params = (
+            qs.values_list("pk", flat=True)[: cap + 1].query.get_compiler("default").as_sql()
+        )
+        explain(f"ids in page order, counted ({len(ids)})", sql, params)
+        page = qs.order_by().filter(pk__in=ids[start : start + 25])
+        sql, params = page.query.get_compiler("default").as_sql()
+        explain("page (its rows by id)", sql, params)
+        continue
     cq = qs.order_by() if BEFORE else qs.order_by().values("pk")[: cap + 1]
     count = cq.count()
     sql, params = cq.query.get_compiler("default").as_sql()
@@ -95,9 +123,8 @@ for name, (f, start) in VARIANTS.items():
     page = qs
     if count <= selectors.FEW_MATCHES:
         print("   (few matches: ids first)")
-    elif is_ranked(qs) and not BEFORE:
-        page = ranked_page(qs, start, start + 25)
-        start = 0
+    elif is_ranked(qs):  # --before: every match ranked
+        pass
     if start >= selectors.DEEP_OFFSET and not BEFORE:
         page = page.values_list("pk", flat=True)  # the deep path's ids query
     page = page[start : start + 25]

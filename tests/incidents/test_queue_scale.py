@@ -72,6 +72,39 @@ def test_api_search_count_has_its_own_cap(personas, make_ticket, api_get, monkey
     assert api_get(limit=1)["count_is_exact"] is True  # no search: the plain cap
 
 
+def test_api_relevance_list_ends_with_its_ranked_candidates(
+    personas, make_ticket, api_get, monkeypatch
+):
+    """Sorted by relevance over many matches, the API lists the ranked candidates, best
+    first; its count does not grow with the offset, so paging on stops."""
+    from incidents import selectors
+
+    monkeypatch.setattr(selectors, "FEW_MATCHES", 1)
+    monkeypatch.setattr(selectors, "RELEVANCE_CANDIDATES", 3)
+    monkeypatch.setattr(selectors, "SEARCH_COUNT_CAP", 3)
+    weak = make_ticket(personas.tenant, personas.requester, title="Laptop", description="vpn")
+    old = make_ticket(personas.tenant, personas.requester, title="Old VPN", description="")
+    for i in range(4):
+        make_ticket(personas.tenant, personas.requester, title=f"Printer {i}", description="")
+    middle = make_ticket(personas.tenant, personas.requester, title="VPN down", description="")
+    make_ticket(personas.tenant, personas.requester, title="VPN again", description="x")
+    strong = make_ticket(personas.tenant, personas.requester, title="VPN VPN down")
+
+    first = api_get(q="vpn", sort="relevance", limit=2)
+    assert (first["count"], first["count_is_exact"]) == (4, False)
+    assert first["items"][0]["number"] == strong.number
+    rest = api_get(q="vpn", sort="relevance", limit=2, offset=2)
+    assert len(rest["items"]) == 1 and rest["count"] == 4
+    assert api_get(q="vpn", sort="relevance", limit=2, offset=4) == {
+        **rest,
+        "items": [],
+        "offset": 4,
+    }
+    listed = {i["number"] for i in first["items"] + rest["items"]}
+    assert middle.number in listed  # the newest 3 matches only:
+    assert weak.number not in listed and old.number not in listed
+
+
 def test_api_schema_documents_the_capped_count(client):
     schema = client.get("/api/v1/openapi.json").json()
     listing = schema["components"]["schemas"]["TicketList"]["properties"]
@@ -83,12 +116,13 @@ def test_api_schema_documents_the_capped_count(client):
 
 
 def test_ranked_page_is_the_slice_of_the_ranked_candidates(personas, make_ticket, monkeypatch):
-    """ranked_page (the candidates ranked where they are found, one page of ids kept) returns
-    exactly the rows of the ranked candidate set, page after page."""
+    """count_matches ranks the newest candidates in Python as SQL would; the pages read from
+    its ids (rows_by_ids) are exactly the slices of relevance_candidates, page after page."""
     from agentops.models import Membership
     from incidents import selectors
 
     monkeypatch.setattr(selectors, "RELEVANCE_CANDIDATES", 9)
+    monkeypatch.setattr(selectors, "FEW_MATCHES", 5)  # many matches, as at scale
     for i in range(12):
         make_ticket(
             personas.tenant,
@@ -101,11 +135,14 @@ def test_ranked_page_is_the_slice_of_the_ranked_candidates(personas, make_ticket
     assert selectors.is_ranked(qs)
     expected = [t.pk for t in selectors.relevance_candidates(qs)]
     assert len(expected) == 9
+    counted = selectors.count_matches(qs, 10)
+    assert counted.found == 11 and counted.ids == expected  # 12 match: "10+"
     pages = [
-        [t.pk for t in selectors.queue_page(qs, selectors.FEW_MATCHES + 1, start, start + 4)]
+        [t.pk for t in selectors.rows_by_ids(qs, counted.ids, start, start + 4)]
         for start in (0, 4, 8, 12)
     ]
     assert pages == [expected[0:4], expected[4:8], expected[8:9], []]
+    assert [t.pk for t in selectors.queue_page(qs, 11, 4, 8)] == expected[4:8]
 
 
 def test_relevance_ranks_a_better_match_higher(personas, make_ticket, client_for, monkeypatch):
