@@ -257,6 +257,18 @@ class Ticket(TenantOwned):
                 condition=models.Q(status__in=sorted(OPEN_STATUSES)),
                 name="ticket_mine_open_idx",
             ),
+            # Open tickets by priority, newest first: ?status=open&priority=... (with or
+            # without a search: its matches are read in this order, see
+            # selectors.count_matches) walks only open tickets; ?status=open&sort=priority
+            # reads its page index-only.
+            models.Index(
+                F("tenant"),
+                F("priority_rank"),
+                F("created_at").desc(),
+                F("id").desc(),
+                condition=models.Q(status__in=sorted(OPEN_STATUSES)),
+                name="ticket_open_prio_idx",
+            ),
             # Open tickets by SLA due, in the queue's sla order (nulls last, newest id first):
             # ?status=open&sort=sla reads its rows, and its deep pages skip ids, in index order.
             models.Index(
