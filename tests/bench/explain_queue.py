@@ -92,7 +92,7 @@ for name, (f, start) in VARIANTS.items():
     if is_ranked(qs) and not BEFORE:
         # count_matches: the newest matches with their rank, count and candidates at once.
         reach = max(selectors.RELEVANCE_CANDIDATES, selectors.FEW_MATCHES, cap) + 1
-        cq = qs.order_by("-created_at", "-id").values_list("pk", "rank", "created_at")[:reach]
+        cq = qs.order_by("-created_at", "-id").values_list("pk", "rank")[:reach]
         counted = count_matches(qs, cap)
         sql, params = cq.query.get_compiler("default").as_sql()
         explain(f"ranked candidates, counted ({counted.found})", sql, params)
