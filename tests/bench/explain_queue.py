@@ -60,6 +60,11 @@ VARIANTS = {
     "q_vpn_open_high": ({"q": "vpn", "status": "open", "priority": "high"}, 0),
     "q_vpn_relevance": ({"q": "vpn", "sort": "relevance"}, 0),
     "q_kubernetes": ({"q": "kubernetes"}, 0),
+    "q_vpn_sla": ({"q": "vpn", "sort": "sla"}, 0),
+    "q_vpn_priority": ({"q": "vpn", "sort": "priority"}, 0),
+    "q_vpn_number": ({"q": "vpn", "sort": "number"}, 0),
+    "q_vpn_updated": ({"q": "vpn", "sort": "updated"}, 0),
+    "q_vpn_oldest": ({"q": "vpn", "sort": "oldest"}, 0),
     "q_kubernetes_relevance": ({"q": "kubernetes", "sort": "relevance"}, 0),
     "q_vpn_open_high_relevance": (
         {"q": "vpn", "status": "open", "priority": "high", "sort": "relevance"},
