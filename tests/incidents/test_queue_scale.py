@@ -239,3 +239,33 @@ def test_tickets_addressed_to_the_requester_stay_theirs(
         assert client.get(f"/tickets/{stranger.number}/").status_code == 404
     # Past the limit the address is matched in SQL, not listed by id.
     assert any('"requester_email" =' in sql for sql in _queue_sql(client))
+
+
+# --- a search counted by its ids in page order ------------------------------------------------
+
+
+@pytest.mark.parametrize("sort", ["newest", "oldest", "priority", "sla", "updated", "number"])
+def test_search_pages_are_the_plain_slice_in_every_sort(personas, client_for, monkeypatch, sort):
+    """count_matches reads a search's ids in the page's order, up to the cap + 1: the pages
+    read from them (rows_by_ids) are the sorted queryset's slices, and the console says
+    "5+" past the cap."""
+    from agentops.models import Membership
+    from incidents import selectors
+    from incidents.testdata import bulk_generate
+
+    bulk_generate(tenant=personas.tenant, count=40, comments_per_ticket=0)
+    membership = Membership.objects.get(user=personas.agent, tenant=personas.tenant)
+    qs = selectors.ticket_queue(membership, selectors.QueueFilters(q="vpn", sort=sort))
+    total = qs.count()
+    assert total > 6, total  # the generator's VPN templates
+    counted = selectors.count_matches(qs, 5, search=True)
+    assert (counted.found, counted.ranked) == (6, False)
+    for start in (0, 2, 4):
+        rows = selectors.rows_by_ids(qs, counted.ids, start, start + 2)
+        assert [t.pk for t in rows] == [t.pk for t in qs[start : start + 2]], (sort, start)
+    exact = selectors.count_matches(qs, total, search=True)
+    assert exact.found == total and exact.ids == [t.pk for t in qs]
+
+    monkeypatch.setattr(selectors, "SEARCH_COUNT_CAP", 5)
+    html = client_for(personas.agent).get("/tickets/", {"q": "vpn", "sort": sort})
+    assert "<strong>5+</strong> tickets" in html.content.decode()
