@@ -231,7 +231,7 @@ def list_tickets(request, params: Query[ListParams]):
     cap = selectors.SEARCH_COUNT_CAP if params.q else selectors.COUNT_CAP
     if not is_ranked(qs):
         cap = max(cap, stop)
-    counted = count_matches(qs, cap, search=bool(params.q))
+    counted = count_matches(qs, cap, in_order=bool(params.q))
     found = counted.found
     if counted.ids is not None:
         items = rows_by_ids(qs, counted.ids, params.offset, stop)

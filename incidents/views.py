@@ -34,6 +34,7 @@ from incidents.selectors import (
     can_write_ticket,
     comments_visible_to,
     count_matches,
+    is_ranked,
     list_choices,
     queue_page,
     rows_by_ids,
@@ -65,14 +66,15 @@ class QueuePaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        # A search counts by reading its matches' ids in page order (ranked for relevance).
-        counted = count_matches(self.object_list, self.cap, search=self.search)
+        # A search is counted by reading its matches' ids in page order (ranked for
+        # relevance); other queues by a capped COUNT.
+        counted = count_matches(self.object_list, self.cap, in_order=self.search)
         self.found = found = counted.found
         self.ids = counted.ids
         self.capped = found > self.cap
         self.matches = f"{self.cap:,}+" if self.capped else str(found)
         found = min(found, self.cap)
-        if found > selectors.FEW_MATCHES and counted.ranked:
+        if found > selectors.FEW_MATCHES and is_ranked(self.object_list):
             self.ranked_only = True
             return min(found, selectors.RELEVANCE_CANDIDATES)
         return found

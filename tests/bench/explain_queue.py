@@ -61,6 +61,10 @@ VARIANTS = {
     "q_vpn_relevance": ({"q": "vpn", "sort": "relevance"}, 0),
     "q_kubernetes": ({"q": "kubernetes"}, 0),
     "q_vpn_sla": ({"q": "vpn", "sort": "sla"}, 0),
+    "q_vpn_security": ({"q": "vpn", "category": "security"}, 0),
+    "q_vpn_me_new": ({"q": "vpn", "assignee": "me", "status": "new"}, 0),
+    "q_vpn_critical_incident": ({"q": "vpn", "priority": "critical", "kind": "incident"}, 0),
+    "q_password_resolved": ({"q": "password", "status": "resolved"}, 0),
     "q_vpn_priority": ({"q": "vpn", "sort": "priority"}, 0),
     "q_vpn_number": ({"q": "vpn", "sort": "number"}, 0),
     "q_vpn_updated": ({"q": "vpn", "sort": "updated"}, 0),
@@ -94,11 +98,12 @@ for name, (f, start) in VARIANTS.items():
     qs = ticket_queue(m, QueueFilters(**f))
     print(f"\n===== {name} {f} start={start}")
     cap = selectors.SEARCH_COUNT_CAP if f.get("q") else selectors.COUNT_CAP
-    if is_ranked(qs) and not BEFORE:
+    in_order = bool(f.get("q")) and not BEFORE
+    if is_ranked(qs) and in_order:
         # count_matches: the newest matches with their rank, count and candidates at once.
         reach = max(selectors.RELEVANCE_CANDIDATES, selectors.FEW_MATCHES, cap) + 1
         cq = qs.order_by("-created_at", "-id").values_list("pk", "rank")[:reach]
-        counted = count_matches(qs, cap)
+        counted = count_matches(qs, cap, in_order=True)
         sql, params = cq.query.get_compiler("default").as_sql()
         explain(f"ranked candidates, counted ({counted.found})", sql, params)
         ids = counted.ids[start : start + 25]
@@ -106,7 +111,7 @@ for name, (f, start) in VARIANTS.items():
         sql, params = page.query.get_compiler("default").as_sql()
         explain("page (its rows by id)", sql, params)
         continue
-    if f.get("q") and not BEFORE:
+    if in_order:
         # count_matches for a search: its ids in page order, up to cap + 1.
         ids = list(qs.values_list("pk", flat=True)[: cap + 1])
         sql, params = (

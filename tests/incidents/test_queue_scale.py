@@ -135,7 +135,7 @@ def test_ranked_page_is_the_slice_of_the_ranked_candidates(personas, make_ticket
     assert selectors.is_ranked(qs)
     expected = [t.pk for t in selectors.relevance_candidates(qs)]
     assert len(expected) == 9
-    counted = selectors.count_matches(qs, 10)
+    counted = selectors.count_matches(qs, 10, in_order=True)
     assert counted.found == 11 and counted.ids == expected  # 12 match: "10+"
     pages = [
         [t.pk for t in selectors.rows_by_ids(qs, counted.ids, start, start + 4)]
@@ -258,12 +258,12 @@ def test_search_pages_are_the_plain_slice_in_every_sort(personas, client_for, mo
     qs = selectors.ticket_queue(membership, selectors.QueueFilters(q="vpn", sort=sort))
     total = qs.count()
     assert total > 6, total  # the generator's VPN templates
-    counted = selectors.count_matches(qs, 5, search=True)
+    counted = selectors.count_matches(qs, 5, in_order=True)
     assert (counted.found, counted.ranked) == (6, False)
     for start in (0, 2, 4):
         rows = selectors.rows_by_ids(qs, counted.ids, start, start + 2)
         assert [t.pk for t in rows] == [t.pk for t in qs[start : start + 2]], (sort, start)
-    exact = selectors.count_matches(qs, total, search=True)
+    exact = selectors.count_matches(qs, total, in_order=True)
     assert exact.found == total and exact.ids == [t.pk for t in qs]
 
     monkeypatch.setattr(selectors, "SEARCH_COUNT_CAP", 5)
