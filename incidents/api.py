@@ -15,7 +15,7 @@ from agentops import quotas
 from agentops.access import require_capability
 from agentops.api import StrictIn
 from agents.api import RunOut, StepOut, ToolCallOut
-from incidents import services
+from incidents import selectors, services
 from incidents.models import (
     CATEGORY_MAX,
     DESCRIPTION_MAX,
@@ -31,9 +31,12 @@ from incidents.models import (
 from incidents.selectors import (
     QueueFilters,
     access_ticket,
+    count_matches,
+    is_ranked,
     may_see_queues,
     queue_page,
     queues_visible_to,
+    rows_by_ids,
     ticket_queue,
 )
 from incidents.taxonomy import check_category
@@ -97,7 +100,17 @@ class TicketOut(Schema):
 
 
 class TicketList(Schema):
-    count: int
+    count: int = Field(
+        ...,
+        description=(
+            "How many tickets match. Exact when count_is_exact; otherwise a lower bound: "
+            "counting stops one past max(10,000 (1,000 for a full-text search), offset + "
+            "limit), so while more tickets follow this page, count stays above offset + limit."
+        ),
+    )
+    count_is_exact: bool = Field(
+        True, description="False when more tickets match than were counted (see count)."
+    )
     limit: int
     offset: int
     items: list[TicketOut]
@@ -119,7 +132,14 @@ class ListParams(Schema):
         pattern=r"^[-a-z0-9_]*$",
         description="A queue's slug (GET /api/v1/queues), or 'none' for tickets in no queue.",
     )
-    sort: str = Field("newest", pattern="^(newest|oldest|priority|sla|updated|number|relevance)$")
+    sort: str = Field(
+        "newest",
+        pattern="^(newest|oldest|priority|sla|updated|number|relevance)$",
+        description=(
+            "relevance (with q): when more than 1,000 tickets match, the newest 1,000 are "
+            "ranked and the list ends with them."
+        ),
+    )
     limit: int = Field(25, ge=1, le=200)
     offset: int = Field(0, ge=0, le=1_000_000)
 
@@ -204,10 +224,27 @@ def list_tickets(request, params: Query[ListParams]):
             fields = {"category": f"{exc.message_dict['category'][0]} See the tenant's categories."}
             return HttpStatus(400, {"error": "validation_error", "fields": fields})
     qs = ticket_queue(request.membership, filters)
-    count = qs.count()
-    items = queue_page(qs, count, params.offset, params.offset + params.limit)
+    stop = params.offset + params.limit
+    # An exact COUNT(*) of a million tickets reads a whole index (a search: every match's
+    # row); the count stops past the cap, or past this page when it lies deeper (not for a
+    # relevance sort, whose list ends with its ranked candidates).
+    cap = selectors.SEARCH_COUNT_CAP if params.q else selectors.COUNT_CAP
+    if not is_ranked(qs):
+        cap = max(cap, stop)
+    counted = count_matches(qs, cap, in_order=bool(params.q))
+    found = counted.found
+    if counted.ids is not None:
+        items = rows_by_ids(qs, counted.ids, params.offset, stop)
+    else:
+        items = queue_page(qs, found, params.offset, stop)
     prefetch_related_objects(items, "queue")  # one query for the page's queue slugs
-    return {"count": count, "limit": params.limit, "offset": params.offset, "items": items}
+    return {
+        "count": found,
+        "count_is_exact": found <= cap,
+        "limit": params.limit,
+        "offset": params.offset,
+        "items": items,
+    }
 
 
 @router.get("/{number}", response=TicketOut, summary="One ticket by number")

@@ -235,7 +235,13 @@ class Ticket(TenantOwned):
             models.Index(
                 fields=["tenant", "requester", "-created_at"], name="ticket_requester_idx"
             ),
-            models.Index(fields=["tenant", "requester_email"], name="ticket_req_email_idx"),
+            # Tickets addressed to an e-mail with no user attached (TicketGrants.addressed):
+            # partial, so a requester's own tickets (requester set) are not in it.
+            models.Index(
+                fields=["tenant", "requester_email"],
+                condition=models.Q(requester__isnull=True),
+                name="ticket_addressed_idx",
+            ),
             models.Index(fields=["tenant", "category", "-created_at"], name="ticket_category_idx"),
             GinIndex(fields=["search_vector"], name="ticket_search_idx"),
             models.Index(fields=["tenant", "queue", "-created_at"], name="ticket_queue_fk_idx"),
@@ -250,6 +256,18 @@ class Ticket(TenantOwned):
                 fields=["tenant", "assignee", "sla_due", "-created_at"],
                 condition=models.Q(status__in=sorted(OPEN_STATUSES)),
                 name="ticket_mine_open_idx",
+            ),
+            # Open tickets by priority, newest first: ?status=open&priority=... (with or
+            # without a search: its matches are read in this order, see
+            # selectors.count_matches) walks only open tickets; ?status=open&sort=priority
+            # reads its page index-only.
+            models.Index(
+                F("tenant"),
+                F("priority_rank"),
+                F("created_at").desc(),
+                F("id").desc(),
+                condition=models.Q(status__in=sorted(OPEN_STATUSES)),
+                name="ticket_open_prio_idx",
             ),
             # Open tickets by SLA due, in the queue's sla order (nulls last, newest id first):
             # ?status=open&sort=sla reads its rows, and its deep pages skip ids, in index order.

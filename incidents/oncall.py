@@ -27,7 +27,7 @@ def on_call_now(tenant, *, at=None):
 
 def pages_for(ticket: Ticket):
     return (
-        Page.objects.for_tenant(ticket.tenant)
+        Page.objects.for_tenant(ticket.tenant_id)  # the id: no query for the tenant row
         .filter(ticket=ticket)
         .select_related("user", "acknowledged_by")
         .order_by("created_at", "id")

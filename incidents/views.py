@@ -33,10 +33,11 @@ from incidents.selectors import (
     access_ticket,
     can_write_ticket,
     comments_visible_to,
+    count_matches,
     is_ranked,
     list_choices,
-    queue_count,
     queue_page,
+    rows_by_ids,
     tenant_staff,
     ticket_queue,
     tickets_visible_to,
@@ -58,11 +59,18 @@ class QueuePaginator(Paginator):
 
     def __init__(self, object_list, per_page, *, search: bool = False):
         super().__init__(object_list, per_page)
+        self.search = search
         self.cap = selectors.SEARCH_COUNT_CAP if search else selectors.COUNT_CAP
+
+    ids: list[int] | None = None  # a search's matches in page order (count_matches)
 
     @cached_property
     def count(self) -> int:
-        self.found = found = queue_count(self.object_list, self.cap)
+        # A search is counted by reading its matches' ids in page order (ranked for
+        # relevance); other queues by a capped COUNT.
+        counted = count_matches(self.object_list, self.cap, in_order=self.search)
+        self.found = found = counted.found
+        self.ids = counted.ids
         self.capped = found > self.cap
         self.matches = f"{self.cap:,}+" if self.capped else str(found)
         found = min(found, self.cap)
@@ -77,8 +85,11 @@ class QueuePaginator(Paginator):
         top = bottom + self.per_page
         if top + self.orphans >= self.count:
             top = self.count
-        # queue_page decides "few matches" on what matched, not on how far the pages go.
-        rows = queue_page(self.object_list, self.found, bottom, top)
+        if self.ids is not None:
+            rows = rows_by_ids(self.object_list, self.ids, bottom, top)
+        else:
+            # queue_page decides "few matches" on what matched, not on how far pages go.
+            rows = queue_page(self.object_list, self.found, bottom, top)
         return self._get_page(rows, number, self)
 
 

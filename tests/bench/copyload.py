@@ -89,13 +89,19 @@ def _reserve_numbers(tenant, count: int) -> dict[str, int]:
 
 
 def _ticket_rows(tenant, count: int, rng: random.Random, next_number: dict[str, int]):
-    """Yield COPY rows, numbered from ``next_number`` per kind."""
+    """Yield COPY rows, numbered from ``next_number`` per kind, oldest first.
+
+    A year of tickets in the order they were opened, as a live table receives them: ids,
+    numbers and the heap's physical order follow created_at. (Rows written in random date
+    order put each ticket of a newest-first walk on a different heap page, a layout no table
+    that takes its tickets one by one has.)"""
     domain = f"{tenant.slug}.example"
     now = timezone.now()
     spread = 365 * 24 * 60
-    for _ in range(count):
+    ages = sorted((rng.randint(0, spread) for _ in range(count)), reverse=True)
+    for age in ages:
         data = fake_ticket(rng, domain)
-        created = now - timedelta(minutes=rng.randint(0, spread))
+        created = now - timedelta(minutes=age)
         status = rng.choice(STATUSES)
         done = status in (Status.RESOLVED, Status.CLOSED)
         kind = data["kind"]

@@ -182,3 +182,27 @@ def test_my_work_query_count_and_capped_total(
     monkeypatch.setattr(analytics_views, "COUNT_CAP", 20)
     html = client.get("/my-work/").content.decode()
     assert '<span class="tab-count">20+</span>' in html
+
+
+def test_incident_detail_costs_one_query_more_than_a_request(personas, make_ticket, client_for):
+    """An incident's page also lists its on-call pages: one query more than a request's page,
+    within the ticket page's 10 (the 1M bench's detail ticket is an incident since its tickets
+    load in creation order)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from incidents import services
+    from incidents.models import Kind
+
+    client = client_for(personas.agent)
+    counts = {}
+    for kind in (Kind.REQUEST, Kind.INCIDENT):
+        ticket = make_ticket(personas.tenant, personas.requester, kind=kind)
+        services.ticket_comment(ticket=ticket, actor=personas.agent, body="Concentrator down.")
+        url = f"/tickets/{ticket.number}/"
+        assert client.get(url).status_code == 200
+        with CaptureQueriesContext(connection) as ctx:
+            response = client.get(url)
+        assert "Concentrator down." in response.content.decode()
+        counts[kind] = len(ctx.captured_queries)
+    assert counts[Kind.INCIDENT] == counts[Kind.REQUEST] + 1 <= 10, counts
