@@ -180,7 +180,8 @@ def _kombu_url(url: str) -> str:
 
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # Django's Redis cache, one client object per pool (agentops/cache.py says why).
+        "BACKEND": "agentops.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "agentops",
     }

@@ -5,6 +5,7 @@ raised as ``Missing`` (the caller then proposes nothing rather than guess)."""
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from agents.llm.offline_input import Analysis, Intent
@@ -89,7 +90,8 @@ class Missing(Exception):
     """A required value cannot be filled from what the model knows (e.g. no e-mail)."""
 
 
-def _family_for(values: list[str], name: str) -> str | None:
+@lru_cache(maxsize=1024)  # a schema's enums repeat on every call: a pure function of them
+def _family_for(values: tuple[str, ...], name: str) -> str | None:
     hint = name.lower()
     counts: dict[str, int] = {}
     for family, _concepts in FAMILIES.items():
@@ -103,6 +105,7 @@ def _family_for(values: list[str], name: str) -> str | None:
     return best if counts[best] else None
 
 
+@lru_cache(maxsize=8192)
 def _concept(family: str, value: str) -> str | None:
     v = value.lower().strip()
     tokens = [t for t in re.split(r"[\s_/-]+", v) if t]
@@ -119,7 +122,7 @@ def choose_enum(values: list[Any], name: str, analysis: Analysis) -> Any:
     strings = [v for v in values if isinstance(v, str)]
     if not strings:
         return values[0] if values else None
-    family = _family_for(strings, name)
+    family = _family_for(tuple(strings), name)
     wanted: dict[str, float] = {}
     if family == "category":
         wanted = dict(analysis.category_scores) or {"other": 1.0}
