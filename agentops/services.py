@@ -33,12 +33,11 @@ def sequence_next(*, tenant: Tenant, name: str, step: int = 1) -> int:
 def sync_role_groups(user) -> None:
     """Keep the user's Django groups equal to the roles they hold in any tenant."""
     roles = set(Membership.objects.filter(user=user).values_list("role", flat=True))
-    role_groups = {g.name: g for g in Group.objects.filter(name__in=Role.values)}
-    for name, group in role_groups.items():
-        if name in roles:
-            user.groups.add(group)
-        else:
-            user.groups.remove(group)
+    role_groups = Group.objects.filter(name__in=Role.values)
+    # One DELETE for the roles no longer held and one INSERT for those held, rather than a
+    # statement per role: every membership change (and every test persona) goes through here.
+    user.groups.remove(*[g for g in role_groups if g.name not in roles])
+    user.groups.add(*[g for g in role_groups if g.name in roles])
 
 
 @transaction.atomic
