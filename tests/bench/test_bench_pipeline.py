@@ -47,7 +47,9 @@ import os
 import platform
 import random
 import statistics
+import shutil
 import subprocess
+import sys
 import time
 from collections import Counter, defaultdict
 from datetime import datetime
@@ -721,6 +723,36 @@ def _print(name: str, r: dict) -> None:
                 print(f"         escalated {count}x: {reason}")
 
 
+def _start_py_spy(pid: int, scenario: str):
+    """``AGENTOPS_BENCH_PY_SPY=DIR``: sample the worker (and its pool processes) with py-spy
+    while the tickets are worked, into DIR/pipeline-SCENARIO.txt (collapsed stacks, one line per
+    stack with its sample count; ``--idle`` off, so the counts are CPU). Unlike cProfile it does
+    not slow the worker down, so the shares are the real ones. Needs ``pip install py-spy``."""
+    out_dir = os.environ.get("AGENTOPS_BENCH_PY_SPY")
+    if not out_dir:
+        return None
+    out = Path(out_dir) / f"pipeline-{scenario}.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spy = subprocess.Popen(
+        [shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy", "record", "-p", str(pid), "--subprocesses", "--rate", "250"]
+        + ["--format", "raw", "--output", str(out), "--nonblocking"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.5)  # (attached before the first ticket)
+    return spy
+
+
+def _stop_py_spy(spy) -> None:
+    if spy is None:
+        return
+    import signal
+
+    spy.send_signal(signal.SIGINT)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        spy.wait(timeout=30)
+
+
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_bench_pipeline(scenario, start_bench_worker):
     if scenario not in SELECTED:
@@ -737,6 +769,7 @@ def test_bench_pipeline(scenario, start_bench_worker):
     kinds: dict[str, str] = {}
     t0 = None
     cpu_before = _cpu_snapshot(worker.process.pid)
+    spy = _start_py_spy(worker.process.pid, scenario)
     if mode == "burst":
         for start in range(0, len(tickets), BATCH):
             with transaction.atomic():
@@ -754,6 +787,7 @@ def test_bench_pipeline(scenario, start_bench_worker):
     arrivals = time.time()
     _wait_settled(tenant, len(tickets), worker)
     cpu_after = _cpu_snapshot(worker.process.pid)
+    _stop_py_spy(spy)
     result = _measure(tenant, kinds, t0, arrivals, query_log)
     result["cpu"] = _cpu_per_ticket(cpu_before, cpu_after, len(tickets))
     result["pool"] = "solo (1 process)" if pool == "solo" else "prefork, concurrency 2"
