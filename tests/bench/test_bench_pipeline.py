@@ -46,8 +46,8 @@ import json
 import os
 import platform
 import random
-import statistics
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -733,9 +733,10 @@ def _start_py_spy(pid: int, scenario: str):
         return None
     out = Path(out_dir) / f"pipeline-{scenario}.txt"
     out.parent.mkdir(parents=True, exist_ok=True)
+    py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
     spy = subprocess.Popen(
-        [shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy", "record", "-p", str(pid), "--subprocesses", "--rate", "250"]
-        + ["--format", "raw", "--output", str(out), "--nonblocking"],
+        [py_spy, "record", "-p", str(pid), "--subprocesses", "--rate", "250", "--format", "raw"]
+        + ["--output", str(out), "--nonblocking"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
