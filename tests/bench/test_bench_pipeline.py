@@ -734,9 +734,9 @@ def _start_py_spy(pid: int, scenario: str):
     out = Path(out_dir) / f"pipeline-{scenario}.txt"
     out.parent.mkdir(parents=True, exist_ok=True)
     py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+    args = ["record", "-p", str(pid), "--subprocesses", "--rate", "250", "--format", "raw"]
     spy = subprocess.Popen(
-        [py_spy, "record", "-p", str(pid), "--subprocesses", "--rate", "250", "--format", "raw"]
-        + ["--output", str(out), "--nonblocking"],
+        [py_spy, *args, "--output", str(out), "--nonblocking"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
