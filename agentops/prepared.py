@@ -7,8 +7,8 @@ makes (the ticket, the requester in the directory, the devices, the policy rules
 ORM's query building was the largest single share of a worker's time per ticket.
 
 ``@prepared`` takes a function that builds the queryset from scalar arguments (annotated
-``int`` or ``str``). The first call builds it once with *sentinel* values, compiles it, and
-records where each argument lands among the SQL's parameters; every later call only binds the
+``int``, ``str`` or ``datetime``). The first call builds it with *sentinel* values, compiles
+it, and records where each argument lands among the SQL's parameters; every later call only binds the
 values and reads the rows, which become model instances (or ``values``/``values_list`` rows)
 through the same compiler state and field converters the ORM itself uses::
 
@@ -34,6 +34,7 @@ import threading
 import typing
 import weakref
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connections
@@ -44,8 +45,10 @@ from django.db.models.query import (
     ValuesListIterable,
     get_related_populators,
 )
+from django.db.transaction import TransactionManagementError
 
-_SUPPORTED = (int, str)
+_SUPPORTED = (int, str, datetime)
+_EPOCH = datetime(2001, 2, 3, 4, 5, 6, tzinfo=UTC)
 # Sentinel integers stay inside a SmallIntegerField's range: Django drops a lookup whose value
 # overflows its field. A constant of the query that happens to equal one is caught by compiling
 # twice with different sentinels (the plans must agree).
@@ -58,7 +61,18 @@ class PreparedQueryError(TypeError):
 
 
 class _Compiled:
-    __slots__ = ("compiler", "converters", "init", "kind", "names", "plan", "populators", "sql")
+    __slots__ = (
+        "compiler",
+        "converters",
+        "init",
+        "kind",
+        "locking",
+        "model",
+        "names",
+        "plan",
+        "populators",
+        "sql",
+    )
 
     def __init__(self, queryset, sentinels: dict[str, Any]):
         queryset._check_scoped() if hasattr(queryset, "_check_scoped") else None
@@ -91,6 +105,8 @@ class _Compiled:
                 "(unused, or transformed by a lookup): use the ORM for this query"
             )
         self.compiler, self.kind, self.sql, self.plan = compiler, kind, sql, plan
+        self.model = queryset.model
+        self.locking = queryset.query.select_for_update
         fields = [s[0] for s in compiler.select[0 : compiler.col_count]]
         self.converters = compiler.get_converters(fields)
         self.init = self.populators = None
@@ -113,7 +129,12 @@ class _Compiled:
 
     def rows(self, alias: str, values: dict[str, Any]) -> list:
         params = [values[item] if is_arg else item for is_arg, item in self.plan]
-        with connections[alias].cursor() as cursor:
+        connection = connections[alias]
+        if self.locking and connection.get_autocommit():
+            raise TransactionManagementError(
+                "select_for_update cannot be used outside of a transaction."
+            )
+        with connection.cursor() as cursor:
             cursor.execute(self.sql, params)
             raw = cursor.fetchall()
         if not raw:
@@ -137,6 +158,14 @@ class _Compiled:
         return found
 
 
+def _other(sentinel):
+    if type(sentinel) is int:
+        return sentinel + 851
+    if type(sentinel) is datetime:
+        return sentinel + timedelta(days=851, microseconds=1)
+    return sentinel.replace("prepared", "again")
+
+
 class prepared:
     """See the module docstring."""
 
@@ -150,7 +179,8 @@ class prepared:
             kind = hints.get(name)
             if kind not in _SUPPORTED:
                 raise PreparedQueryError(
-                    f"{build.__qualname__}: argument {name!r} must be annotated int or str"
+                    f"{build.__qualname__}: argument {name!r} must be annotated int, str or "
+                    "datetime"
                 )
             self.types[name] = kind
         self._compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -160,7 +190,12 @@ class prepared:
         values = {}
         for name, kind in self.types.items():
             n = next(_counter)
-            values[name] = _INT_BASE + n % 1_000 if kind is int else f"\x1fprepared-{n}\x1f"
+            if kind is int:
+                values[name] = _INT_BASE + n % 1_000
+            elif kind is datetime:
+                values[name] = _EPOCH + timedelta(microseconds=n)
+            else:
+                values[name] = f"\x1fprepared-{n}\x1f"
         return values
 
     def _for(self, alias: str) -> _Compiled:
@@ -169,10 +204,7 @@ class prepared:
         if compiled is None:
             sentinels = self._sentinels()
             # Odd distance: a builder that branches on parity or size is caught too.
-            again = {
-                k: v + 851 if type(v) is int else v.replace("prepared", "again")
-                for k, v in sentinels.items()
-            }
+            again = {k: _other(v) for k, v in sentinels.items()}
             compiled = _Compiled(self.build(**sentinels), sentinels)
             check = _Compiled(self.build(**again), again)
             if (compiled.sql, compiled.plan) != (check.sql, check.plan):
@@ -187,7 +219,8 @@ class prepared:
         bound = self.signature.bind(*args, **kwargs).arguments
         for name, value in bound.items():
             kind = self.types[name]
-            if type(value) is not kind:  # (bool is an int, but not one this query takes)
+            if type(value) is not kind and not (kind is datetime and isinstance(value, datetime)):
+                # (bool is an int, but not one this query takes)
                 raise PreparedQueryError(
                     f"{self.build.__qualname__}: {name} must be {kind.__name__}, "
                     f"got {type(value).__name__}"
@@ -200,6 +233,18 @@ class prepared:
         """The first row, or None (the builder orders and slices as ``.first()`` would)."""
         rows = self(*args, **kwargs)
         return rows[0] if rows else None
+
+    def get(self, *args, **kwargs):
+        """The one row, as ``QuerySet.get``: DoesNotExist / MultipleObjectsReturned else."""
+        rows = self(*args, **kwargs)
+        if len(rows) == 1:
+            return rows[0]
+        model = self._for("default").model
+        if not rows:
+            raise model.DoesNotExist(f"{model._meta.object_name} matching query does not exist.")
+        raise model.MultipleObjectsReturned(
+            f"get() returned more than one {model._meta.object_name} -- it returned {len(rows)}!"
+        )
 
     def sql(self) -> str:
         """The compiled statement (for tests and EXPLAIN)."""

@@ -9,11 +9,17 @@ from typing import Any
 
 from django.db import transaction
 
+from agentops.prepared import prepared
 from agents.models import Run
 from incidents import sla
 from incidents.models import Priority, Ticket
 
 log = logging.getLogger(__name__)
+
+
+@prepared
+def ticket_by_number(tenant_id: int, number: str):
+    return Ticket.objects.for_tenant(tenant_id).filter(number=number)
 
 
 def _ticket(run: Run, *, lock: bool = False) -> Ticket:
@@ -22,7 +28,7 @@ def _ticket(run: Run, *, lock: bool = False) -> Ticket:
     if lock:
         ticket = sla.locked_with_clock(run.tenant, number=run.subject_id)
     else:
-        ticket = Ticket.objects.for_tenant(run.tenant).get(number=run.subject_id)
+        ticket = ticket_by_number.get(run.tenant_id, run.subject_id)
     ticket.tenant = run.tenant  # the services read it (audit, SLA): no query to load it again
     return ticket
 

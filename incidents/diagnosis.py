@@ -16,10 +16,12 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
+
+from agentops.prepared import prepared
 
 log = logging.getLogger(__name__)
 
@@ -162,32 +164,68 @@ def _keywords(title: str) -> list[str]:
     return list(dict.fromkeys(words))[:6]
 
 
-def _similar_open_tickets(ticket, *, category: str) -> list[tuple[str, str]]:
-    """Other requesters' open tickets of the last hours sharing two words of this title."""
+def _similar_query(tenant_id, tsquery, since, ticket_id, requester_email):
     from django.contrib.postgres.search import SearchQuery
 
     from incidents.models import OPEN_STATUSES, Kind, Ticket
 
+    return (
+        Ticket.objects.for_tenant(tenant_id)
+        .filter(
+            kind=Kind.REQUEST,
+            status__in=sorted(OPEN_STATUSES),
+            created_at__gte=since,
+            search_vector=SearchQuery(tsquery, search_type="raw", config="english"),
+        )
+        .exclude(pk=ticket_id)
+        .exclude(requester_email=requester_email)
+    )
+
+
+# Compiled once per process (agentops.prepared): Diagnose asks on every run.
+@prepared
+def _similar(tenant_id: int, tsquery: str, since: datetime, ticket_id: int, requester_email: str):
+    return _similar_query(tenant_id, tsquery, since, ticket_id, requester_email).values_list(
+        "number", "requester_email"
+    )[:20]
+
+
+@prepared
+def _similar_in_category(
+    tenant_id: int,
+    tsquery: str,
+    since: datetime,
+    ticket_id: int,
+    requester_email: str,
+    category: str,
+):
+    return (
+        _similar_query(tenant_id, tsquery, since, ticket_id, requester_email)
+        .filter(category__in=[category, ""])
+        .values_list("number", "requester_email")[:20]
+    )
+
+
+def _similar_open_tickets(ticket, *, category: str) -> list[tuple[str, str]]:
+    """Other requesters' open tickets of the last hours sharing two words of this title."""
     words = _keywords(ticket.title)
     if len(words) < 2:
         return []
     pairs = [f"({a} & {b})" for i, a in enumerate(words) for b in words[i + 1 :]]
-    query = SearchQuery(" | ".join(pairs), search_type="raw", config="english")
-    qs = (
-        Ticket.objects.for_tenant(ticket.tenant)
-        .filter(
-            kind=Kind.REQUEST,
-            status__in=sorted(OPEN_STATUSES),
-            created_at__gte=timezone.now() - SIMILAR_WINDOW,
-            search_vector=query,
-        )
-        .exclude(pk=ticket.pk)
-        .exclude(requester_email=ticket.requester_email)
-    )
-    if category:
-        qs = qs.filter(category__in=[category, ""])
+    since = timezone.now() - SIMILAR_WINDOW
     try:
-        return list(qs.values_list("number", "requester_email")[:20])
+        if category:
+            return _similar_in_category(
+                ticket.tenant_id,
+                " | ".join(pairs),
+                since,
+                ticket.pk,
+                ticket.requester_email,
+                category,
+            )
+        return _similar(
+            ticket.tenant_id, " | ".join(pairs), since, ticket.pk, ticket.requester_email
+        )
     except Exception:  # a search problem never stops the pipeline; the text check still ran
         log.warning("similar-ticket search failed for %s", ticket.number, exc_info=True)
         return []

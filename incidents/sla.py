@@ -21,6 +21,7 @@ from django.utils import timezone
 from agentops import audit
 from agentops.models import Membership, Role
 from agentops.notifications import notify
+from agentops.prepared import prepared
 from incidents.models import Status, Ticket
 from incidents.sla_models import BusinessCalendar, TicketSLA
 from incidents.sla_time import CalendarError, add_business_seconds, business_seconds
@@ -165,16 +166,21 @@ def locked_with_clock(tenant, *, number: str) -> Ticket:
     return ticket
 
 
+@prepared
+def _locked_clock(tenant_id: int, ticket_id: int):
+    return (
+        TicketSLA.objects.for_tenant(tenant_id)
+        .select_for_update(of=("self",))
+        .select_related("calendar")
+        .filter(ticket_id=ticket_id)
+        .order_by("pk")[:1]
+    )
+
+
 def _clock(ticket: Ticket) -> TicketSLA | None:
     if _LOCKED in ticket.__dict__:
         return ticket.__dict__.pop(_LOCKED)
-    return (
-        TicketSLA.objects.for_tenant(ticket.tenant)
-        .select_for_update(of=("self",))
-        .select_related("calendar")
-        .filter(ticket=ticket)
-        .first()
-    )
+    return _locked_clock.first(ticket.tenant_id, ticket.pk)
 
 
 def _bank(clock: TicketSLA, now: datetime) -> None:

@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models.signals import post_save
 from django.utils.text import slugify
 
+from agentops.prepared import prepared
 from incidents.models import CATEGORY_MAX, Category, TicketCategory
 
 FALLBACK = Category.OTHER  # where triage puts what fits nothing, when the tenant has it
@@ -77,13 +78,36 @@ def categories_for(tenant, *, include_inactive: bool = False) -> list[CategoryDe
     return memo[key] if include_inactive else [c for c in memo[key] if c.active]
 
 
+# Compiled once per process (agentops.prepared): triage reads the tree on every run.
+@prepared
+def _all_rows(tenant_id: int):
+    return (
+        TicketCategory.objects.for_tenant(tenant_id)
+        .select_related("parent")
+        .order_by("position", "name", "id")
+    )
+
+
+@prepared
+def _active_rows(tenant_id: int):
+    return (
+        TicketCategory.objects.for_tenant(tenant_id)
+        .select_related("parent")
+        .filter(is_active=True)
+        .order_by("position", "name", "id")
+    )
+
+
+@prepared
+def _any_row(tenant_id: int):
+    return TicketCategory.objects.for_tenant(tenant_id).order_by("pk").values_list("pk")[:1]
+
+
 def _read(tenant, *, include_inactive: bool) -> list[CategoryDef]:
-    qs = TicketCategory.objects.for_tenant(_tenant_id(tenant)).select_related("parent")
-    if not include_inactive:
-        qs = qs.filter(is_active=True)
-    rows = list(qs.order_by("position", "name", "id"))
+    tenant_id = _tenant_id(tenant)
+    rows = _all_rows(tenant_id) if include_inactive else _active_rows(tenant_id)
     if not rows:
-        exists = TicketCategory.objects.for_tenant(_tenant_id(tenant)).exists()
+        exists = include_inactive is False and bool(_any_row(tenant_id))
         return [] if exists else _defaults()
     defs = {
         r.pk: CategoryDef(

@@ -36,6 +36,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from agentops.prepared import prepared
 from knowledge import history
 from knowledge.embeddings import get_embedder
 from knowledge.models import LabelledExample, TriageModel
@@ -313,19 +314,25 @@ def retrain_now(tenant_id: int) -> str:
 # --------------------------------------------------------------------------- predicting
 
 _LOADED: dict[int, tuple[tuple, TextAndVectorClassifier]] = {}
+
+
+@prepared  # (compiled once per process: triage asks on every run)
+def _latest_meta(tenant_id: int, label: str):
+    return (
+        TriageModel.objects.for_tenant(tenant_id)
+        .filter(label=label)
+        .defer("blob")
+        .order_by("-trained_at", "-pk")[:1]
+    )
+
+
 _LOCK = threading.Lock()
 
 
 def load(tenant) -> tuple[TriageModel, TextAndVectorClassifier] | None:
     """The tenant's stored model, unpickled once per process per training (the row's id and
     time are the version; one small query checks them)."""
-    meta = (
-        TriageModel.objects.for_tenant(tenant)
-        .filter(label=LABEL)
-        .defer("blob")
-        .order_by("-trained_at")
-        .first()
-    )
+    meta = _latest_meta.first(tenant.pk, LABEL)
     if meta is None:
         return None
     version = (meta.pk, meta.trained_at)

@@ -3,10 +3,13 @@ statement, and refuses at once what it could not replay."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Concat
+from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 
 from agentops.prepared import PreparedQueryError, prepared
@@ -63,6 +66,16 @@ def test_the_arguments_are_bound_per_call_tenant_included(personas, tickets):
     assert tickets_of(tenant_id=personas.other_tenant.pk, email="nobody@x.test") == []
     # Text that looks like SQL is a value like any other (bound, never spliced).
     assert tickets_of(personas.tenant.pk, "x' OR '1'='1") == []
+
+
+def test_get_is_the_querysets_get(personas, tickets):
+    assert tickets_of.get(personas.other_tenant.pk, "kim@acme.test").tenant_id == (
+        personas.other_tenant.pk
+    )
+    with pytest.raises(Ticket.DoesNotExist):
+        tickets_of.get(personas.other_tenant.pk, "lee@acme.test")
+    with pytest.raises(Ticket.MultipleObjectsReturned):
+        tickets_of.get(personas.tenant.pk, "kim@acme.test")
 
 
 def test_select_related_values_values_list_and_annotations(personas, tickets):
@@ -127,6 +140,40 @@ def test_select_related_values_values_list_and_annotations(personas, tickets):
     assert labelled.first(personas.tenant.pk, "none@acme.test") is None
 
 
+def test_datetimes_and_row_locks(personas, tickets):
+    @prepared
+    def since(tenant_id: int, after: datetime):
+        return Ticket.objects.for_tenant(tenant_id).filter(created_at__gte=after).order_by("pk")
+
+    middle = tickets[1].created_at
+    assert [t.pk for t in since(personas.tenant.pk, middle)] == [
+        t.pk
+        for t in Ticket.objects.for_tenant(personas.tenant)
+        .filter(created_at__gte=middle)
+        .order_by("pk")
+    ]
+
+    @prepared
+    def locked(tenant_id: int, number: str):
+        return Ticket.objects.for_tenant(tenant_id).select_for_update().filter(number=number)
+
+    with transaction.atomic():
+        assert locked.get(personas.tenant.pk, tickets[0].number).pk == tickets[0].pk
+        assert "FOR UPDATE" in locked.sql()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_lock_outside_a_transaction_is_refused_as_the_orm_refuses_it(personas, tickets):
+    @prepared
+    def locked(tenant_id: int, number: str):
+        return Ticket.objects.for_tenant(tenant_id).select_for_update().filter(number=number)
+
+    with transaction.atomic():
+        locked(personas.tenant.pk, tickets[0].number)  # compiled inside a transaction
+    with pytest.raises(TransactionManagementError):
+        locked(personas.tenant.pk, tickets[0].number)
+
+
 def test_what_cannot_be_replayed_is_refused_at_the_first_call(personas, tickets):
     @prepared
     def containing(tenant_id: int, text: str):
@@ -164,7 +211,7 @@ def test_what_cannot_be_replayed_is_refused_at_the_first_call(personas, tickets)
     with pytest.raises(PreparedQueryError, match="must be int"):
         tickets_of(True, "kim@acme.test")
 
-    with pytest.raises(PreparedQueryError, match="annotated int or str"):
+    with pytest.raises(PreparedQueryError, match="annotated int, str or datetime"):
 
         @prepared
         def untyped(tenant_id):

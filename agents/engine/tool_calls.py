@@ -16,12 +16,24 @@ from django.conf import settings
 from django.utils import timezone
 
 from agentops import audit, tracing
+from agentops.prepared import prepared
 from agents import metrics, policy
 from agents.engine.base import TransientStepError, args_hash
 from agents.models import PolicyRule, ToolCall
 from agents.redaction import redact, redact_value
 
 MAX_TOOL_RETRIES = 3
+
+
+@prepared
+def tenant_policy_rules(tenant_id: int):
+    """(action, verdict, reason) of the tenant's policy rules (compiled once: every proposed
+    call asks)."""
+    return (
+        PolicyRule.objects.for_tenant(tenant_id)
+        .order_by("id")
+        .values_list("action", "verdict", "reason")
+    )
 
 
 class ToolCalls:
@@ -169,8 +181,8 @@ class ToolCalls:
                     f"could not resolve the target of {call.tool_name}: {exc}"
                 ) from exc
         rules = {
-            r.action: (r.verdict, r.reason)
-            for r in PolicyRule.objects.for_tenant(self.tenant).only("action", "verdict", "reason")
+            action: (verdict, reason)
+            for action, verdict, reason in tenant_policy_rules(self.tenant.pk)
         }
         facts = policy.PolicyFacts(
             subject_email=self.state.get("subject_email", ""),

@@ -21,6 +21,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
+from agentops.prepared import prepared
 from agents.connectors.base import (
     Conflict,
     Connector,
@@ -103,6 +104,39 @@ def _device_state(device: Device) -> dict[str, Any]:
 
 def _result(summary: str, **data: Any) -> dict[str, Any]:
     return {"summary": summary, "data": data}
+
+
+def _tenant_pk(tenant) -> int:
+    return tenant if isinstance(tenant, int) else tenant.pk
+
+
+# The reads every service-desk run makes, compiled once per process (agentops.prepared). Each
+# orders as ``.first()`` would, so the answer is the same one the ORM gave.
+@prepared
+def _user_by_email(tenant_id: int, email: str):
+    return DirectoryUser.objects.for_tenant(tenant_id).filter(email=email).order_by("pk")[:1]
+
+
+@prepared
+def _device_by_tag(tenant_id: int, asset_tag: str):
+    return Device.objects.for_tenant(tenant_id).filter(asset_tag=asset_tag).order_by("pk")[:1]
+
+
+@prepared
+def _device_owner(tenant_id: int, asset_tag: str):
+    return (
+        Device.objects.for_tenant(tenant_id)
+        .filter(asset_tag=asset_tag)
+        .order_by("pk")
+        .values_list("owner_email", flat=True)[:1]
+    )
+
+
+@prepared
+def _devices_of(tenant_id: int, owner_email: str):
+    return (
+        Device.objects.for_tenant(tenant_id).filter(owner_email=owner_email).order_by("asset_tag")
+    )
 
 
 class SandboxConnector(Connector):
@@ -252,7 +286,7 @@ class SandboxDirectoryConnector(SandboxConnector, DirectoryConnector):
         return lock
 
     def get_user(self, email: str) -> dict[str, Any] | None:
-        user = self._users().filter(email=_norm_email(email)).first()
+        user = _user_by_email.first(_tenant_pk(self.tenant), _norm_email(email))
         return _user_state(user) if user else None
 
     def reset_password(self, email: str, *, idempotency_key: str) -> dict[str, Any]:
@@ -568,19 +602,14 @@ class SandboxEndpointConnector(SandboxConnector, EndpointConnector):
         return lock
 
     def get_device(self, device_id: str) -> dict[str, Any] | None:
-        device = self._devices().filter(asset_tag=_norm_tag(device_id)).first()
+        device = _device_by_tag.first(_tenant_pk(self.tenant), _norm_tag(device_id))
         return _device_state(device) if device else None
 
     def device_owner(self, device_id: str) -> str | None:
-        return (
-            self._devices()
-            .filter(asset_tag=_norm_tag(device_id))
-            .values_list("owner_email", flat=True)
-            .first()
-        )
+        return _device_owner.first(_tenant_pk(self.tenant), _norm_tag(device_id))
 
     def list_devices(self, owner_email: str) -> list[dict[str, Any]]:
-        owned = self._devices().filter(owner_email=_norm_email(owner_email)).order_by("asset_tag")
+        owned = _devices_of(_tenant_pk(self.tenant), _norm_email(owner_email))
         return [_device_state(device) for device in owned]
 
     def push_vpn_config(self, device_id: str, *, idempotency_key: str) -> dict[str, Any]:
