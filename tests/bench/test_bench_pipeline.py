@@ -670,10 +670,27 @@ def _write() -> None:
     )
 
 
+def _machine_speed() -> float:
+    """CPU seconds of a fixed pure-Python loop (best of three): this machine's speed right
+    now. The same host has measured 1.7 and 3.4 s on one day, so per-ticket CPU figures are
+    only comparable between runs whose loop times agree."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.process_time()
+        total = 0
+        for i in range(5_000_000):
+            total += i
+        best = min(best, time.process_time() - start)
+    return round(best, 3)
+
+
 def _print(name: str, r: dict) -> None:
     lat = r["latency_s"]
     sql = r["sql_per_step"]
-    print(f"\n== pipeline {name}: {r['tickets']} tickets ==")
+    print(
+        f"\n== pipeline {name}: {r['tickets']} tickets ==  (machine: 5M-add loop "
+        f"{r.get('machine_loop_s', 0):.2f} s CPU)"
+    )
     print(
         f"   {r['tickets_per_s']:.1f} tickets/s  ({r['first_enqueue_to_last_finish_s']:.1f} s first "
         f"enqueue → last finish; tickets opened in {r['creation_s']:.1f} s)"
@@ -791,6 +808,7 @@ def test_bench_pipeline(scenario, start_bench_worker):
     _stop_py_spy(spy)
     result = _measure(tenant, kinds, t0, arrivals, query_log)
     result["cpu"] = _cpu_per_ticket(cpu_before, cpu_after, len(tickets))
+    result["machine_loop_s"] = _machine_speed()
     result["pool"] = "solo (1 process)" if pool == "solo" else "prefork, concurrency 2"
     result["mode"] = mode if rate is None else f"paced {rate:g}/s"
     result["kinds"] = dict(Counter(kinds.values()))
