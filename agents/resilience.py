@@ -175,7 +175,8 @@ class CircuitBreaker:
             self.name, state, failures, opened_at, raw.get(b"last_error", b"").decode()
         )
 
-    def before_call(self) -> None:
+    def before_call(self) -> BreakerState:
+        """Raise CircuitOpen if calls must not go out now; else the state seen."""
         current = self.state()
         if current.state == "open":
             raise CircuitOpen(self.name, self.cooldown - (time.time() - (current.opened_at or 0)))
@@ -190,6 +191,7 @@ class CircuitBreaker:
                 trial = True  # fail open
             if not trial:
                 raise CircuitOpen(self.name, self.cooldown)
+        return current
 
     def record_success(self) -> None:
         try:
@@ -230,16 +232,21 @@ class CircuitBreaker:
     ) -> T:
         """Run ``fn`` behind the breaker. An exception for which ``is_failure`` is false means
         the dependency answered (e.g. "not found"): it counts as a success, not a failure."""
-        self.before_call()
+        seen = self.before_call()
+        # A clean breaker (no failures, never opened) has nothing for a success to reset: no
+        # write. A failure another worker records meanwhile then stands, where a reset would
+        # have hidden it; the count is of consecutive failures either way.
+        clean = seen.failures == 0 and seen.opened_at is None
         try:
             result = fn()
         except Exception as exc:
             if is_failure(exc):
                 self.record_failure(exc)
-            else:
+            elif not clean:
                 self.record_success()
             raise
-        self.record_success()
+        if not clean:
+            self.record_success()
         return result
 
     def reset(self) -> None:

@@ -162,6 +162,24 @@ def test_call_counts_only_failures(redis_names):
     assert breaker.call(lambda: 42) == 42
 
 
+def test_a_success_on_a_clean_breaker_writes_nothing_and_resets_a_counted_one(redis_names):
+    breaker = CircuitBreaker(f"svc-{redis_names}", threshold=3, cooldown=30)
+    other_worker = CircuitBreaker(f"svc-{redis_names}", threshold=3, cooldown=30)
+
+    def meanwhile_another_worker_fails():
+        other_worker.record_failure("timeout elsewhere")
+        return "ok"
+
+    # Clean when the call went out: its success writes nothing, so the failure recorded
+    # meanwhile stands (one Redis round trip per call instead of two).
+    assert breaker.call(meanwhile_another_worker_fails) == "ok"
+    assert breaker.state().failures == 1
+    # With failures counted when the call goes out, a success is what resets them.
+    assert breaker.call(lambda: "ok") == "ok"
+    assert breaker.state().failures == 0
+    assert not redis_client().exists(breaker.key)
+
+
 def test_all_breakers_reports_each_breakers_own_cooldown(redis_names):
     breaker = CircuitBreaker(f"svc-{redis_names}", threshold=1, cooldown=600)
     breaker.record_failure("down")
