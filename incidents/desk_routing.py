@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentops import audit
+from agentops.prepared import prepared
 from agents.models import Run, ToolCall
 from incidents import diagnosis, replies, third_party
 from incidents.desk_support import _args, _ticket
@@ -76,12 +77,17 @@ def _public_escalation(state: dict[str, Any]) -> str:
     return "\n\n".join(lines)
 
 
+@prepared
+def _calls_of(tenant_id: int, run_id: int):
+    return ToolCall.objects.for_tenant(tenant_id).filter(run_id=run_id).order_by("id")
+
+
 def _escalate_ticket(run: Run, reason: str, *, public: str = "") -> None:
     """Hand the ticket to people: escalated, unassigned, with an internal summary and, for the
     requester, a public message in plain words. Never lost."""
     from incidents import services
 
-    tried = ToolCall.objects.for_tenant(run.tenant).filter(run=run).order_by("id")
+    tried = _calls_of(run.tenant_id, run.pk)
     lines = [
         f"- {c.tool_name}({_args(c.args_json)}): {c.get_status_display().lower()}"
         + (

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from agentops import audit, quotas
 from agentops.models import Membership, Role, Tenant
+from agentops.prepared import prepared
 from agentops.services import sequence_next
 from incidents import sla
 from incidents.models import (
@@ -49,14 +50,17 @@ UPDATABLE_FIELDS = (
 )
 
 
-def _validate(ticket: Ticket, *, exclude: Iterable[str] = (), constraints: bool = True) -> None:
+def _validate(ticket: Ticket, *, exclude: Iterable[str] = ()) -> None:
     # tenant/number are set by the service; search_vector belongs to the database trigger;
     # the CSAT score has its own service (ticket_rate), which checks its range, and checking
     # its CHECK constraint here cost a savepoint and a query on every ticket written.
+    # With tenant and csat_score excluded, no constraint of Ticket is left to check (the
+    # unique number involves the tenant), but Django still built a query to try the CSAT one
+    # (1 ms per ticket): constraints are not validated here at all, the database holds them.
     ticket.full_clean(
         exclude=["tenant", "search_vector", "csat_score", *exclude],
         validate_unique=False,
-        validate_constraints=constraints,
+        validate_constraints=False,
     )
     if ticket.category and "category" not in exclude:
         from incidents.taxonomy import check_category
@@ -239,7 +243,7 @@ def ticket_update(*, ticket: Ticket, actor, row_locked: bool = False, **fields) 
         return locked
     # Only the fields above changed: no foreign key to re-check, and the table's constraints
     # (unique number, CSAT range) are not touched by them (the database enforces both anyway).
-    _validate(locked, exclude=["requester", "assignee", "queue"], constraints=False)
+    _validate(locked, exclude=["requester", "assignee", "queue"])
     if "priority" in changes and locked.is_open:
         locked.sla_due = sla_due_for(
             tenant=locked.tenant, priority=locked.priority, start=locked.created_at
@@ -530,16 +534,21 @@ def ticket_record_triage(
     return locked
 
 
+@prepared
+def _queues_by_name(tenant_id: int):
+    return Queue.objects.for_tenant(tenant_id).order_by("name", "id")
+
+
 def _route_by_category(ticket: Ticket) -> Queue | None:
     """Routing: a ticket without a queue goes to the queue whose categories hold its category
     (the first by name if several do). Sets ``ticket.queue``; the caller saves."""
     if ticket.queue_id is not None or not ticket.category:
         return None
-    queue = (
-        Queue.objects.for_tenant(ticket.tenant)
-        .filter(categories__contains=[ticket.category])
-        .order_by("name", "id")
-        .first()
+    # All the tenant's queues (a handful), compiled once per process: a category contained in
+    # a queue's list is checked here rather than with an array parameter the query could not
+    # keep compiled.
+    queue = next(
+        (q for q in _queues_by_name(ticket.tenant_id) if ticket.category in q.categories), None
     )
     if queue is not None:
         ticket.queue = queue

@@ -38,12 +38,26 @@ RAISED_PRIORITY = {"low": "medium", "medium": "high", "high": "critical"}
 
 def calendar_for(ticket: Ticket) -> BusinessCalendar | None:
     """The queue's calendar, else the tenant's default, else None (wall-clock time)."""
-    calendars = BusinessCalendar.objects.for_tenant(ticket.tenant)
     if ticket.queue_id:
-        own = calendars.filter(queue_id=ticket.queue_id).first()
+        own = _queue_calendar.first(ticket.tenant_id, ticket.queue_id)
         if own is not None:
             return own
-    return calendars.filter(queue__isnull=True).first()
+    return _default_calendar.first(ticket.tenant_id)
+
+
+# Compiled once per process (agentops.prepared): every ticket opened asks.
+@prepared
+def _queue_calendar(tenant_id: int, queue_id: int):
+    return (
+        BusinessCalendar.objects.for_tenant(tenant_id).filter(queue_id=queue_id).order_by("pk")[:1]
+    )
+
+
+@prepared
+def _default_calendar(tenant_id: int):
+    return (
+        BusinessCalendar.objects.for_tenant(tenant_id).filter(queue__isnull=True).order_by("pk")[:1]
+    )
 
 
 def _hours(calendar: BusinessCalendar | None):

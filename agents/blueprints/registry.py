@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from agentops.prepared import prepared
 from agents.blueprints.base import Blueprint
 
 _REGISTRY: dict[str, Blueprint] = {}
@@ -56,12 +57,18 @@ class TenantBlueprint:
         return self.blueprint.name
 
 
-def for_tenant(tenant, name: str) -> TenantBlueprint:
-    """The effective settings of one blueprint for ``tenant`` (LookupError: not registered)."""
+@prepared  # (every run started asks)
+def _setting_of(tenant_id: int, name: str):
     from agents.models import BlueprintSetting
 
+    return BlueprintSetting.objects.for_tenant(tenant_id).filter(blueprint=name).order_by("pk")[:1]
+
+
+def for_tenant(tenant, name: str) -> TenantBlueprint:
+    """The effective settings of one blueprint for ``tenant`` (LookupError: not registered)."""
+
     bp = get(name)
-    setting = BlueprintSetting.objects.for_tenant(tenant).filter(blueprint=name).first()
+    setting = _setting_of.first(tenant.pk, name)
     return _effective(bp, setting, _tier_allows(tenant))
 
 

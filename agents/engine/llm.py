@@ -10,11 +10,17 @@ import os
 
 from django.conf import settings
 
+from agentops.prepared import prepared
 from agents.models import AgentConfig
 
 
+@prepared  # (every ticket opened and every run asks)
+def _config_of(tenant_id: int):
+    return AgentConfig.objects.for_tenant(tenant_id).order_by("pk")[:1]
+
+
 def agent_config(tenant) -> AgentConfig:
-    config = AgentConfig.objects.for_tenant(tenant).first()
+    config = _config_of.first(tenant.pk)
     if config is None:
         config, _ = AgentConfig.objects.for_tenant(tenant).get_or_create(
             tenant=tenant,

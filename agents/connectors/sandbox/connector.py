@@ -133,6 +133,35 @@ def _device_owner(tenant_id: int, asset_tag: str):
 
 
 @prepared
+def _locked_user(tenant_id: int, email: str):
+    return (
+        DirectoryUser.objects.for_tenant(tenant_id)
+        .select_for_update()
+        .filter(email=email)
+        .order_by("pk")[:1]
+    )
+
+
+@prepared
+def _locked_device(tenant_id: int, asset_tag: str):
+    return (
+        Device.objects.for_tenant(tenant_id)
+        .select_for_update()
+        .filter(asset_tag=asset_tag)
+        .order_by("pk")[:1]
+    )
+
+
+@prepared
+def _operation(tenant_id: int, idempotency_key: str):
+    return (
+        Operation.objects.for_tenant(tenant_id)
+        .filter(idempotency_key=idempotency_key)
+        .order_by("pk")[:1]
+    )
+
+
+@prepared
 def _devices_of(tenant_id: int, owner_email: str):
     return (
         Device.objects.for_tenant(tenant_id).filter(owner_email=owner_email).order_by("asset_tag")
@@ -200,11 +229,7 @@ class SandboxConnector(Connector):
             # 1. Lock the target: a concurrent call with the same key waits here.
             target = lock()
             # 2. Already applied under this key? Then answer as the first time did.
-            recorded = (
-                Operation.objects.for_tenant(self.tenant)
-                .filter(idempotency_key=idempotency_key)
-                .first()
-            )
+            recorded = _operation.first(_tenant_pk(self.tenant), idempotency_key)
             if recorded is not None:
                 if (recorded.connector, recorded.operation, recorded.args) != (
                     self.kind,
@@ -273,7 +298,7 @@ class SandboxDirectoryConnector(SandboxConnector, DirectoryConnector):
 
     def _locker(self, email: str, *, active: bool = True) -> Callable[[], DirectoryUser]:
         def lock() -> DirectoryUser:
-            user = self._users().select_for_update().filter(email=_norm_email(email)).first()
+            user = _locked_user.first(_tenant_pk(self.tenant), _norm_email(email))
             if user is None:
                 raise NotFound(f"No user with e-mail {_norm_email(email)} in the directory.")
             if active and user.disabled:
@@ -592,9 +617,7 @@ class SandboxEndpointConnector(SandboxConnector, EndpointConnector):
 
     def _locker(self, device_id: str) -> Callable[[], Device]:
         def lock() -> Device:
-            device = (
-                self._devices().select_for_update().filter(asset_tag=_norm_tag(device_id)).first()
-            )
+            device = _locked_device.first(_tenant_pk(self.tenant), _norm_tag(device_id))
             if device is None:
                 raise NotFound(f"No managed device with asset tag {_norm_tag(device_id)}.")
             return device
