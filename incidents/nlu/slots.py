@@ -122,6 +122,10 @@ _ALIASES = sorted(
     ((alias, name) for name, aliases in PRODUCTS.items() for alias in aliases),
     key=lambda pair: (-len(pair[0]), pair[0]),
 )
+# Each alias as a whole word, compiled once (76 patterns; built per call they cost 0.25 ms).
+_ALIAS_PATTERNS = [
+    (alias, re.compile(rf"(?<![\w+]){re.escape(alias)}(?![\w+])"), name) for alias, name in _ALIASES
+]
 INSTALL_WORDS = r"install(?:ed|ing|ation|er|ieren|eren|ar)?"
 
 
@@ -190,8 +194,10 @@ def _aliases_in(lower: str, start: int, end: int) -> list[tuple[int, str]]:
     taken: list[tuple[int, int]] = []
     found: list[tuple[int, str]] = []
     window = lower[start:end]
-    for alias, name in _ALIASES:
-        for match in re.finditer(rf"(?<![\w+]){re.escape(alias)}(?![\w+])", window):
+    for alias, pattern, name in _ALIAS_PATTERNS:
+        if alias not in window:  # (a substring test first: most aliases are nowhere near)
+            continue
+        for match in pattern.finditer(window):
             span = (match.start(), match.end())
             if any(a < span[1] and span[0] < b for a, b in taken):
                 continue
