@@ -298,19 +298,22 @@ class GuardedConnector:
     def call(self, name: str, fn: Callable[[], Any]) -> Any:
         label = f"{self.kind} connector ({name})"
         try:
-            self.breaker.before_call()
+            seen = self.breaker.before_call()
         except CircuitOpen as exc:
             raise ConnectorUnavailable(
                 f"The {self.kind} connector is unavailable after repeated failures; "
                 f"retry in {max(exc.retry_in, 0):.0f}s.",
                 error_class="CircuitOpen",
             ) from exc
+        # Nothing to reset on a clean breaker: a success then costs no Redis write.
+        clean = seen.failures == 0 and seen.opened_at is None
         try:
             with self.impl.deadline(CONNECTOR_TIMEOUT_SECONDS):
                 result = fn()
         except ToolError:
             # The system answered (not found, conflict …): it is healthy.
-            self.breaker.record_success()
+            if not clean:
+                self.breaker.record_success()
             raise
         except Exception as exc:
             self.breaker.record_failure(exc)
@@ -326,7 +329,8 @@ class GuardedConnector:
                 status_code=502,
                 error_class="ConnectorError",
             ) from exc
-        self.breaker.record_success()
+        if not clean:
+            self.breaker.record_success()
         return result
 
 
