@@ -166,10 +166,12 @@ def ticket_create(
         metadata=audit_metadata or {},
     )
     sla.start(ticket, now=now)  # the SLA clock, in the tenant's business hours (incidents.sla)
+    config = None
     if start_agent is None:
         from agents.engine import agent_config
 
-        start_agent = agent_config(tenant).auto_resolve_on_create
+        config = agent_config(tenant)
+        start_agent = config.auto_resolve_on_create
     if start_agent:
         from agents.engine import BlueprintDisabled
 
@@ -179,6 +181,8 @@ def ticket_create(
                 ticket=ticket,
                 actor=actor,
                 identity_verified=_identity_verified(ticket, actor),
+                config=config,
+                opened_now=True,
             )
         except BlueprintDisabled:
             pass  # the tenant switched the service-desk agent off: people take the ticket
@@ -566,9 +570,18 @@ def _identity_verified(ticket: Ticket, actor) -> bool:
 
 
 @transaction.atomic
-def ticket_start_agent(*, ticket: Ticket, actor, identity_verified: bool | None = None):
+def ticket_start_agent(
+    *,
+    ticket: Ticket,
+    actor,
+    identity_verified: bool | None = None,
+    config=None,
+    opened_now: bool = False,
+):
     """Hand the ticket to its agent: incidents to incident response, requests to the
-    service desk. Refuses while another run is active."""
+    service desk. Refuses while another run is active. ``opened_now``: the ticket was created
+    in this transaction, so no run can be on it yet (nobody else can see its number) and the
+    check is skipped; ``config``: the tenant's agent config when the caller has it."""
     from agents.engine import start_run
     from agents.models import ACTIVE_RUN_STATUSES, Run
     from incidents.blueprints.incident_response import NAME as INCIDENT_RESPONSE
@@ -579,7 +592,7 @@ def ticket_start_agent(*, ticket: Ticket, actor, identity_verified: bool | None 
     active = Run.objects.for_tenant(ticket.tenant).filter(
         subject_type="ticket", subject_id=ticket.number, status__in=sorted(ACTIVE_RUN_STATUSES)
     )
-    if active.exists():
+    if not opened_now and active.exists():
         raise ValidationError({"__all__": "An agent is already working on this ticket."})
     if not ticket.is_open:
         raise ValidationError({"__all__": f"The ticket is {ticket.get_status_display().lower()}."})
@@ -601,6 +614,7 @@ def ticket_start_agent(*, ticket: Ticket, actor, identity_verified: bool | None 
         actor=actor,
         started_by_staff=staff,
         input={"identity_verified": identity_verified},
+        config=config,
     )
 
 

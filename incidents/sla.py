@@ -138,8 +138,16 @@ def start(ticket: Ticket, *, now: datetime | None = None) -> TicketSLA | None:
     elif ticket.status not in STOP_STATUSES:
         clock.running_since = now
     _schedule(clock)
-    clock.save()
-    _mirror(clock, ticket, now)
+    _mirror(clock, ticket, now, write=False)
+    # The clock's INSERT and the ticket's copy of its due time in one round trip.
+    from agents.engine import sql
+
+    (clock.pk,) = sql.execute_together(
+        sql.insert_sql(clock),
+        sql.update_sql(ticket, ["sla_due", "sla_breached"]),
+        returning="id",
+    )
+    clock._state.adding, clock._state.db = False, "default"
     return clock
 
 

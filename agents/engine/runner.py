@@ -56,14 +56,16 @@ def start_run(
     actor=None,
     started_by_staff: bool = False,
     input: dict | None = None,
+    config=None,
 ) -> Run:
+    """``config``: the tenant's AgentConfig when the caller just read it (else read here)."""
     bp = blueprints.get(blueprint)
     effective = blueprints.for_tenant(tenant, bp.name)
     if not effective.enabled:
         raise BlueprintDisabled(
             {"blueprint": f"The {bp.title or bp.name} blueprint is not enabled for this tenant."}
         )
-    config = agent_config(tenant)
+    config = config or agent_config(tenant)
     run = Run.objects.create(
         tenant=tenant,
         agent_name=bp.name,
