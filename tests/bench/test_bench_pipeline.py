@@ -33,7 +33,11 @@ for one worker process (solo) and for one worker with two pool processes (prefor
 here asserts a time; the asserts are about correctness: every run settled, none failed,
 every resolved ticket's tool calls verified, no tool call applied twice. The CPU line says
 where the machine's time went (the worker, PostgreSQL, this process, everything else: other
-jobs on the machine make the numbers worse, and "machine busy" shows how much).
+jobs on the machine make the numbers worse, and "machine busy" shows how much). PostgreSQL
+there is the bench's own server (the embedded one's postmaster and its children), not another
+checkout's. ``AGENTOPS_BENCH_PG_STATEMENTS=1`` adds PostgreSQL's own account: statements,
+functions, HOT updates, WAL, and its CPU split between the worker's connection and this
+process's (tests/bench/pgstats.py).
 
     make bench PYTEST_ARGS="-k pipeline"
     BENCH_PIPELINE_TICKETS=100 BENCH_PIPELINE_SCENARIOS=solo-burst make bench PYTEST_ARGS="-k pipeline"
