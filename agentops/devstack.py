@@ -226,12 +226,26 @@ def test(pytest_args: list[str]) -> int:
 def bench(pytest_args: list[str]) -> int:
     started = _services()
     try:
+        _bench_pg_statements(os.environ.get("AGENTOPS_BENCH_PG_STATEMENTS", ""))
         if _prepare_embeddings():
             return 1
         env = {**os.environ, "AGENTOPS_BENCH": "1", "DJANGO_SETTINGS_MODULE": "tests.settings"}
         return _run([PY, "-m", "pytest", "tests/bench", "-s", *pytest_args], env=env)
     finally:
         localservices.stop_started(started)
+
+
+def _bench_pg_statements(value: str) -> None:
+    """``AGENTOPS_BENCH_PG_STATEMENTS=1``: the embedded PostgreSQL loads pg_stat_statements
+    and counts plpgsql functions (a restart, once), for tests/bench/pgstats.py; ``=off``: back
+    to the defaults (a restart); unset or 0: the server stays as it is."""
+    if not value or value == "0" or not localservices.uses_local_postgres():
+        return
+    on = value != "off"
+    if localservices.configure_postgres(localservices.PG_STATEMENTS_SETTINGS, on=on):
+        _say(
+            f"PostgreSQL statement statistics {'on' if on else 'off'} (server restarted if needed)"
+        )
 
 
 def main(argv: list[str]) -> int:

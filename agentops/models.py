@@ -178,7 +178,11 @@ class AuditEvent(TenantOwned):
     ``agentops.audit.record`` and checked by ``agentops.audit.verify_chain``.
     """
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    # No index of its own: (tenant, seq) serves every lookup by tenant, in chain order. With a
+    # tenant-only index beside it the planner, when it expects few rows of the tenant (a fresh
+    # table, stale statistics), read the chain head as "every event of the tenant, sorted",
+    # once per append (agentops_audit_append), not one index entry.
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False)
     seq = models.PositiveBigIntegerField(help_text="Position in the tenant's chain, from 1.")
     prev_hash = models.CharField(max_length=64, help_text="The hash of event seq-1.")
     hash = models.CharField(max_length=64, help_text="sha256 of the canonical event + prev_hash.")

@@ -117,7 +117,11 @@ class Run(TenantOwned):
 class Step(TenantOwned):
     """One checkpointed step of a run: what state ran, with what input, and what came out."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    # Indexed by (run, seq) alone (step_unique_seq): a run's steps are read in that order, the
+    # timeline's "changed since" included (a run has a few dozen steps at most). Nothing else
+    # indexes the columns a step's updates change, so those updates can be HOT (no index
+    # entries written; a step row is written about three times).
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps", db_index=False)
     seq = models.IntegerField()
     step_id = models.CharField(max_length=100)
     name = models.CharField(max_length=200)
@@ -146,7 +150,6 @@ class Step(TenantOwned):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "seq"], name="step_unique_seq")]
-        indexes = [models.Index(fields=["run", "updated_at"], name="step_run_updated_idx")]
         ordering = ["seq"]
 
     def __str__(self) -> str:

@@ -33,7 +33,11 @@ for one worker process (solo) and for one worker with two pool processes (prefor
 here asserts a time; the asserts are about correctness: every run settled, none failed,
 every resolved ticket's tool calls verified, no tool call applied twice. The CPU line says
 where the machine's time went (the worker, PostgreSQL, this process, everything else: other
-jobs on the machine make the numbers worse, and "machine busy" shows how much).
+jobs on the machine make the numbers worse, and "machine busy" shows how much). PostgreSQL
+there is the bench's own server (the embedded one's postmaster and its children), not another
+checkout's. ``AGENTOPS_BENCH_PG_STATEMENTS=1`` adds PostgreSQL's own account: statements,
+functions, HOT updates, WAL, and its CPU split between the worker's connection and this
+process's (tests/bench/pgstats.py).
 
     make bench PYTEST_ARGS="-k pipeline"
     BENCH_PIPELINE_TICKETS=100 BENCH_PIPELINE_SCENARIOS=solo-burst make bench PYTEST_ARGS="-k pipeline"
@@ -64,6 +68,7 @@ from django.utils import timezone
 
 from agentops.celery import app as celery_app
 from tests import celery_worker as worker_module
+from tests.bench import pgstats
 
 pytestmark = pytest.mark.worker
 
@@ -170,6 +175,8 @@ def start_bench_worker(bench_delivery, worker_factory, tmp_path):
             "DJANGO_SETTINGS_MODULE": "tests.bench.worker_settings",
             "AGENTOPS_BENCH_QUEUE": QUEUE,
             "AGENTOPS_BENCH_QUERY_LOG": str(query_log),
+            # (libpq's application_name: PostgreSQL's CPU split by client, tests.bench.pgstats)
+            "PGAPPNAME": f"bench-worker-{pool}",
         }
         if pool == "solo":
             return worker_factory("bench-solo", **env)
@@ -330,17 +337,41 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _postmaster_pid() -> int | None:
+    """The embedded PostgreSQL server's postmaster (the bench's database); None with
+    DATABASE_URL (then every postgres process on the machine counts)."""
+    from agentops import localservices
+
+    if not localservices.uses_local_postgres():
+        return None
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return int((localservices.PG_DATA / "postmaster.pid").read_text().split()[0])
+    return None
+
+
+def _parent_pid(pid: int) -> int:
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    return 0
+
+
 def _cpu_snapshot(worker_pid: int) -> dict:
     """CPU seconds so far: the whole machine (busy/total), the worker and its pool children,
-    each PostgreSQL process (by pid), and this test process (ticket creation, polling)."""
+    each process of the bench's PostgreSQL server (by pid: the postmaster and its children;
+    another server on the machine, e.g. a test run's in another checkout, is not ours), and
+    this test process (ticket creation, polling)."""
     ticks = os.sysconf("SC_CLK_TCK")
     cpu = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = cpu[3] + cpu[4]
+    postmaster = _postmaster_pid()
     postgres = {}
     for proc in Path("/proc").glob("[0-9]*"):
         with contextlib.suppress(OSError):
-            if (proc / "comm").read_text().strip() == "postgres":
-                postgres[int(proc.name)] = _proc_cpu(int(proc.name))
+            if (proc / "comm").read_text().strip() != "postgres":
+                continue
+            pid = int(proc.name)
+            if postmaster is None or postmaster in (pid, _parent_pid(pid)):
+                postgres[pid] = _proc_cpu(pid)
     worker = [worker_pid, *_children(worker_pid)]
     return {
         "machine_busy": (sum(cpu) - idle) / ticks,
@@ -786,6 +817,7 @@ def test_bench_pipeline(scenario, start_bench_worker):
 
     kinds: dict[str, str] = {}
     t0 = None
+    pg_before = pgstats.start()  # (before the CPU snapshot: its own queries do not count)
     cpu_before = _cpu_snapshot(worker.process.pid)
     spy = _start_py_spy(worker.process.pid, scenario)
     if mode == "burst":
@@ -814,6 +846,9 @@ def test_bench_pipeline(scenario, start_bench_worker):
     result["kinds"] = dict(Counter(kinds.values()))
     _results[scenario] = result
     _print(scenario, result)
+    pg = pgstats.report(pg_before, scenario, len(tickets), OUT_DIR, cpu=(cpu_before, cpu_after))
+    if pg is not None:
+        result["postgres"] = {k: v for k, v in pg.items() if k != "statements"}
     _write()
     print(f"   written: {OUT}")
 
