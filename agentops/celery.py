@@ -49,7 +49,14 @@ def redact_worker_logs(logger=None, **kwargs):
 
 
 @worker_init.connect
-def warm_up(sender=None, **kwargs):
+def on_worker_init(sender=None, **kwargs):
+    from django.conf import settings
+
+    if getattr(settings, "WORKER_WARM_UP", True):
+        warm_up()
+
+
+def warm_up() -> None:
     """Load at start what every worker's first ticket would otherwise load mid-step: the
     offline triage model (2.3 s of unpickling and scikit-learn imports, measured in the
     pipeline bench) and the URL patterns notifications link to. A prefork worker does this

@@ -298,6 +298,8 @@ RUN_LEASE_SECONDS = env_int("RUN_LEASE_SECONDS", 180, minimum=1)
 # most this long, then hands the run back to the queue so other runs get their turn. 0: one
 # state per task.
 RUN_CHAIN_SECONDS = env_int("RUN_CHAIN_SECONDS", 5, minimum=0)
+# A worker loads the offline triage model and URL patterns as it starts (agentops.celery).
+WORKER_WARM_UP = env_bool("WORKER_WARM_UP", True)
 # Reliability (agents.sweeper, agents.outbox, dead-lettering; tests/reliability/).
 # A queued or between-steps run whose task has not been seen for this long is sent again by the
 # sweeper (longer than the longest model-retry backoff, 120 s, so a backoff is never cut short).

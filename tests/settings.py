@@ -58,3 +58,7 @@ AGENT_BLUEPRINT_MODULES = ["tests.agents.probe_blueprint"]
 AUDIT_WITNESS_FILE = os.environ.setdefault(
     "AGENTOPS_TEST_WITNESS", f"/tmp/agentops-witness-{os.getpid()}.jsonl"
 )
+
+# The suite starts some forty short-lived workers, most of which never triage: no warm-up
+# (1.3 s each). tests/test_worker_warm_up.py covers it; the bench's workers keep it.
+WORKER_WARM_UP = False

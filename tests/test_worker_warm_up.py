@@ -7,7 +7,7 @@ import logging
 
 from django.urls import clear_url_caches, get_resolver
 
-from agentops.celery import warm_up
+from agentops.celery import on_worker_init, warm_up
 from incidents.nlu import model
 
 
@@ -29,3 +29,14 @@ def test_a_failed_warm_up_is_logged_and_the_worker_starts(monkeypatch, caplog):
     with caplog.at_level(logging.WARNING, logger="agentops.celery"):
         warm_up()  # no exception: the first ticket pays the load instead
     assert "worker warm-up failed" in caplog.text
+
+
+def test_the_worker_init_signal_warms_up_only_where_the_setting_says(settings, monkeypatch):
+    calls = []
+    monkeypatch.setattr("agentops.celery.warm_up", lambda: calls.append(1))
+    settings.WORKER_WARM_UP = False
+    on_worker_init()
+    assert calls == []
+    settings.WORKER_WARM_UP = True
+    on_worker_init()
+    assert calls == [1]

@@ -29,3 +29,5 @@ if os.environ.get("AGENTOPS_BENCH_QUERY_LOG"):
 # For comparison with how workers ran before CELERY_DB_REUSE_MAX: a new connection per task.
 if os.environ.get("AGENTOPS_BENCH_CLOSE_DB_PER_TASK"):
     CELERY_DB_REUSE_MAX = None
+# Measured as production runs: the worker loads its model when it starts.
+WORKER_WARM_UP = True
