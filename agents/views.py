@@ -13,6 +13,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from agentops.access import require_capability, tenant_member
+from agentops.snapshot import snapshot_view
 from agents import blueprints, engine
 from agents.models import FINISHED_RUN_STATUSES, RunStatus
 from agents.rca.views import panel_context as rca_panel_context
@@ -136,6 +137,7 @@ def _blueprint(run):
 
 
 @tenant_member
+@snapshot_view
 def run_detail(request, run_id: str):
     run = access_run(request.membership, run_id)
     context = timeline_context(request, run)
@@ -146,6 +148,7 @@ def run_detail(request, run_id: str):
 
 
 @tenant_member
+@snapshot_view
 def run_timeline(request, run_id: str):
     """The polled partial: only what changed since the cursor; 286 once the run has finished."""
     run = access_run(request.membership, run_id)

@@ -17,6 +17,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from agentops.access import require_capability, tenant_member
 from agentops.audit_words import describe
 from agentops.models import AuditEvent
+from agentops.snapshot import snapshot_view
 from incidents import oncall, selectors, services, taxonomy
 from incidents import sla as sla_clock
 from incidents.forms import (
@@ -389,6 +390,7 @@ def _agent_context(request, ticket: Ticket, can_write: bool) -> dict:
 
 
 @tenant_member
+@snapshot_view
 def ticket_detail(request, number: str):
     ticket = access_ticket(request.membership, number)
     return render(request, "incidents/ticket_detail.html", _detail_context(request, ticket))
