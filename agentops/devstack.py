@@ -18,7 +18,7 @@ import sys
 import time
 
 from agentops import localservices
-from agentops.env import env_bool
+from agentops.env import env_bool, env_int
 
 PY = sys.executable
 ROOT = str(localservices.BASE_DIR)
@@ -218,9 +218,47 @@ def test(pytest_args: list[str]) -> int:
         # The offline model's classifiers: built once, shared by every test process.
         if _run([PY, "manage.py", "train_nlu"], env=env):
             return 1
-        return _run([PY, "-m", "pytest", "--durations=15", *pytest_args], env=env)
+        worst = 0
+        for phase in _pytest_phases(pytest_args, _test_processes()):
+            code = _run([PY, "-m", "pytest", "--durations=15", *phase], env=env)
+            if code != NO_TESTS_COLLECTED:  # a phase the arguments left empty
+                worst = worst or code
+        return worst
     finally:
         localservices.stop_started(started)
+
+
+NO_TESTS_COLLECTED = 5  # pytest's exit code
+
+
+def _test_processes() -> int:
+    """How many pytest processes share the suite: AGENTOPS_TEST_PROCESSES, else one per core,
+    at most four (each starts Celery workers, web servers and a Chromium of its own)."""
+    return env_int("AGENTOPS_TEST_PROCESSES", min(os.cpu_count() or 1, 4), minimum=1)
+
+
+def _own_scheduling(pytest_args: list[str]) -> bool:
+    """The arguments choose processes (-n) or markers (-m) themselves: run them as given."""
+    for arg in pytest_args:
+        if arg in ("-n", "-m", "--numprocesses", "--dist") or arg.startswith(
+            ("--numprocesses=", "--dist=")
+        ):
+            return True
+        if arg.startswith(("-n", "-m")) and not arg.startswith("--"):
+            return True
+    return False
+
+
+def _pytest_phases(pytest_args: list[str], processes: int) -> list[list[str]]:
+    """The suite in parallel (pytest-xdist, a test at a time to whichever process is free),
+    then the tests marked ``exclusive`` alone: they restart the shared Redis, kill workers on
+    timers or measure latency, which other tests running beside them would disturb."""
+    if processes <= 1 or _own_scheduling(pytest_args):
+        return [list(pytest_args)]
+    return [
+        ["-n", str(processes), "--dist", "worksteal", "-m", "not exclusive", *pytest_args],
+        ["-m", "exclusive", *pytest_args],
+    ]
 
 
 def bench(pytest_args: list[str]) -> int:

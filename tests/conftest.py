@@ -23,6 +23,20 @@ def pytest_configure(config):
     localservices.ensure_all()
 
 
+# Whole directories of tests that must run alone (`make test` runs them after the parallel
+# part): the reliability suite restarts the shared Redis, kills workers on timers and measures
+# one tenant's latency under another's flood.
+EXCLUSIVE_DIRS = ("reliability",)
+
+
+def pytest_collection_modifyitems(config, items):
+    here = os.path.dirname(__file__)
+    exclusive = tuple(os.path.join(here, d) + os.sep for d in EXCLUSIVE_DIRS)
+    for item in items:
+        if str(item.path).startswith(exclusive):
+            item.add_marker(pytest.mark.exclusive)
+
+
 def pytest_unconfigure(config):
     import shutil
 

@@ -3,14 +3,27 @@
 import os
 
 os.environ.setdefault("AGENTOPS_ENV", "test")
+# `pytest -n N` (pytest-xdist): each worker process ("gw0", "gw1", …) inherited the
+# controller's environment, and with it the controller's broker queue, Redis db, metrics
+# directory and witness file below. A worker takes its own, once; the Celery workers and web
+# processes it starts inherit them (and the marker) from it. Its test database is its own
+# already (pytest-django names it per worker).
+_XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _XDIST_WORKER and os.environ.get("AGENTOPS_TEST_XDIST") != _XDIST_WORKER:
+    os.environ["AGENTOPS_TEST_XDIST"] = _XDIST_WORKER
+    for _inherited in ("AGENTOPS_TEST_QUEUE", "AGENTOPS_TEST_WITNESS", "PROMETHEUS_MULTIPROC_DIR"):
+        os.environ.pop(_inherited, None)
+    # Redis keys hold tenant ids, which every worker's database numbers from 1 alike: a db
+    # each (the suite uses db 1 alone; Redis has 16).
+    os.environ["REDIS_DB"] = str(2 + int(_XDIST_WORKER.removeprefix("gw")))
 os.environ.setdefault("REDIS_DB", "1")
 # Metrics of this test process (and the worker it starts) only; the launcher wipes stale ones.
 os.environ.setdefault(
     "PROMETHEUS_MULTIPROC_DIR", f"/tmp/agentops-prometheus-{os.getpid()}"
 )  # never share the broker queue with a running `make run`
 
-from agentops.settings import *  # noqa: F403
-from agentops.settings import _database_from_url
+from agentops.settings import *  # noqa: E402, F403
+from agentops.settings import _database_from_url  # noqa: E402
 
 # One test database per test process, so parallel runs (two terminals, CI beside `make run`)
 # never drop each other's database.
