@@ -79,7 +79,9 @@ def test_locked_out_ticket_is_resolved_by_the_agent_on_a_real_worker(
 ):
     unlocks = 'tool_executions_total{status="success",tool="unlock_account"}'
     before = metric(client, unlocks)
-    worker = worker_factory()
+    # The chain's time budget (5 s) is not what this test is about: on a loaded machine the
+    # cold worker's first run can outlast it and be handed on once, a second delivery.
+    worker = worker_factory(RUN_CHAIN_SECONDS="600")
     ticket = ticket_create(
         tenant=personas.tenant,
         actor=personas.requester,
