@@ -14,6 +14,10 @@ from django.db.models.sql import InsertQuery, UpdateQuery
 
 # The compiled text of each plain UPDATE shape: (model, fields, which values are NULL) → SQL.
 _UPDATE_TEXT: dict[tuple, str] = {}
+# The compiled INSERT of each model, the fields it writes, and each model's row readers.
+_INSERT_TEXT: dict[type, str] = {}
+_INSERT_FIELDS: dict[type, list] = {}
+_READERS: dict[type, tuple] = {}
 
 
 def update_sql(obj, fields: list[str]) -> tuple[str, list]:
@@ -84,16 +88,38 @@ def together(
 
 
 def insert_sql(obj) -> tuple[str, list]:
-    """The ORM's own ``INSERT`` of ``obj`` (as ``save`` sends it), without ``RETURNING``."""
+    """The ORM's own ``INSERT`` of ``obj`` (as ``save`` sends it), without ``RETURNING``.
+
+    As with ``update_sql``, the text is compiled once per model and only the values are
+    prepared per call, the compiler's way (``pre_save(add=True)``, ``get_db_prep_save``); a
+    value that is an expression or a model instance, or a field with a placeholder of its
+    own, goes through the compiler every time."""
     model = type(obj)
-    fields = [
-        f
-        for f in model._meta.local_concrete_fields
-        if not f.generated and f is not model._meta.auto_field
-    ]
+    fields = _INSERT_FIELDS.get(model)
+    if fields is None:
+        fields = _INSERT_FIELDS[model] = [
+            f
+            for f in model._meta.local_concrete_fields
+            if not f.generated and f is not model._meta.auto_field
+        ]
+    prepared: list | None = []
+    if any(hasattr(f, "get_placeholder") for f in fields):
+        prepared = None
+    else:
+        for field in fields:
+            value = field.pre_save(obj, True)
+            if hasattr(value, "resolve_expression") or hasattr(value, "prepare_database_save"):
+                prepared = None
+                break
+            prepared.append(field.get_db_prep_save(value, connection=connection))
+    text = _INSERT_TEXT.get(model)
+    if text is not None and prepared is not None:
+        return text, prepared
     query = InsertQuery(model)
     query.insert_values(fields, [obj])
     ((sql, params),) = query.get_compiler(connection.alias).as_sql()
+    if prepared is not None:
+        _INSERT_TEXT[model] = sql
     return sql, list(params)
 
 
@@ -109,18 +135,34 @@ def instances(row, *models) -> list:
     that found nothing."""
     found, at = [], 0
     for model in models:
-        fields = model._meta.concrete_fields
-        values = []
-        for field, value in zip(fields, row[at : at + len(fields)], strict=True):
-            converters = connection.ops.get_db_converters(field) + field.get_db_converters(
-                connection
-            )
-            for converter in converters:
-                value = converter(value, field, connection)
-            values.append(value)
-        at += len(fields)
+        attnames, converters = _readers(model)
+        width = len(attnames)
+        values = list(row[at : at + width])
+        if len(values) != width:
+            raise ValueError(f"{model.__name__}: {len(values)} columns for {width} fields")
+        at += width
         if values[0] is None:  # the primary key: no row joined
             found.append(None)
             continue
-        found.append(model.from_db(connection.alias, [f.attname for f in fields], values))
+        for index, field, chain in converters:
+            value = values[index]
+            for converter in chain:
+                value = converter(value, field, connection)
+            values[index] = value
+        found.append(model.from_db(connection.alias, attnames, values))
     return found
+
+
+def _readers(model) -> tuple[list[str], list[tuple[int, object, list]]]:
+    """A model's attnames in column order and, for the fields that have any, the backend's
+    and the field's converters (what the compiler looks up for every row; fixed per model)."""
+    readers = _READERS.get(model)
+    if readers is None:
+        fields = model._meta.concrete_fields
+        converters = []
+        for index, field in enumerate(fields):
+            chain = connection.ops.get_db_converters(field) + field.get_db_converters(connection)
+            if chain:
+                converters.append((index, field, chain))
+        readers = _READERS[model] = ([f.attname for f in fields], converters)
+    return readers

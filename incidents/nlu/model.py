@@ -22,6 +22,7 @@ import logging
 import pickle
 import re
 import unicodedata
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -37,6 +38,7 @@ MODEL_VERSION = "2"  # bump when the model's code changes: a built file of anoth
 HEADS = ("intent", "category", "priority", "decision", "third_party")
 MAX_CHARS = 3000  # of a ticket, for the features: the request is at its start
 SEED = 13
+RECENT_PREDICTIONS = 64  # texts whose prediction a process keeps (NluModel.predict)
 
 
 def normalise(text: str) -> str:
@@ -69,7 +71,7 @@ def data_hash(path: Path = TRAIN_FILE) -> str:
 
 @dataclass(frozen=True)
 class Prediction:
-    intents: list[tuple[str, float]]  # most probable first
+    intents: tuple[tuple[str, float], ...]  # most probable first
     category: str
     category_p: float
     priority: str
@@ -99,6 +101,26 @@ class NluModel:
         self.decision_given_intent = decision_given_intent
 
     def predict(self, text: str) -> Prediction:
+        """The heads' reading of ``text``. A run asks twice about the same request (triage,
+        then the plan); the last few answers are kept (a prediction is a pure function of the
+        text and this fitted model, and frozen)."""
+        recent = self.__dict__.setdefault("_recent", OrderedDict())
+        hit = recent.get(text)
+        if hit is not None:
+            recent.move_to_end(text)
+            return hit
+        prediction = self._predict(text)
+        recent[text] = prediction
+        if len(recent) > RECENT_PREDICTIONS:
+            recent.popitem(last=False)
+        return prediction
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_recent", None)  # (a built model file holds the fit, not a cache)
+        return state
+
+    def _predict(self, text: str) -> Prediction:
         x = self.vectorise(normalise(text))
         out: dict[str, list[tuple[str, float]]] = {}
         for name, head in self.heads.items():
@@ -111,7 +133,7 @@ class NluModel:
         third = dict(out["third_party"]).get("True", 0.0)
         decisions = self._decision(out["decision"], out["intent"])
         return Prediction(
-            intents=out["intent"][:3],
+            intents=tuple(out["intent"][:3]),
             category=out["category"][0][0],
             category_p=out["category"][0][1],
             priority=out["priority"][0][0],

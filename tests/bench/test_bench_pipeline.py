@@ -774,15 +774,18 @@ def _print(name: str, r: dict) -> None:
 def _start_py_spy(pid: int, scenario: str):
     """``AGENTOPS_BENCH_PY_SPY=DIR``: sample the worker (and its pool processes) with py-spy
     while the tickets are worked, into DIR/pipeline-SCENARIO.txt (collapsed stacks, one line per
-    stack with its sample count; ``--idle`` off, so the counts are CPU). Unlike cProfile it does
-    not slow the worker down, so the shares are the real ones. Needs ``pip install py-spy``."""
+    stack with its sample count). ``--gil``: only a thread holding the GIL is sampled, so the
+    counts are the worker's own CPU. Without it, waits inside psycopg's and redis's C calls
+    (the GIL released, the thread not idle to py-spy) counted as CPU: a quarter of the samples,
+    all on "send query" and "wait". Unlike cProfile it does not slow the worker down, so the
+    shares are the real ones. Needs ``pip install py-spy``."""
     out_dir = os.environ.get("AGENTOPS_BENCH_PY_SPY")
     if not out_dir:
         return None
     out = Path(out_dir) / f"pipeline-{scenario}.txt"
     out.parent.mkdir(parents=True, exist_ok=True)
     py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
-    args = ["record", "-p", str(pid), "--subprocesses", "--rate", "250", "--format", "raw"]
+    args = ["record", "-p", str(pid), "--subprocesses", "--rate", "250", "--format", "raw", "--gil"]
     spy = subprocess.Popen(
         [py_spy, *args, "--output", str(out), "--nonblocking"],
         stdout=subprocess.DEVNULL,

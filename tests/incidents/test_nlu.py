@@ -175,6 +175,22 @@ def test_two_trainings_give_identical_predictions():
     assert [first.predict(t) for t in TEXTS] == [second.predict(t) for t in TEXTS]
 
 
+def test_a_repeated_text_is_answered_from_the_recent_predictions():
+    fitted = model.train()
+    first = fitted.predict(TEXTS[0])
+    assert fitted.predict(TEXTS[0]) is first  # the plan asks what triage asked: kept
+    for text in TEXTS[1:]:
+        assert fitted.predict(text) == fitted._predict(text)
+    for i in range(model.RECENT_PREDICTIONS):  # only the last few are kept
+        fitted.predict(f"printer {i} jams")
+    assert len(fitted._recent) == model.RECENT_PREDICTIONS
+    assert fitted.predict(TEXTS[0]) is not first and fitted.predict(TEXTS[0]) == first
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(fitted))  # noqa: S301 - our own object: no cache in a file
+    assert "_recent" not in copy.__dict__ and copy.predict(TEXTS[0]) == first
+
+
 def test_train_nlu_writes_the_model_that_is_then_loaded(tmp_path, settings):
     settings.NLU_MODEL_DIR = str(tmp_path)
     model.get_model.cache_clear()
