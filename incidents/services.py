@@ -50,6 +50,22 @@ UPDATABLE_FIELDS = (
 )
 
 
+def _atomic_refusing_before_writes(func):
+    """``@transaction.atomic`` for a call in autocommit. Inside the caller's transaction, no
+    block (and no savepoint, two round trips) of its own: the function refuses (raises) before
+    it writes anything, so a caller that catches the refusal keeps a usable transaction, and a
+    failure while writing fails the caller's change too."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        if transaction.get_connection().in_atomic_block:
+            return func(*args, **kwargs)
+        with transaction.atomic():
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
 def _validate(ticket: Ticket, *, exclude: Iterable[str] = ()) -> None:
     # tenant/number are set by the service; search_vector belongs to the database trigger;
     # the CSAT score has its own service (ticket_rate), which checks its range, and checking
@@ -97,7 +113,7 @@ def _check_assignee(tenant: Tenant, assignee) -> None:
         )
 
 
-@transaction.atomic
+@_atomic_refusing_before_writes
 def ticket_create(
     *,
     tenant: Tenant,
@@ -118,6 +134,9 @@ def ticket_create(
     audit_metadata: dict | None = None,
 ) -> Ticket:
     """Open a ticket: validate, number it, start its SLA clock, audit it, start the agent.
+
+    Every refusal (a field, the assignee, the category) comes before the first write: in a
+    caller's transaction (an import, a batch) a ticket costs no savepoint of its own.
 
     ``start_agent`` None follows the tenant's setting (AgentConfig.auto_resolve_on_create).
     """
@@ -569,7 +588,7 @@ def _identity_verified(ticket: Ticket, actor) -> bool:
     )
 
 
-@transaction.atomic
+@_atomic_refusing_before_writes
 def ticket_start_agent(
     *,
     ticket: Ticket,
@@ -581,7 +600,10 @@ def ticket_start_agent(
     """Hand the ticket to its agent: incidents to incident response, requests to the
     service desk. Refuses while another run is active. ``opened_now``: the ticket was created
     in this transaction, so no run can be on it yet (nobody else can see its number) and the
-    check is skipped; ``config``: the tenant's agent config when the caller has it."""
+    check is skipped; ``config``: the tenant's agent config when the caller has it.
+
+    Every refusal (a run already on it, a closed ticket, the quota, the blueprint switched
+    off) comes before the first write: ``ticket_create`` carries on without the run."""
     from agents.engine import start_run
     from agents.models import ACTIVE_RUN_STATUSES, Run
     from incidents.blueprints.incident_response import NAME as INCIDENT_RESPONSE

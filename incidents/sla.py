@@ -258,7 +258,9 @@ def on_status_change(
     return True
 
 
-@transaction.atomic
+# No savepoint, as on_status_change: the callers (a priority or queue change) hold the ticket's
+# row lock in their transaction, and a failure here fails their change too.
+@transaction.atomic(savepoint=False)
 def recompute(ticket: Ticket, *, now: datetime | None = None) -> None:
     """The priority or the queue changed: a new target or calendar from now on."""
     now = now or timezone.now()

@@ -45,7 +45,6 @@ class BlueprintDisabled(ValidationError):
 
 
 @tracing.traced("agent.run.start")  # the run's trace: the request's, or its own root
-@transaction.atomic
 def start_run(
     *,
     tenant,
@@ -58,7 +57,12 @@ def start_run(
     input: dict | None = None,
     config=None,
 ) -> Run:
-    """``config``: the tenant's AgentConfig when the caller just read it (else read here)."""
+    """``config``: the tenant's AgentConfig when the caller just read it (else read here).
+
+    ``BlueprintDisabled`` is raised before anything is written, so a caller that carries on
+    without the run (a ticket opened for people) keeps its transaction. The writes then join
+    the caller's transaction without a savepoint (two round trips for every run started from
+    a ticket): a failure among them fails the caller's change too, as it should."""
     bp = blueprints.get(blueprint)
     effective = blueprints.for_tenant(tenant, bp.name)
     if not effective.enabled:
@@ -66,6 +70,34 @@ def start_run(
             {"blueprint": f"The {bp.title or bp.name} blueprint is not enabled for this tenant."}
         )
     config = config or agent_config(tenant)
+    with transaction.atomic(savepoint=False):
+        return _create_run(
+            tenant=tenant,
+            bp=bp,
+            effective=effective,
+            config=config,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            subject_repr=subject_repr,
+            actor=actor,
+            started_by_staff=started_by_staff,
+            input=input,
+        )
+
+
+def _create_run(
+    *,
+    tenant,
+    bp,
+    effective,
+    config,
+    subject_type: str,
+    subject_id: str,
+    subject_repr: str,
+    actor,
+    started_by_staff: bool,
+    input: dict | None,
+) -> Run:
     run = Run.objects.create(
         tenant=tenant,
         agent_name=bp.name,

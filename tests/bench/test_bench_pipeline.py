@@ -312,6 +312,16 @@ def _make_it_true(tenant, data: dict, kind: str) -> None:
 # --------------------------------------------------------------------------- measuring
 
 
+def _purge_bench_queue() -> None:
+    """Tasks an earlier, interrupted bench left on the bench's queue name runs of another
+    database (ids start at 1 in each): a fresh worker took them first, and their lines were
+    counted as this scenario's runs."""
+    with celery_app.connection_for_write() as conn:
+        dropped = conn.default_channel.queue_purge(QUEUE)
+    if dropped:
+        print(f"\n   (dropped {dropped} tasks an earlier bench left on {QUEUE})")
+
+
 def _percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -821,6 +831,7 @@ def test_bench_pipeline(scenario, start_bench_worker):
     query_log = OUT_DIR / f"pipeline-queries-{scenario}.jsonl"
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     query_log.unlink(missing_ok=True)
+    _purge_bench_queue()
     worker = start_bench_worker(pool, query_log)
 
     kinds: dict[str, str] = {}

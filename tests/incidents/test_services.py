@@ -211,3 +211,41 @@ def test_generator_produces_realistic_varied_tickets(personas):
     assert bulk_generate(tenant=personas.tenant, count=50, comments_per_ticket=1) == 50
     numbers = list(Ticket.objects.for_tenant(personas.tenant).values_list("number", flat=True))
     assert len(numbers) == len(set(numbers)) == 80
+
+
+def test_opening_a_ticket_that_starts_its_agent_sends_no_savepoint(personas):
+    """The agent's start joins the ticket's transaction: no SAVEPOINT/RELEASE (two round trips
+    each, three per ticket opened in a batch); a refusal comes before any write, so the ticket
+    still opens for people in a transaction that stays usable, the caller's one included."""
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    from agents.engine import agent_config
+    from agents.models import BlueprintSetting, Run
+
+    config = agent_config(personas.tenant)
+    config.auto_resolve_on_create = True
+    config.save()
+    with transaction.atomic(), CaptureQueriesContext(connection) as sent:  # a caller's batch
+        first = services.ticket_create(
+            tenant=personas.tenant, actor=personas.requester, title="VPN drops", source="portal"
+        )
+        second = services.ticket_create(
+            tenant=personas.tenant, actor=personas.requester, title="Locked out", source="portal"
+        )
+    assert not [q["sql"] for q in sent.captured_queries if "SAVEPOINT" in q["sql"]]
+    runs = Run.objects.for_tenant(personas.tenant)
+    assert sorted(runs.values_list("subject_id", flat=True)) == sorted(
+        [first.number, second.number]
+    )
+    BlueprintSetting.objects.create(tenant=personas.tenant, blueprint="service_desk", enabled=False)
+    with transaction.atomic():
+        third = services.ticket_create(
+            tenant=personas.tenant, actor=personas.requester, title="Printer", source="portal"
+        )
+        services.ticket_comment(ticket=third, actor=personas.requester, body="Still broken")
+    assert Ticket.objects.for_tenant(personas.tenant).get(pk=third.pk).comments.count() == 1
+    assert not runs.filter(subject_id=third.number, agent_name="service_desk").exists()
+    with pytest.raises(ValidationError):  # a run is already on it: refused, nothing written
+        services.ticket_start_agent(ticket=first, actor=personas.requester)
+    assert runs.filter(subject_id=first.number).count() == 1
