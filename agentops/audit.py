@@ -26,6 +26,7 @@ from typing import Any
 from django.db import connection, transaction
 
 from agentops.models import AuditEvent, Tenant
+from agentops.postgres.statements import Statements
 
 GENESIS_HASH = "0" * 64
 # First key of the two-key advisory lock: a constant namespace ("AUDT"), so the audit lock
@@ -96,15 +97,18 @@ def compute_hash(event) -> str:
 _pending: ContextVar[list[AuditEvent] | None] = ContextVar("audit_pending", default=None)
 
 
-class Rider:
-    """A statement sent in the same round trip as an audit append, in front of it (the
-    change and the event recording it, or the last writes of a transaction, together).
-    ``statements``: how many statements ``sql`` holds (each has a result to skip);
-    ``on_result(cursor)`` reads the first one's."""
+def _statements(sql: str | Statements, params=()) -> Statements:
+    return sql if isinstance(sql, Statements) else Statements((sql, list(params)))
 
-    def __init__(self, sql: str, params, on_result=None, statements: int = 1):
-        self.sql, self.params = sql, list(params)
-        self.on_result, self.statements = on_result, statements
+
+class Rider:
+    """Statements sent in the same round trip as an audit append, in front of it (the
+    change and the event recording it, or the last writes of a transaction, together): one
+    pipeline (``Statements``), each statement on its own. ``on_result(cursor)`` reads the
+    first statement's result."""
+
+    def __init__(self, statements: Statements, on_result=None):
+        self.statements, self.on_result = statements, on_result
         self.sent = False
 
     def send_now(self) -> None:
@@ -112,10 +116,9 @@ class Rider:
         if self.sent:
             return
         self.sent = True
-        with connection.cursor() as cursor:
-            cursor.execute(self.sql, self.params)
-            if self.on_result is not None:
-                self.on_result(cursor)
+        cursors = self.statements.execute()
+        if self.on_result is not None:
+            self.on_result(cursors[0])
 
 
 # Statements that ride in front of the next append (``sent_with``, ``flush``, a batch's end).
@@ -124,14 +127,14 @@ _riders: ContextVar[list[Rider] | None] = ContextVar("audit_riders", default=Non
 _batch_riders: ContextVar[list[Rider] | None] = ContextVar("audit_batch_riders", default=None)
 
 
-def at_batch_end(sql: str, params, on_result=None) -> Rider | None:
-    """Send ``sql`` at the end of the open ``batched`` block, in the round trip of its audit
+def at_batch_end(sql: str | Statements, params=(), on_result=None) -> Rider | None:
+    """Send ``sql`` (a statement and its ``params``, or ``Statements``) at the end of the open ``batched`` block, in the round trip of its audit
     append (alone if it has no events), inside its transaction. None when no batch is open
     (the caller sends it). ``Rider.send_now`` sends it earlier if something must see it."""
     riders = _batch_riders.get()
     if riders is None:
         return None
-    rider = Rider(sql, params, on_result)
+    rider = Rider(_statements(sql, params), on_result)
     riders.append(rider)
     return rider
 
@@ -147,16 +150,18 @@ def _send_riding(riders: list[Rider], events_by_tenant: list[list[AuditEvent]]) 
         rider.send_now()  # those that found no append to ride with
 
 
-def flush(sql: str = "", params: list | tuple = (), on_result=None) -> None:
-    """Inside ``batched``: append the batch's events so far now, with ``sql`` (optional) in
-    front of them in the same round trip; later events still wait for the batch's end.
-    ``on_result(cursor)`` reads ``sql``'s own result. Sent alone when no event is waiting."""
+def flush(sql: str | Statements = "", params: list | tuple = (), on_result=None) -> None:
+    """Inside ``batched``: append the batch's events so far now, with ``sql`` (optional: a
+    statement and its ``params``, or ``Statements``) in front of them in the same round trip;
+    later events still wait for the batch's end. ``on_result(cursor)`` reads ``sql``'s
+    (first statement's) own result. Sent alone when no event is waiting."""
     events = _pending.get()
     if events is None:
         raise RuntimeError("audit.flush() needs an open audit.batched() block")
     taken = list(events)
     events.clear()
-    _send_riding([Rider(sql, params, on_result)] if sql else [], _by_tenant(taken))
+    riders = [Rider(_statements(sql, params), on_result)] if sql else []
+    _send_riding(riders, _by_tenant(taken))
 
 
 def _by_tenant(events: list[AuditEvent]) -> list[list[AuditEvent]]:
@@ -167,11 +172,12 @@ def _by_tenant(events: list[AuditEvent]) -> list[list[AuditEvent]]:
 
 
 @contextmanager
-def sent_with(sql: str, params: list) -> Iterator[None]:
-    """Send ``sql`` in the same round trip as the block's first audit append, in front of
-    it (the change and the event that records it: one round trip). Sent alone at the end
-    of the block if nothing was appended; not sent if the block raises before that."""
-    rider = Rider(sql, params, statements=sql.count(";") + 1)
+def sent_with(sql: str | Statements, params=()) -> Iterator[None]:
+    """Send ``sql`` (a statement and its ``params``, or ``Statements``) in the same round
+    trip as the block's first audit append, in front of it (the change and the event that
+    records it: one round trip). Sent alone at the end of the block if nothing was
+    appended; not sent if the block raises before that."""
+    rider = Rider(_statements(sql, params))
     if _pending.get() is not None:  # a batch appends at its end: no ride, send it now
         rider.send_now()
         yield
@@ -225,24 +231,24 @@ def _append(events: list[AuditEvent]) -> None:
                 "metadata": event.metadata,
             }
         )
-    sql = (
-        "SELECT event_id, event_seq, event_prev, event_hash, event_at "
-        "FROM agentops_audit_append(%s, %s::jsonb)"
-    )
-    params = [tenant_id, json.dumps(rows)]
+    # The riders' statements first, then the append: one pipeline, one round trip.
     riders = [r for r in (_riders.get() or ()) if not r.sent]
-    if riders:
-        sql = "; ".join([*(r.sql for r in riders), sql])
-        params = [p for r in riders for p in r.params] + params
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        for rider in riders:  # each rider's results first, in order; the append's come last
-            rider.sent = True
-            if rider.on_result is not None:
-                rider.on_result(cursor)
-            for _ in range(rider.statements):
-                cursor.nextset()
-        written = cursor.fetchall()
+    statements = Statements()
+    for rider in riders:
+        statements.extend(rider.statements)
+    statements.add(
+        "SELECT event_id, event_seq, event_prev, event_hash, event_at "
+        "FROM agentops_audit_append(%s::bigint, %s::jsonb)",
+        [tenant_id, json.dumps(rows)],
+    )
+    cursors = statements.execute()
+    at = 0
+    for rider in riders:  # each rider's results on its first statement's cursor, in order
+        rider.sent = True
+        if rider.on_result is not None:
+            rider.on_result(cursors[at])
+        at += len(rider.statements)
+    written = cursors[-1].fetchall()
     for event, (pk, seq, prev_hash, hash_, created_at) in zip(events, written, strict=True):
         event.pk, event.seq, event.prev_hash, event.hash = pk, seq, prev_hash, hash_
         event.created_at = created_at

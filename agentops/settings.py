@@ -127,8 +127,15 @@ def _database_from_url(url: str) -> dict:
     options = {
         k: v for k, v in params.items() if k not in {"dbname", "user", "password", "host", "port"}
     }
+    if env_bool("DB_SERVER_SIDE_BINDING", True):
+        # Parameters travel apart from the SQL text, so a hot statement's text repeats and
+        # psycopg prepares it after its fifth run: PostgreSQL skips parsing and planning it
+        # (half its CPU in a worker's connection). Not libpq options: Django's and psycopg's
+        # (tests/celery_worker.py leaves them out of the URLs it builds).
+        options |= {"server_side_binding": True, "prepare_threshold": 5}
     return {
-        "ENGINE": "django.db.backends.postgresql",
+        # Django's PostgreSQL backend with a larger prepared-statement cache (agentops.postgres).
+        "ENGINE": "agentops.postgres",
         "NAME": params.get("dbname", ""),
         "USER": params.get("user", ""),
         "PASSWORD": params.get("password", ""),

@@ -14,6 +14,7 @@ from celery.signals import task_prerun
 from django.db import connection
 from django.utils import timezone
 
+from agentops.postgres.statements import Statements
 from agents import engine
 from agents.engine.claiming import claim_hooks
 from agents.models import Run, RunStatus
@@ -181,8 +182,9 @@ def _synchronous_for_other_tasks(sender=None, **kwargs):
         return
     raw = getattr(connection, "_agentops_async_commit", None)
     if raw is not None and raw is connection.connection and not connection.in_atomic_block:
-        with connection.cursor() as cursor:
-            cursor.execute("RESET synchronous_commit; RESET statement_timeout")
+        # One round trip, two commands (one pipeline: a single string of two is refused
+        # once statements are bound server-side).
+        Statements(("RESET synchronous_commit", None), ("RESET statement_timeout", None)).execute()
     connection._agentops_async_commit = None
     connection._agentops_session_timeout = (None,)
 

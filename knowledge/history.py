@@ -29,9 +29,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
+from agentops.postgres.statements import Statements
 from knowledge.embeddings import get_embedder
 from knowledge.models import LabelledExample
 
@@ -333,18 +334,17 @@ def similar(
         params["exclude"] = exclude_ref
     # relaxed_order lets the index keep scanning until k rows of this tenant are found; the
     # outer ORDER BY puts the (nearly ordered) rows back in exact order.
-    # The SET LOCALs and the scan in one round trip (two statements, bound client-side); no
+    # The SET LOCALs and the scan in one round trip (two statements, one pipeline); no
     # savepoint inside a caller's transaction (the settings only widen its later HNSW scans).
-    params["ef_search"] = str(max(EF_SEARCH, int(k)))
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT set_config('hnsw.ef_search', %(ef_search)s, true), "
-            "set_config('hnsw.iterative_scan', 'relaxed_order', true); "
-            + _NEAREST_SQL.format(table=LabelledExample._meta.db_table, exclude=exclude),
-            params,
-        )
-        cursor.nextset()
-        rows = cursor.fetchall()
+    with transaction.atomic(savepoint=False):
+        rows = Statements(
+            (
+                "SELECT set_config('hnsw.ef_search', %s, true), "
+                "set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+                [str(max(EF_SEARCH, int(k)))],
+            ),
+            (_NEAREST_SQL.format(table=LabelledExample._meta.db_table, exclude=exclude), params),
+        ).fetchall()
     return [
         Neighbour(
             ref=ref,

@@ -34,6 +34,7 @@ from django.urls import reverse
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from agentops.postgres.statements import Statements
 from agentops.redaction import redact
 
 log = logging.getLogger(__name__)
@@ -160,19 +161,23 @@ def vector_arm(
     if model is not None:
         extra, params = f"{extra} AND embedding_model = %s", [*params, model]
     # SET LOCAL (both hold until the transaction ends), then the scan: one round trip, two
-    # statements (the cursor binds client-side). ``extra`` is one of _filters' fixed
-    # fragments; every value is a parameter.
-    cursor.execute(
-        "SELECT set_config('hnsw.ef_search', %s, true), "  # noqa: S608
-        "set_config('hnsw.iterative_scan', 'relaxed_order', true); "
-        "SELECT id, embedding <=> %s::vector AS distance FROM knowledge_chunk "
-        f"WHERE tenant_id = %s AND embedding IS NOT NULL{extra} "
-        "ORDER BY embedding <=> %s::vector LIMIT %s",
-        [str(int(ef_search)), vector, tenant_id, *params, vector, n],
-    )
-    cursor.nextset()  # the settings' row, then the scan's
+    # statements (one pipeline, on ``cursor``'s connection). ``extra`` is one of _filters'
+    # fixed fragments; every value is a parameter.
+    rows = Statements(
+        (
+            "SELECT set_config('hnsw.ef_search', %s, true), "
+            "set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+            [str(int(ef_search))],
+        ),
+        (
+            "SELECT id, embedding <=> %s::vector AS distance FROM knowledge_chunk "  # noqa: S608
+            f"WHERE tenant_id = %s AND embedding IS NOT NULL{extra} "
+            "ORDER BY embedding <=> %s::vector LIMIT %s",
+            [vector, tenant_id, *params, vector, n],
+        ),
+    ).fetchall(using=cursor.db.alias)
     # relaxed_order may return a row slightly out of order: sort by the exact distance.
-    return sorted(cursor.fetchall(), key=lambda row: row[1])
+    return sorted(rows, key=lambda row: row[1])
 
 
 # The two tsqueries of the text arm (fixed SQL; the query text is a parameter).
@@ -224,13 +229,12 @@ def text_arm_and_lexemes(
     """``text_arm``, with the query's lexemes (``query_lexemes``) read in the same round trip
     as its first query; returns (rows, lexemes)."""
     extra, params = _filters(kinds, exclude)
-    cursor.execute(
-        "SELECT tsvector_to_array(to_tsvector('english', %s)); " + _text_sql(_ALL_WORDS, extra),
-        [query, query, tenant_id, *params, TEXT_RANK_CAP, n],
-    )
-    lexemes = list(cursor.fetchone()[0] or [])
-    cursor.nextset()
-    rows = cursor.fetchall()
+    words, found = Statements(
+        ("SELECT tsvector_to_array(to_tsvector('english', %s::text))", [query]),
+        (_text_sql(_ALL_WORDS, extra), [query, tenant_id, *params, TEXT_RANK_CAP, n]),
+    ).execute(using=cursor.db.alias)
+    lexemes = list(words.fetchone()[0] or [])
+    rows = found.fetchall()
     return _fill(cursor, rows, tenant_id, query, lexemes, n, kinds, exclude, fill_below), lexemes
 
 

@@ -26,6 +26,21 @@ READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 
 
+# DATABASES OPTIONS that Django or psycopg take and libpq does not (agentops.settings).
+NOT_LIBPQ_OPTIONS = frozenset(
+    {
+        "server_side_binding",
+        "prepare_threshold",
+        "prepared_max",
+        "isolation_level",
+        "assume_role",
+        "pool",
+        "cursor_factory",
+        "context",
+    }
+)
+
+
 def worker_database_url() -> str:
     """DATABASE_URL for the database pytest-django created (the worker must use the same)."""
     from django.db import connection
@@ -38,7 +53,9 @@ def worker_database_url() -> str:
     if s.get("PORT"):
         query["port"] = str(s["PORT"])
     for key, value in (s.get("OPTIONS") or {}).items():
-        if isinstance(value, str | int):
+        # Django's and psycopg's own options are not libpq's (libpq refuses a URL with one);
+        # the worker's settings derive them again from the environment.
+        if key not in NOT_LIBPQ_OPTIONS and isinstance(value, str | int):
             query[key] = str(value)
     # quote_via=quote: libpq reads "+" literally, so a space (``options=-c role=…``) is %20.
     return f"postgresql://{auth}@/{quote(s['NAME'], safe='')}?{urlencode(query, quote_via=quote)}"

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from agentops import audit, tracing
+from agentops.postgres.statements import Statements
 from agentops.prepared import prepared
 from agents import metrics, policy
 from agents.engine.base import TransientStepError, args_hash
@@ -208,14 +209,17 @@ class ToolCalls:
         from django.db import transaction
 
         call.status = ToolCall.Status.RUNNING
-        # The durable commit, the call's new status and the audit event: one round trip.
-        intent = (
-            "SET LOCAL synchronous_commit TO on; "  # noqa: S608 (the table's own name)
-            f'UPDATE "{ToolCall._meta.db_table}" SET status = %s, retries = %s '
-            "WHERE id = %s AND tenant_id = %s"
+        # The durable commit, the call's new status and the audit event: one round trip
+        # (a pipeline of three statements).
+        intent = Statements(
+            ("SET LOCAL synchronous_commit TO on", None),
+            (
+                f'UPDATE "{ToolCall._meta.db_table}" SET status = %s, retries = %s '  # noqa: S608 (the table's own name)
+                "WHERE id = %s AND tenant_id = %s",
+                [call.status, call.retries, call.pk, call.tenant_id],
+            ),
         )
-        params = [call.status, call.retries, call.pk, call.tenant_id]
-        with transaction.atomic(), audit.sent_with(intent, params):
+        with transaction.atomic(), audit.sent_with(intent):
             if not tool.read_only:
                 audit.record(
                     tenant=self.tenant,

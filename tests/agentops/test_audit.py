@@ -18,6 +18,7 @@ from django.utils import timezone
 from agentops import audit
 from agentops.audit import GENESIS_HASH, compute_hash, verify_chain
 from agentops.models import AuditEvent, Role
+from agentops.postgres.statements import Statements
 from tests.conftest import make_user, owner_rights
 
 TRIGGER = "agentops_auditevent_append_only"
@@ -42,14 +43,16 @@ def add_events(tenant, n, *, actor=None, action="test.event", target_type="thing
     ]
 
 
-def tamper(sql: str, params=()):
-    """Do what the database refuses, the way an attacker with DDL rights (the owner's) would."""
+def tamper(sql: str | Statements, params=()):
+    """Do what the database refuses, the way an attacker with DDL rights (the owner's) would:
+    one statement, or several (``Statements``: one command each, as PostgreSQL binds them)."""
+    statements = sql if isinstance(sql, Statements) else Statements((sql, params))
     with owner_rights() as cursor:
         # Deferred FK checks of rows inserted earlier in this (test) transaction would make
         # ALTER TABLE refuse ("pending trigger events"); run them now.
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute(f"ALTER TABLE agentops_auditevent DISABLE TRIGGER {TRIGGER}")
-        cursor.execute(sql, params)
+        statements.execute()
         cursor.execute(f"ALTER TABLE agentops_auditevent ENABLE TRIGGER {TRIGGER}")
 
 
@@ -221,12 +224,8 @@ def test_detects_a_deleted_event(personas, five):
 
 def test_detects_swapped_events(personas, five):
     a, b = seq_id(personas.tenant, five), seq_id(personas.tenant, five + 1)
-    tamper(
-        "UPDATE agentops_auditevent SET seq = 999999 WHERE id = %s;"
-        "UPDATE agentops_auditevent SET seq = %s WHERE id = %s;"
-        "UPDATE agentops_auditevent SET seq = %s WHERE id = %s;",
-        [a, five, b, five + 1, a],
-    )
+    swap = "UPDATE agentops_auditevent SET seq = %s WHERE id = %s"
+    tamper(Statements((swap, [999999, a]), (swap, [five, b]), (swap, [five + 1, a])))
     ok, output = verify_audit()
     assert not ok
     assert f"acme: BROKEN at event #{five} " in output and "reordered" in output
