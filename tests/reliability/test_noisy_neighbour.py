@@ -1,7 +1,8 @@
 """§5.7 Noisy neighbour: tenant A floods the ticket API (and through it the pipeline) while
 tenant B works. A is held to its per-tenant limit (429 with Retry-After, so at most its limit
 of tickets reaches the pipeline); B is never refused and its p95 stays within 25 % of the quiet
-figure measured in the same test (plus 10 ms of slack for a loaded 2-core machine).
+figure measured in the same test, before and after the flood (plus 10 ms of slack for a loaded
+2-core machine).
 
 Real parts: gunicorn as `make run` starts it (2 processes of 4 threads), a real worker, A's
 flood from a process of its own at 40 requests/s (forty times a minute's limit of 10 each
@@ -64,6 +65,8 @@ def test_a_flooding_tenant_gets_429_and_the_other_keeps_its_latency(
     for tenant in (a, b):
         agent_on_every_ticket(tenant)
     quotas.limits_set(tenant=a, actor=personas.admin, api_requests_per_minute=A_LIMIT)
+    # B works within an allowance of its own (its ~300 timed requests fall in three minutes).
+    quotas.limits_set(tenant=b, actor=personas.admin, api_requests_per_minute=10_000)
     _, a_token = api_token_create(tenant=a, user=personas.agent)
     _, b_token = api_token_create(tenant=b, user=personas.outsider)
     worker = worker_factory("pipeline")
@@ -103,6 +106,11 @@ def test_a_flooding_tenant_gets_429_and_the_other_keeps_its_latency(
         out, _ = flood.communicate(timeout=60)
         # The limit is per calendar minute: a flood across a minute's end gets two allowances.
         windows = int(time.time() // 60) - int(flood_started // 60) + 1
+        # Quiet again, after the flood: this machine's speed drifts (two-fold within a day, and
+        # B's quiet p95 here has read anywhere from 27 to 69 ms), so one quiet figure taken a
+        # minute before the loud one measured the drift as often as the flood. The quiet
+        # figure is the slower of the two that bracket the flood.
+        quiet_after = p95(base, b_token)
     finally:
         stop_process(web)
     counts = json.loads(out)
@@ -111,8 +119,10 @@ def test_a_flooding_tenant_gets_429_and_the_other_keeps_its_latency(
     accepted = counts.get("201", 0)
     assert 0 < accepted <= A_LIMIT * windows  # only A's allowance reached the pipeline
     assert Ticket.objects.for_tenant(a).count() == accepted
+    quiet_before, quiet = quiet, max(quiet, quiet_after)
     assert loud <= quiet * 1.25 + 0.010, (
-        f"B's p95: quiet {quiet * 1000:.1f} ms, loud {loud * 1000:.1f} ms"
+        f"B's p95: quiet {quiet_before * 1000:.1f} ms before and {quiet_after * 1000:.1f} ms "
+        f"after, loud {loud * 1000:.1f} ms"
     )
     # B's work goes through the pipeline too, behind at most A's allowance.
     run = wait_for(
@@ -126,6 +136,7 @@ def test_a_flooding_tenant_gets_429_and_the_other_keeps_its_latency(
     )
     assert run is not None
     print(
-        f"noisy neighbour: B p95 quiet {quiet * 1000:.1f} ms, under flood {loud * 1000:.1f} ms; "
+        f"noisy neighbour: B p95 quiet {quiet_before * 1000:.1f} / {quiet_after * 1000:.1f} ms "
+        f"(before / after), under flood {loud * 1000:.1f} ms; "
         f"A {counts}"
     )
