@@ -151,11 +151,16 @@ class CeleryWorker:
             raise RuntimeError(f"Could not stop the Celery worker (pid {process.pid}).")
 
 
-def start_worker(log_path: Path, extra_env: dict[str, str] | None = None) -> CeleryWorker:
+def start_worker(
+    log_path: Path, extra_env: dict[str, str] | None = None, *, wait: bool = True
+) -> CeleryWorker:
+    """Start a worker; with ``wait`` (the default) return once it answers a ping."""
     from agentops.celery import app
 
     worker = CeleryWorker(log_path, extra_env)
     worker.start()
+    if not wait:
+        return worker
     try:
         worker.wait_ready(app)
     except RuntimeError as exc:
@@ -187,8 +192,8 @@ def worker_factory(transactional_db, tmp_path):
     app.control.purge()
     workers: list[CeleryWorker] = []
 
-    def start(name: str = "worker", **extra_env: str) -> CeleryWorker:
-        worker = start_worker(tmp_path / f"{name}-{len(workers)}.log", extra_env)
+    def start(name: str = "worker", *, wait: bool = True, **extra_env: str) -> CeleryWorker:
+        worker = start_worker(tmp_path / f"{name}-{len(workers)}.log", extra_env, wait=wait)
         workers.append(worker)
         return worker
 

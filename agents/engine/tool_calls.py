@@ -8,6 +8,7 @@ approved) call through its connector once, and verifies the effect by reading th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from typing import Any
@@ -369,12 +370,24 @@ def _insert_new(call: ToolCall) -> bool:
 def fault_point(name: str) -> None:
     """Fault injection for the crash tests: pause here so a test can SIGKILL the worker.
 
-    Only honoured under AGENTOPS_ENV=test, from AGENTOPS_FAULT_SLEEP_<NAME> (seconds).
+    Only honoured under AGENTOPS_ENV=test, from AGENTOPS_FAULT_SLEEP_<NAME> (seconds). With
+    AGENTOPS_FAULT_MARK_DIR set, the process shows it is in the pause by a file named
+    ``<pid>.<name>`` there (removed when the pause ends): a chaos test kills workers inside it,
+    whatever the pipeline's speed.
     """
     if settings.ENVIRONMENT != "test":
         return
     seconds = os.environ.get(f"AGENTOPS_FAULT_SLEEP_{name.upper()}")
     if seconds:
-        time.sleep(float(seconds))
+        mark_dir = os.environ.get("AGENTOPS_FAULT_MARK_DIR")
+        mark = os.path.join(mark_dir, f"{os.getpid()}.{name}") if mark_dir else None
+        if mark:
+            open(mark, "w").close()
+        try:
+            time.sleep(float(seconds))
+        finally:
+            if mark:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(mark)
     if os.environ.get(f"AGENTOPS_FAULT_EXIT_{name.upper()}"):  # a poison step: the process dies
         os._exit(70)

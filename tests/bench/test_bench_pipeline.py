@@ -321,11 +321,13 @@ def _make_it_true(tenant, data: dict, kind: str) -> None:
 def _purge_bench_queue() -> None:
     """Tasks an earlier, interrupted bench left on the bench's queue name runs of another
     database (ids start at 1 in each): a fresh worker took them first, and their lines were
-    counted as this scenario's runs."""
+    counted as this scenario's runs. Its knowledge queue too (``worker_settings``): a run's
+    learning tasks for tickets of a dropped database each cost the worker a task's CPU."""
     with celery_app.connection_for_write() as conn:
-        dropped = conn.default_channel.queue_purge(QUEUE)
-    if dropped:
-        print(f"\n   (dropped {dropped} tasks an earlier bench left on {QUEUE})")
+        for queue in (QUEUE, f"{QUEUE}-knowledge"):
+            dropped = conn.default_channel.queue_purge(queue)
+            if dropped:
+                print(f"\n   (dropped {dropped} tasks an earlier bench left on {queue})")
 
 
 def _percentile(values: list[float], pct: float) -> float:

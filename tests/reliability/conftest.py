@@ -94,21 +94,36 @@ class Supervisor:
     workers: list = field(default_factory=list)
     kills: int = 0
     started: int = 0
+    mark_dir: Path | None = None  # AGENTOPS_FAULT_MARK_DIR of the workers, when they have one
 
-    def fill(self) -> None:
+    def fill(self, *, wait: bool = True) -> None:
+        """Start workers until ``size`` are alive; ``wait=False`` does not wait for them to
+        answer a ping (a chaos loop keeps its pace while a replacement boots)."""
         self.workers = [w for w in self.workers if w.process.poll() is None]
         while len(self.workers) < self.size:
             self.started += 1
-            self.workers.append(self.start(f"w{self.started}", **self.env))
+            self.workers.append(self.start(f"w{self.started}", wait=wait, **self.env))
 
     def kill_one(self) -> None:
         alive = [w for w in self.workers if w.process.poll() is None]
-        if not alive:
-            return
-        victim = random.choice(alive)
-        os.killpg(victim.process.pid, signal.SIGKILL)
+        if alive:
+            self.kill(random.choice(alive))
+
+    def kill(self, victim) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(victim.process.pid, signal.SIGKILL)
         victim.process.wait(timeout=10)
         self.kills += 1
+        if self.mark_dir is not None:  # a killed worker's pause marks stay behind: clear them
+            for mark in self.mark_dir.glob(f"{victim.process.pid}.*"):
+                mark.unlink(missing_ok=True)
+
+    def in_fault_pause(self) -> list:
+        """The live workers inside a fault point's pause right now: ``fault_point`` marks it
+        with ``<pid>.<name>`` in ``mark_dir`` (given to the workers as
+        ``AGENTOPS_FAULT_MARK_DIR``)."""
+        pids = {int(mark.name.split(".", 1)[0]) for mark in self.mark_dir.iterdir()}
+        return [w for w in self.workers if w.process.pid in pids and w.process.poll() is None]
 
     def logs(self) -> str:
         return "\n---\n".join(w.log(20) for w in self.workers)
