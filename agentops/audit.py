@@ -7,7 +7,9 @@ the chain at that event, which ``verify_chain`` (and ``manage.py verify_audit``)
 
 Appending is serialised per tenant with a transaction-scoped advisory lock taken before the
 chain head is read, so concurrent writers of one tenant queue up (writers of different tenants
-do not), and the lock is released when the caller's transaction commits or rolls back.
+do not), and the lock is released when the caller's transaction commits or rolls back. That is
+why ``record`` appends a transaction's events just before it commits (``before_commit`` of
+``agentops.postgres``): the lock is then held for the append and the commit only.
 """
 
 from __future__ import annotations
@@ -269,8 +271,9 @@ def record(
 ) -> AuditEvent:
     """Append one event to ``tenant``'s chain, in the caller's transaction.
 
-    Inside ``batched()`` the event is appended when the block ends (its ``pk`` and ``seq`` are
-    set then); otherwise now.
+    Inside ``batched()`` the event is appended when the block ends; inside any other
+    transaction, just before it commits (its ``pk`` and ``seq`` are set then); in autocommit,
+    now. Inside ``sent_with`` it is appended now, with the block's statement.
     """
     event = AuditEvent(
         tenant=tenant,
@@ -287,11 +290,39 @@ def record(
     if pending is not None:
         pending.append(event)
         return event
+    if _riders.get() is None and _commits_later(connection):
+        # Appended just before the caller's transaction commits: the tenant's chain stays
+        # locked from the append to the commit, so the rest of the transaction runs unlocked
+        # (a ticket opened with its agent's run held it ~13 ms, while the workers waited).
+        connection.before_commit(_append_at_commit, event)
+        return event
     # Joins the caller's transaction (no savepoint); opens one when called in autocommit, so
     # the advisory lock is held until the event is committed.
     with transaction.atomic(savepoint=False):
         _append([event])
     return event
+
+
+def _commits_later(conn) -> bool:
+    """Whether ``conn`` is in a transaction that will commit later, and can append then: our
+    backend (``before_commit``), not inside a test case's transaction (which never commits:
+    there events are appended at once, as the statements of the same transaction they are)."""
+    return (
+        conn.in_atomic_block
+        and hasattr(conn, "before_commit")
+        and not any(getattr(block, "_from_testcase", False) for block in conn.atomic_blocks)
+    )
+
+
+def _append_at_commit(events: list[AuditEvent]) -> None:
+    """``before_commit``: the transaction's deferred events, one append per tenant (in tenant
+    order, so two transactions never take two tenants' chain locks in opposite orders)."""
+    token = _riders.set(None)  # nothing rides with these: sent_with blocks have ended
+    try:
+        for tenant_events in sorted(_by_tenant(events), key=lambda evs: evs[0].tenant_id):
+            _append(tenant_events)
+    finally:
+        _riders.reset(token)
 
 
 @contextmanager

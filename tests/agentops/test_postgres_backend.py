@@ -211,3 +211,70 @@ def test_worker_database_url_keeps_only_libpq_options(settings):
     params = conninfo_to_dict(url)  # libpq refuses an option it does not know
     assert "server_side_binding" not in params and "prepare_threshold" not in params
     assert params["dbname"] == connection.settings_dict["NAME"]
+
+
+# --- before_commit: the last work inside a transaction -----------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_before_commit_runs_once_per_func_with_its_items_inside_the_transaction():
+    seen = []
+
+    def hook(items):
+        with connection.cursor() as cursor:  # still inside the transaction
+            cursor.execute("SELECT txid_current_if_assigned() IS NOT NULL")
+            seen.append((list(items), connection.in_atomic_block, cursor.fetchone()[0]))
+
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT txid_current()")  # the transaction has an id
+        connection.before_commit(hook, "a")
+        with transaction.atomic():  # a savepoint that commits keeps its items
+            connection.before_commit(hook, "b")
+        assert seen == []  # not before the commit
+    assert seen == [(["a", "b"], False, True)]
+    assert connection.run_before_commit == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_before_commit_items_go_with_a_rolled_back_savepoint_or_transaction():
+    seen = []
+    with transaction.atomic():
+        connection.before_commit(seen.extend, "kept")
+        with pytest.raises(ZeroDivisionError), transaction.atomic():
+            connection.before_commit(seen.extend, "dropped with its savepoint")
+            raise ZeroDivisionError
+        connection.before_commit(seen.extend, "kept too")
+    assert seen == ["kept", "kept too"]
+    seen.clear()
+    with pytest.raises(ZeroDivisionError), transaction.atomic():
+        connection.before_commit(seen.extend, "dropped with the transaction")
+        raise ZeroDivisionError
+    with transaction.atomic():
+        pass
+    assert seen == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_error_before_commit_rolls_the_transaction_back(personas):
+    from agentops.models import Tenant
+
+    def failing(_items):
+        raise DataError("the hook failed")
+
+    name = personas.tenant.name
+    with pytest.raises(DataError, match="the hook failed"), transaction.atomic():
+        Tenant.objects.filter(pk=personas.tenant.pk).update(name="changed")
+        connection.before_commit(failing, None)
+    assert Tenant.objects.get(pk=personas.tenant.pk).name == name  # rolled back
+    assert connection.run_before_commit == [] and not connection.in_atomic_block
+    with transaction.atomic():  # the connection is usable
+        Tenant.objects.filter(pk=personas.tenant.pk).update(name="renamed")
+    assert Tenant.objects.get(pk=personas.tenant.pk).name == "renamed"
+
+
+def test_before_commit_needs_a_transaction():
+    from django.db.transaction import TransactionManagementError
+
+    with pytest.raises(TransactionManagementError):
+        connection.before_commit(print, None)

@@ -85,7 +85,7 @@ RESOLVABLE_SHARE = 2 / 3
 # commit to append their own events (pg_stat_statements: 2.3 s of pg_advisory_xact_lock per
 # 200 tickets). Tickets arrive one request at a time in production; 10 keeps the burst fast
 # to open without measuring that wait.
-BATCH = 10
+BATCH = int(os.environ.get("BENCH_PIPELINE_BATCH", "10"))
 TIMEOUT = float(os.environ.get("BENCH_PIPELINE_TIMEOUT", "900"))
 QUEUE = "bench-pipeline"
 GOAL_RATE = 20.0
