@@ -129,6 +129,83 @@ _riders: ContextVar[list[Rider] | None] = ContextVar("audit_riders", default=Non
 _batch_riders: ContextVar[list[Rider] | None] = ContextVar("audit_batch_riders", default=None)
 
 
+# Records carried to the next append of their tenant (``carry``), inside ``carrying``.
+_carried: ContextVar[list[tuple[Rider, AuditEvent]] | None] = ContextVar(
+    "audit_carried", default=None
+)
+
+
+@contextmanager
+def carrying() -> Iterator[None]:
+    """A block (the engine's step) inside which ``carry`` holds a change and its event for the
+    block's next append of the tenant, in whatever transaction that comes: the step's own
+    checkpoint, usually. What no append took is written at the block's end, in a transaction
+    of its own; nested blocks join the outer one."""
+    if _carried.get() is not None:
+        yield
+        return
+    token = _carried.set([])
+    try:
+        yield
+    finally:
+        left = _carried.get() or []
+        _carried.reset(token)
+        _write_carried(left)
+
+
+def carry(sql: str | Statements, params=(), **event: Any) -> bool:
+    """Inside ``carrying``: hold ``sql`` (the change) and the event ``record(**event)`` would
+    write, to go in front of the tenant's next append (one round trip with it, in its
+    transaction, chained before its events). False outside ``carrying``: nothing is held, the
+    caller writes them now.
+
+    Only for a change nothing reads before the block ends or its next append: a transaction
+    that carried it and then rolls back takes it along (a failing step; its retry writes it
+    again)."""
+    held = _carried.get()
+    if held is None:
+        return False
+    held.append((Rider(_statements(sql, params)), _new_event(**event)))
+    return True
+
+
+def carried_pending() -> bool:
+    """Whether the open ``carrying`` block holds records no append has taken yet."""
+    return bool(_carried.get())
+
+
+def send_carried() -> None:
+    """Write what the open ``carrying`` block holds now, in a transaction of its own (before
+    reading it back, or before a step's failure is recorded)."""
+    held = _carried.get()
+    if held:
+        taken = list(held)
+        held.clear()
+        _write_carried(taken)
+
+
+def _write_carried(items: list[tuple[Rider, AuditEvent]]) -> None:
+    if not items:
+        return
+    token = _carried.set(items)
+    try:
+        with transaction.atomic(savepoint=False):
+            for tenant_id in sorted({event.tenant_id for _rider, event in items}):
+                _append([], tenant_id=tenant_id)
+    finally:
+        _carried.reset(token)
+
+
+def _take_carried(tenant_id: int) -> list[tuple[Rider, AuditEvent]]:
+    held = _carried.get()
+    if not held:
+        return []
+    mine = [item for item in held if item[1].tenant_id == tenant_id]
+    if mine:
+        held[:] = [item for item in held if item[1].tenant_id != tenant_id]
+    return mine
+
+
 def at_batch_end(sql: str | Statements, params=(), on_result=None) -> Rider | None:
     """Send ``sql`` (a statement and its ``params``, or ``Statements``) at the end of the open ``batched`` block, in the round trip of its audit
     append (alone if it has no events), inside its transaction. None when no batch is open
@@ -146,6 +223,8 @@ def _send_riding(riders: list[Rider], events_by_tenant: list[list[AuditEvent]]) 
     try:
         for tenant_events in events_by_tenant:
             _append(tenant_events)
+        for tenant_id in sorted({event.tenant_id for _rider, event in _carried.get() or ()}):
+            _append([], tenant_id=tenant_id)  # carried records ride here too
     finally:
         _riders.reset(token)
     for rider in riders:
@@ -209,11 +288,17 @@ def _pieces(event: AuditEvent) -> tuple[str, str, str, str]:
     return p0, p1, p2, p3
 
 
-def _append(events: list[AuditEvent]) -> None:
+def _append(events: list[AuditEvent], *, tenant_id: int | None = None) -> None:
     """Chain ``events`` (one tenant's, in order) onto the head and insert them, in one round
     trip: ``agentops_audit_append`` (migration 0008) takes the tenant's append lock, reads the
-    head, stamps the time, hashes each event from its canonical pieces and inserts it."""
-    tenant_id = events[0].tenant_id
+    head, stamps the time, hashes each event from its canonical pieces and inserts it. The
+    tenant's carried records (``carry``) go first: their changes in front of the riders',
+    their events before ``events``."""
+    tenant_id = events[0].tenant_id if tenant_id is None else tenant_id
+    carried = _take_carried(tenant_id)
+    events = [event for _rider, event in carried] + list(events)
+    if not events:
+        return
     rows = []
     for event in events:
         p0, p1, p2, p3 = _pieces(event)
@@ -234,7 +319,8 @@ def _append(events: list[AuditEvent]) -> None:
             }
         )
     # The riders' statements first, then the append: one pipeline, one round trip.
-    riders = [r for r in (_riders.get() or ()) if not r.sent]
+    riders = [rider for rider, _event in carried]
+    riders += [r for r in (_riders.get() or ()) if not r.sent]
     statements = Statements()
     for rider in riders:
         statements.extend(rider.statements)
@@ -275,16 +361,15 @@ def record(
     transaction, just before it commits (its ``pk`` and ``seq`` are set then); in autocommit,
     now. Inside ``sent_with`` it is appended now, with the block's statement.
     """
-    event = AuditEvent(
+    event = _new_event(
         tenant=tenant,
-        actor_id=getattr(actor, "pk", None),
-        actor_label=actor_label(actor)[:150],
+        actor=actor,
         action=action,
         target_type=target_type,
-        target_id=str(target_id),
-        target_repr=target_repr[:200],
-        changes=_json_roundtrip(changes or {}),
-        metadata=_json_roundtrip(metadata or {}),
+        target_id=target_id,
+        target_repr=target_repr,
+        changes=changes,
+        metadata=metadata,
     )
     pending = _pending.get()
     if pending is not None:
@@ -301,6 +386,22 @@ def record(
     with transaction.atomic(savepoint=False):
         _append([event])
     return event
+
+
+def _new_event(**fields: Any) -> AuditEvent:
+    """The unsaved event ``record(**fields)`` appends (the same keyword arguments)."""
+    actor = fields["actor"]
+    return AuditEvent(
+        tenant=fields["tenant"],
+        actor_id=getattr(actor, "pk", None),
+        actor_label=actor_label(actor)[:150],
+        action=fields["action"],
+        target_type=fields["target_type"],
+        target_id=str(fields["target_id"]),
+        target_repr=fields.get("target_repr", "")[:200],
+        changes=_json_roundtrip(fields.get("changes") or {}),
+        metadata=_json_roundtrip(fields.get("metadata") or {}),
+    )
 
 
 def _commits_later(conn) -> bool:

@@ -138,14 +138,32 @@ class StepContext(ToolCalls, ApprovalSteps):
             [timezone.now(), self.tenant.pk, ids],
         )
 
-    def _save_call(self, call: ToolCall, fields: list[str], *, event: dict | None = None) -> None:
+    def _save_call(
+        self, call: ToolCall, fields: list[str], *, event: dict | None = None, carry: bool = False
+    ) -> None:
         """The call's new state and the touch of its steps (the live timeline), one round trip;
         with the audit ``event`` recording it (``action``, ``changes``, ``metadata``) in the
-        same round trip when given."""
+        same round trip when given. ``carry`` (with an event): both go with the step's next
+        audit append, its checkpoint usually (``audit.carry``), when the engine runs the step
+        in ``audit.carrying``."""
         from agentops import audit
         from agents.engine import sql
 
         statement = sql.together(sql.update_sql(call, fields), self._touch_sql(call))
+        if (
+            carry
+            and event is not None
+            and audit.carry(
+                *statement,
+                tenant=self.tenant,
+                actor=None,
+                target_type="tool_call",
+                target_id=call.call_id,
+                target_repr=call.tool_name,
+                **event,
+            )
+        ):
+            return
         if event is None:
             with connection.cursor() as cursor:
                 cursor.execute(*statement)

@@ -278,12 +278,21 @@ def _run_step(run: Run, step: Step, carry: dict) -> str:
         memo=carry.setdefault("memo", {}),
         **_blueprint_limits(run, bp),
     )
+    # Records a state carries (``audit.carry``: a policy verdict, say) go with the step's
+    # checkpoint, or with an earlier append of the step; what is left is written at the end.
+    with audit.carrying():
+        return _run_state_and_checkpoint(run, step, ctx, carry)
+
+
+def _run_state_and_checkpoint(run: Run, step: Step, ctx: StepContext, carry: dict) -> str:
+    bp = carry["bp"]
     started = time.monotonic()
     from agents.llm.base import LLMUnavailable
 
     try:
         outcome = bp.run_state(run.state, ctx)
     except (LLMUnavailable, TransientStepError) as exc:
+        audit.send_carried()  # before the retry or the escalation reads the calls back
         kind = "llm_unavailable" if isinstance(exc, LLMUnavailable) else "dependency_unavailable"
         ctx.guardrail(kind, f"Temporarily unavailable: {exc}", attempt=step.retries + 1)
         if step.retries + 1 < MAX_MODEL_RETRIES:
@@ -299,7 +308,9 @@ def _run_step(run: Run, step: Step, carry: dict) -> str:
             return "model-retry"
         outcome = bp.on_model_unavailable(ctx, exc)
     except Exception as exc:
-        return _fail(run, type(exc).__name__, str(exc), trace=tb.format_exc(), step=step)
+        trace = tb.format_exc()
+        audit.send_carried()  # the failed run's escalation lists the calls and their verdicts
+        return _fail(run, type(exc).__name__, str(exc), trace=trace, step=step)
 
     elapsed = int((time.monotonic() - started) * 1000)
     metrics.AGENT_REQUESTS.labels(run.agent_name, step.state, outcome.step_status).inc()
@@ -442,7 +453,7 @@ def _save_step_and_run(
     if metering is not None:
         parts.append(metering)
     counted = "(SELECT count(*) FROM part_2)" if metering is not None else "0"
-    if with_audit:
+    if not open_next and (with_audit or audit.carried_pending()):
         rows: list = []
         statement, params = sql.together(
             sql.update_sql(run, RUN_STEP_FIELDS), *parts, returning=counted
@@ -459,11 +470,18 @@ def _save_step_and_run(
         update_run, params = sql.update_sql(run, RUN_STEP_FIELDS)
         parts.append((update_run + " RETURNING cancel_requested", params))
         nxt = _next_step(run)
-        row = sql.execute_together(
+        together = (
             sql.insert_sql(nxt),
             *parts,
-            returning=f"id, {counted}, (SELECT cancel_requested FROM part_{len(parts)})",  # noqa: S608
         )
+        returning = f"id, {counted}, (SELECT cancel_requested FROM part_{len(parts)})"  # noqa: S608
+        if audit.carried_pending():  # the carried records and their events in the same trip
+            rows = []
+            statement, params = sql.together(*together, returning=returning)
+            audit.flush(statement, params, on_result=lambda cursor: rows.append(cursor.fetchone()))
+            row = rows[0]
+        else:
+            row = sql.execute_together(*together, returning=returning)
         nxt.pk = row[0]
         row = row[1:]
     if row is not None and row[0]:

@@ -257,6 +257,10 @@ class ToolCalls:
                 "changes": {"verdict": verdict.decision, "reason": verdict.reason},
                 "metadata": {"run_id": self.run.run_id},
             },
+            # With the step's checkpoint: the states after it read the verdict, none in this
+            # step does. Not a call waiting for approval: a reviewer's decision may come (and
+            # read it) before the checkpoint.
+            carry=verdict.decision != policy.NEEDS_APPROVAL,
         )
 
     @tracing.traced_tool_call

@@ -455,3 +455,76 @@ def test_a_redelivered_plan_finds_its_proposal_instead_of_recording_it_twice(
     run.refresh_from_db()
     assert run.state_data["proposals"] == [first.pk]
     assert ToolCall.objects.for_tenant(personas.tenant).filter(run=run).count() == 1
+
+
+def _at_compliance(personas, model):
+    """A locked-out ticket's run, driven up to its compliance step (one unlock proposed)."""
+    model.responses += [
+        triage_reply(),
+        tool_reply(("unlock_account", {"user_email": personas.requester.email})),
+    ]
+    ticket, run = open_ticket(personas)
+    while run.state != "compliance":
+        assert engine.advance(run.pk) == "advanced"
+        run.refresh_from_db()
+    return ticket, run
+
+
+def test_an_allowing_verdict_is_written_with_the_compliance_checkpoint(personas, model, directory):
+    """No transaction of its own: the verdict, its audit event and the step's checkpoint go
+    in one round trip, and the audit chain keeps the order things happened in."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    _ticket, run = _at_compliance(personas, model)
+    with CaptureQueriesContext(connection) as queries:
+        assert engine.advance(run.pk) == "advanced"  # the compliance step, alone
+    run.refresh_from_db()
+    assert run.state == "resolve"
+    call = run.tool_calls.get()
+    assert call.policy_verdict == "allow"
+    sent = [q["sql"] for q in queries.captured_queries]
+    verdicts = [sql for sql in sent if 'SET "policy_verdict"' in sql]
+    assert len(verdicts) == 1
+    assert "agentops_audit_append" in verdicts[0]  # its event, with it
+    assert 'UPDATE "agents_step" SET "status"' in verdicts[0]  # the step's checkpoint
+    assert len([sql for sql in sent if "agentops_audit_append" in sql]) == 1
+    assert drive(run)[-1] == "succeeded"
+    actions = list(
+        AuditEvent.objects.for_tenant(personas.tenant)
+        .filter(target_type="tool_call", target_id=call.call_id)
+        .order_by("seq")
+        .values_list("action", flat=True)
+    )
+    assert actions == ["policy.verdict", "tool.executing", "tool.executed"]
+
+
+def test_a_step_that_fails_after_a_verdict_still_records_it(
+    personas, model, directory, monkeypatch
+):
+    """The verdict a failing step carried is written before the failure is: the escalation
+    lists the call with its verdict."""
+    from incidents import pipeline
+
+    ticket, run = _at_compliance(personas, model)
+
+    real = pipeline.ServiceDeskBlueprint.state_compliance
+
+    def compliance_then_boom(self, ctx):
+        real(self, ctx)
+        raise RuntimeError("boom after the verdicts")
+
+    monkeypatch.setattr(pipeline.ServiceDeskBlueprint, "state_compliance", compliance_then_boom)
+    assert engine.advance(run.pk) == "failed"
+    call = run.tool_calls.get()
+    assert call.policy_verdict == "allow"
+    assert (
+        AuditEvent.objects.for_tenant(personas.tenant)
+        .filter(action="policy.verdict", target_id=call.call_id)
+        .exists()
+    )
+    ticket.refresh_from_db()
+    assert ticket.status == "escalated"
+    body = ticket.comments.filter(is_internal=True).first().body
+    assert call.policy_reason and f"unlock_account(user_email={personas.requester.email})" in body
+    assert call.policy_reason in body  # the escalation read the verdict back
