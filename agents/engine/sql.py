@@ -123,6 +123,18 @@ def insert_sql(obj) -> tuple[str, list]:
     return sql, list(params)
 
 
+def insert(obj):
+    """Insert ``obj`` as ``save`` would (``insert_sql``), set its primary key; returns it."""
+    statement, params = insert_sql(obj)
+    pk = obj._meta.pk
+    with connection.cursor() as cursor:
+        cursor.execute(f'{statement} RETURNING "{pk.column}"', params)
+        obj.pk = cursor.fetchone()[0]
+    obj._state.adding = False
+    obj._state.db = connection.alias
+    return obj
+
+
 def columns(model, alias: str) -> str:
     """``alias."col", …`` for every concrete field of ``model``, in field order (what
     ``instances`` reads back)."""

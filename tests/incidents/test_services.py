@@ -234,6 +234,8 @@ def test_opening_a_ticket_that_starts_its_agent_sends_no_savepoint(personas):
             tenant=personas.tenant, actor=personas.requester, title="Locked out", source="portal"
         )
     assert not [q["sql"] for q in sent.captured_queries if "SAVEPOINT" in q["sql"]]
+    # The requester came as a loaded user: no query proves it exists (its foreign key does).
+    assert not [q["sql"] for q in sent.captured_queries if 'FROM "auth_user"' in q["sql"]]
     runs = Run.objects.for_tenant(personas.tenant)
     assert sorted(runs.values_list("subject_id", flat=True)) == sorted(
         [first.number, second.number]
