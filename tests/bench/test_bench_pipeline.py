@@ -20,16 +20,17 @@ Scenarios (BENCH_PIPELINE_SCENARIOS, comma-separated; default all):
 - ``solo-burst``       ONE worker process (``--pool=solo``), all tickets opened at once, ten per
                        transaction: the capacity (tickets/s). Latency here is queueing: FIFO
                        with 500 runs ahead means every run ends near the end.
-- ``solo-paced20``     ONE worker, tickets arriving at 20/s (the goal's rate): the latency a
-                       ticket sees at that load (if the worker is slower, the queue grows).
+- ``solo-paced20``     ONE worker, tickets arriving at 20/s: the latency a ticket sees at
+                       that load (if the worker is slower, the queue grows).
 - ``solo-paced5``      ONE worker at 5 tickets/s, below its capacity: the latency of a ticket
                        that does not queue behind others.
-- ``prefork2-burst`` / ``prefork2-paced20``  the production setting of ``make run``: one
-                       worker with the prefork pool and concurrency 2.
+- ``prefork2-burst`` / ``prefork2-paced20`` / ``prefork2-paced30``  the production setting
+                       of ``make run``: one worker with the prefork pool and concurrency 2.
 
-The goal (2-core machine): at least 20 tickets/s with one worker and p95 under 2 s, judged
-for one worker process (solo) and for one worker with two pool processes (prefork, what
-``make run`` starts); the headline line and var/bench/pipeline.json give both. Nothing
+The goal (issue 10, a 2-core machine): the worker ``make run`` starts (prefork, two pool
+processes) handles at least 40 tickets/s (its burst) with p95 under 1 s while tickets arrive
+at 30/s (``prefork2-paced30``); the headline line and var/bench/pipeline.json judge it, and
+give the solo worker's figures and the p95 at 20/s beside it. Nothing
 here asserts a time; the asserts are about correctness: every run settled, none failed,
 every resolved ticket's tool calls verified, no tool call applied twice. The CPU line says
 where the machine's time went (the worker, PostgreSQL, this process, everything else: other
@@ -73,7 +74,14 @@ from tests.bench import pgstats
 pytestmark = pytest.mark.worker
 
 N = int(os.environ.get("BENCH_PIPELINE_TICKETS", "500"))
-SCENARIOS = ("solo-burst", "solo-paced20", "solo-paced5", "prefork2-burst", "prefork2-paced20")
+SCENARIOS = (
+    "solo-burst",
+    "solo-paced20",
+    "solo-paced5",
+    "prefork2-burst",
+    "prefork2-paced20",
+    "prefork2-paced30",
+)
 SELECTED = [
     s.strip() for s in os.environ.get("BENCH_PIPELINE_SCENARIOS", ",".join(SCENARIOS)).split(",")
 ]
@@ -88,8 +96,9 @@ RESOLVABLE_SHARE = 2 / 3
 BATCH = int(os.environ.get("BENCH_PIPELINE_BATCH", "10"))
 TIMEOUT = float(os.environ.get("BENCH_PIPELINE_TIMEOUT", "900"))
 QUEUE = "bench-pipeline"
-GOAL_RATE = 20.0
-GOAL_P95_S = 2.0
+GOAL_RATE = 40.0  # tickets/s, the burst of the worker `make run` starts (issue 10)
+GOAL_P95_S = 1.0  # seconds, while tickets arrive at GOAL_ARRIVAL a second
+GOAL_ARRIVAL = 30
 OUT_DIR = Path(settings.BASE_DIR) / "var" / "bench"
 OUT = OUT_DIR / "pipeline.json"
 # Software the tenant lets the agent install without approval: the default list plus most of
@@ -680,21 +689,25 @@ def _write() -> None:
     # and concurrency 2 (what `make run` starts on this 2-core machine). The goal is judged on
     # each; both are printed.
     headline = {}
-    for label, prefix in (("solo", "solo"), ("prefork2", "prefork2")):
-        burst, paced = _results.get(f"{prefix}-burst"), _results.get(f"{prefix}-paced20")
-        if burst:
+    for label in ("solo", "prefork2"):
+        if burst := _results.get(f"{label}-burst"):
             headline[f"{label}_tickets_per_s"] = burst["tickets_per_s"]
-        if paced:
+        if paced := _results.get(f"{label}-paced20"):
             headline[f"{label}_p95_s_at_20_per_s"] = paced["latency_s"]["p95"]
-        if burst and paced:
-            headline[f"{label}_meets_goal"] = (
-                burst["tickets_per_s"] >= GOAL_RATE and paced["latency_s"]["p95"] < GOAL_P95_S
-            )
+    goal_burst = _results.get("prefork2-burst")
+    goal_paced = _results.get(f"prefork2-paced{GOAL_ARRIVAL}")
+    if goal_paced:
+        headline[f"prefork2_p95_s_at_{GOAL_ARRIVAL}_per_s"] = goal_paced["latency_s"]["p95"]
+    if goal_burst and goal_paced:
+        headline["meets_goal"] = (
+            goal_burst["tickets_per_s"] >= GOAL_RATE and goal_paced["latency_s"]["p95"] < GOAL_P95_S
+        )
     if "solo-paced5" in _results:
         headline["solo_p95_s_at_5_per_s"] = _results["solo-paced5"]["latency_s"]["p95"]
     if headline:
         print(
-            f"\n== pipeline goal (>= {GOAL_RATE:g} tickets/s, p95 < {GOAL_P95_S:g} s): {headline}"
+            f"\n== pipeline goal (prefork 2: >= {GOAL_RATE:g} tickets/s, p95 < {GOAL_P95_S:g} s "
+            f"at {GOAL_ARRIVAL}/s arriving): {headline}"
         )
     OUT.write_text(
         json.dumps(
@@ -702,7 +715,11 @@ def _write() -> None:
                 "when": timezone.now().isoformat(),
                 "tickets_per_scenario": N,
                 "people": PEOPLE,
-                "goal": {"tickets_per_s_at_least": GOAL_RATE, "p95_s_below": GOAL_P95_S},
+                "goal": {
+                    "tickets_per_s_at_least": GOAL_RATE,
+                    "p95_s_below": GOAL_P95_S,
+                    "arriving_per_s": GOAL_ARRIVAL,
+                },
                 "headline": headline,
                 "environment": {
                     "python": platform.python_version(),
