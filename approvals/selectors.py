@@ -13,6 +13,7 @@ from django.db.models import Count, F, Max, Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 
+from agentops.prepared import prepared
 from approvals import access
 from approvals.models import ApprovalRequest, ReviewerAvailability
 
@@ -135,6 +136,23 @@ def requests_for(
     if statuses is not None:
         qs = qs.filter(status__in=list(statuses))
     return qs.order_by("created_at", "id")
+
+
+@prepared  # (learning from every resolved ticket asks)
+def latest_approved(tenant_id: int, handler: str, subject_type: str, subject_id: str):
+    """The latest approved request a handler opened about one subject, with its decider
+    (``requests_for`` narrowed to APPROVED, newest decision first; ``.first()`` it)."""
+    return (
+        ApprovalRequest.objects.for_tenant(tenant_id)
+        .filter(
+            handler=handler,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            status=Status.APPROVED,
+        )
+        .select_related("decided_by")
+        .order_by("-decided_at", "-id")[:1]
+    )
 
 
 def _stamp_fields(membership) -> dict:

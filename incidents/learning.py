@@ -21,6 +21,7 @@ from typing import Any
 
 from django.urls import reverse
 
+from agentops.prepared import prepared
 from agents.models import Run, RunStatus, ToolCall
 from agents.redaction import redact
 from incidents.models import Status, Ticket
@@ -55,45 +56,43 @@ class AgentResolution:
         return decided_by.get_username() if decided_by is not None else ""
 
 
+@prepared
+def _latest_run(tenant_id: int, number: str):
+    return (
+        Run.objects.for_tenant(tenant_id)
+        .filter(subject_type="ticket", subject_id=number)
+        .order_by("-created_at", "-id")[:1]
+    )
+
+
+@prepared
+def _verified_calls(tenant_id: int, run_id: int):
+    return (
+        ToolCall.objects.for_tenant(tenant_id)
+        .filter(run_id=run_id, status=ToolCall.Status.SUCCESS, verified=True)
+        .order_by("id")
+        .values_list("tool_name", "result_json")
+    )
+
+
 def agent_resolution(ticket: Ticket) -> AgentResolution:
     """The ticket's latest agent run and its successful, verified tool calls in order, and the
     approval a reviewer gave one of them. A run that failed or escalated did not resolve the
     ticket (a person did): no tools then. The run's own status may still read "running" here:
-    the resolve step commits the ticket before the engine records the step."""
+    the resolve step commits the ticket before the engine records the step. (Compiled once per
+    process, ``agentops.prepared``: every resolved ticket is learnt from.)"""
     from agents.engine import APPROVAL_HANDLER
-    from approvals.models import ApprovalRequest
-    from approvals.selectors import requests_for
+    from approvals.selectors import latest_approved
 
-    run = (
-        Run.objects.for_tenant(ticket.tenant)
-        .filter(subject_type="ticket", subject_id=ticket.number)
-        .order_by("-created_at", "-id")
-        .first()
-    )
+    run = _latest_run.first(ticket.tenant_id, ticket.number)
     if run is None or run.status in AGENT_DID_NOT_RESOLVE:
         return AgentResolution(run=None, tools=[], approval=None)
-    calls = list(
-        ToolCall.objects.for_tenant(ticket.tenant)
-        .filter(run=run, status=ToolCall.Status.SUCCESS, verified=True)
-        .order_by("id")
-        .values_list("tool_name", "result_json")
-    )
+    calls = _verified_calls(ticket.tenant_id, run.pk)
     tools = [name for name, _result in calls]
     changed = [name for name, result in calls if changed_something(result)]
     approval = None
     if tools:
-        approval = (
-            requests_for(
-                ticket.tenant,
-                handler=APPROVAL_HANDLER,
-                subject_type="run",
-                subject_id=str(run.pk),
-                statuses=[ApprovalRequest.Status.APPROVED],
-            )
-            .select_related("decided_by")
-            .order_by("-decided_at", "-id")
-            .first()
-        )
+        approval = latest_approved.first(ticket.tenant_id, APPROVAL_HANDLER, "run", str(run.pk))
     return AgentResolution(run=run, tools=tools, approval=approval, changed=changed)
 
 

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from agentops import audit
 from agentops.models import Tenant
+from agentops.prepared import prepared
 from incidents.models import OPEN_STATUSES, Ticket
 
 
@@ -43,14 +44,17 @@ def mark_sla_breaches() -> int:
     return flagged
 
 
+@prepared
+def _ticket_with_tenant(tenant_id: int, number: str):
+    return (
+        Ticket.objects.for_tenant(tenant_id).select_related("tenant", "queue").filter(number=number)
+    )
+
+
 def _ticket(tenant_id: int, number: str) -> Ticket | None:
-    tenant = Tenant.objects.filter(pk=tenant_id).first()
-    if tenant is None:
-        return None
-    ticket = Ticket.objects.for_tenant(tenant).select_related("queue").filter(number=number).first()
-    if ticket is not None:
-        ticket.tenant = tenant
-    return ticket
+    """The ticket with its tenant and queue, in one statement compiled once per process (every
+    resolved ticket's learning task starts here); None when either is gone."""
+    return _ticket_with_tenant.first(tenant_id, number)
 
 
 @shared_task(

@@ -18,7 +18,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max, Q
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from agentops import audit, quotas
@@ -131,21 +131,15 @@ def _validate(*, kind: str, title: str, content: str, content_type: str) -> str:
 # --------------------------------------------------------------------------- ingest
 
 
-def _resolve_source(*, tenant, source, external_key, kind, title, origin, provenance, actor):
-    """The source to add a version to (locked), or a new one; and whether it is new."""
+def _resolve_source(*, tenant, source, keyed, external_key, kind, title, origin, provenance, actor):
+    """The source to add a version to (locked), or a new one; and whether it is new.
+    ``keyed``: the source ``external_key`` names, already read under its lock (or None)."""
     if source is not None:
         if source.tenant_id != tenant.pk:
             raise ValidationError("That source belongs to another workspace.")
         return Source.objects.for_tenant(tenant).select_for_update().get(pk=source.pk), False
-    if external_key:
-        found = (
-            Source.objects.for_tenant(tenant)
-            .select_for_update()
-            .filter(external_key=external_key)
-            .first()
-        )
-        if found is not None:
-            return found, False
+    if keyed is not None:
+        return keyed, False
     now = timezone.now()
     try:
         with transaction.atomic():  # a savepoint: a concurrent import of the same key may win
@@ -203,15 +197,22 @@ def ingest_text(
     """
     title = _validate(kind=kind, title=title, content=content, content_type=content_type)
     external_key = (external_key or "").strip()
+    # The source the external key names, locked (read once: it also tells the quota whether a
+    # source is added).
+    keyed = None
+    if source is None and external_key:
+        keyed = (
+            Source.objects.for_tenant(tenant)
+            .select_for_update()
+            .filter(external_key=external_key)
+            .first()
+        )
     # Before anything is stored or embedded: room for a new document, and for more passages.
-    adds_source = source is None and not (
-        external_key
-        and Source.objects.for_tenant(tenant).filter(external_key=external_key).exists()
-    )
-    quotas.check_knowledge(tenant, documents=1 if adds_source else 0)
+    quotas.check_knowledge(tenant, documents=1 if source is None and keyed is None else 0)
     src, is_new = _resolve_source(
         tenant=tenant,
         source=source,
+        keyed=keyed,
         external_key=external_key,
         kind=kind,
         title=title,
@@ -496,10 +497,3 @@ def reembed_stale(tenant=None) -> int:
     if enqueued:
         log.info("re-embedding %d documents with %s", enqueued, model)
     return enqueued
-
-
-def mark_progress(document_id: int, embedded: int) -> None:
-    """The count of embedded chunks, for the console's progress bar (one UPDATE)."""
-    Document.objects.unscoped("the index task updates its own document by id").filter(
-        pk=document_id
-    ).update(chunks_embedded=F("chunks_embedded") + embedded)

@@ -13,7 +13,7 @@ from datetime import timedelta
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from knowledge import services
@@ -46,11 +46,23 @@ def _claim(document_id: int) -> Document | None:
     )
 
 
-def _still_current(document: Document) -> bool:
-    return (
+def _advance(document: Document, *, total: int, embedded: int, last: bool, model: str) -> bool:
+    """Inside a batch's transaction, first: move the document's progress (and mark it ready
+    after its last batch), only while it is still current and ours to index; its row stays
+    locked to the commit, so an edit that supersedes it waits for the batch. False: it was
+    superseded or taken from us (the batch must not be stored)."""
+    fields: dict = {"chunks_total": total, "chunks_embedded": F("chunks_embedded") + embedded}
+    if last:
+        fields |= {
+            "status": IndexStatus.READY,
+            "embedding_model": model,
+            "indexed_at": timezone.now(),
+            "error": "",
+        }
+    return bool(
         Document.objects.for_tenant(document.tenant)
         .filter(pk=document.pk, is_current=True, status=IndexStatus.INDEXING)
-        .exists()
+        .update(**fields)
     )
 
 
@@ -64,13 +76,15 @@ def index_document_now(document_id: int) -> str:
     """Chunk, store and embed one document; returns what happened (for logs and tests).
 
     1. Claim the document (or return "skipped": someone else has it, or it is done).
-    2. Chunk its content; remove the chunks of an earlier attempt (a retry starts clean).
-    3. Embed in batches; each batch's chunks are inserted with their vectors, and the
-       document's ``chunks_embedded`` moves, in one commit, so the console shows progress.
-       (Inserting each chunk once, with its vector, instead of inserting it bare and updating
-       it later, writes each row and its index entries once: the update was a third of the
-       time of indexing.)
-    4. Mark it ready with the model's name, or failed with the error.
+    2. Chunk its content.
+    3. Embed in batches; each batch is one transaction: the document's progress moves
+       (``chunks_embedded`` of ``chunks_total``, for the console's progress bar) while it is
+       still current, else nothing is stored ("superseded"); the first batch removes the
+       chunks of an earlier attempt (a retry starts clean); the chunks go in with their
+       vectors (inserted once with the vector, not bare and updated later: each row and its
+       index entries are written once); the last batch marks it ready with the model's name.
+       A document of one batch (a resolved ticket, most pages) is one transaction.
+    4. Or mark it failed with the error.
     """
     from knowledge.embeddings import get_embedder
 
@@ -85,18 +99,23 @@ def index_document_now(document_id: int) -> str:
         if hasattr(embedder, "count_pieces"):
             limits = {"count_pieces": embedder.count_pieces, "max_pieces": embedder.max_tokens}
         drafts = chunk_document(document.content, document.content_type, **limits)
-        with transaction.atomic():
-            Chunk.objects.for_tenant(tenant).filter(document=document).delete()
-            Document.objects.for_tenant(tenant).filter(pk=document.pk).update(
-                chunks_total=len(drafts), chunks_embedded=0
-            )
         batch = max(1, getattr(settings, "KNOWLEDGE_INDEX_BATCH", 32))
-        for start in range(0, len(drafts), batch):
-            part = drafts[start : start + batch]
-            vectors = embedder.embed([d.embedding_text for d in part])
+        parts = [drafts[i : i + batch] for i in range(0, len(drafts), batch)] or [[]]
+        if len(parts) > 1:  # the progress bar knows the whole while the first batch embeds
+            Document.objects.for_tenant(tenant).filter(
+                pk=document.pk, status=IndexStatus.INDEXING
+            ).update(chunks_total=len(drafts))
+        for number, part in enumerate(parts):
+            vectors = embedder.embed([d.embedding_text for d in part]) if part else []
             with transaction.atomic():
-                if not _still_current(document):
+                last = number == len(parts) - 1
+                if not _advance(
+                    document, total=len(drafts), embedded=len(part), last=last, model=embedder.name
+                ):
+                    transaction.set_rollback(True)
                     return "superseded"  # an edit replaced it; the new version indexes itself
+                if number == 0:  # an earlier attempt's chunks go: a retry starts clean
+                    Chunk.objects.for_tenant(tenant).filter(document=document).delete()
                 Chunk.objects.bulk_create(
                     [
                         Chunk(
@@ -115,15 +134,6 @@ def index_document_now(document_id: int) -> str:
                         for d, vector in zip(part, vectors, strict=True)
                     ]
                 )
-                services.mark_progress(document.pk, len(part))
-        Document.objects.for_tenant(tenant).filter(
-            pk=document.pk, status=IndexStatus.INDEXING
-        ).update(
-            status=IndexStatus.READY,
-            embedding_model=embedder.name,
-            indexed_at=timezone.now(),
-            error="",
-        )
         return "indexed"
     except Exception as exc:
         log.exception("indexing document %s failed", document_id)

@@ -155,3 +155,120 @@ def test_a_failing_index_marks_the_document_failed_and_an_unchanged_ingest_retri
     assert services.reembed_stale(personas.tenant) == 0  # failed waits for a retry, no loop
     again = ingest(personas.tenant, "VPN runbook", VPN, external_key="vpn.md")
     assert again.pk == doc.pk and again.status == IndexStatus.READY and again.chunks_embedded == 2
+
+
+def _pending(tenant, content=VPN):
+    """A document stored and waiting for its index task (the on-commit enqueue not run)."""
+    doc = services.ingest_text(tenant=tenant, kind="runbook", title="VPN runbook", content=content)
+    assert doc.status == IndexStatus.PENDING
+    return doc
+
+
+class _WatchedEmbedder:
+    """The real embedder, calling ``before(batch_number)`` before it embeds each batch."""
+
+    def __init__(self, real, before):
+        self.real, self.before, self.calls = real, before, 0
+        self.name = real.name
+
+    def embed(self, texts):
+        self.calls += 1
+        self.before(self.calls)
+        return self.real.embed(texts)
+
+
+def _watch(monkeypatch, before):
+    from knowledge import embeddings
+
+    watched = _WatchedEmbedder(embeddings.get_embedder(), before)
+    monkeypatch.setattr(embeddings, "get_embedder", lambda: watched)
+    return watched
+
+
+def test_indexing_in_batches_shows_progress_then_ready(personas, settings, monkeypatch):
+    from knowledge.tasks import index_document_now
+
+    settings.KNOWLEDGE_INDEX_BATCH = 1
+    doc = _pending(personas.tenant)
+    seen = []
+
+    def before(batch):
+        row = Document.objects.for_tenant(personas.tenant).get(pk=doc.pk)
+        seen.append((batch, row.status, row.chunks_embedded, row.chunks_total))
+
+    _watch(monkeypatch, before)
+    assert index_document_now(doc.pk) == "indexed"
+    # The console's progress bar knows the whole from the start and moves with each batch.
+    assert seen == [(1, IndexStatus.INDEXING, 0, 2), (2, IndexStatus.INDEXING, 1, 2)]
+    doc.refresh_from_db()
+    assert (doc.status, doc.chunks_embedded, doc.chunks_total) == (IndexStatus.READY, 2, 2)
+    assert doc.embedding_model == "hashing-v1" and doc.indexed_at is not None
+    assert Chunk.objects.for_tenant(personas.tenant).filter(document=doc).count() == 2
+
+
+def test_an_edit_while_indexing_supersedes_it_and_the_rest_is_not_stored(
+    personas, settings, monkeypatch
+):
+    from knowledge.tasks import index_document_now
+
+    settings.KNOWLEDGE_INDEX_BATCH = 1
+    doc = _pending(personas.tenant)
+
+    def before(batch):
+        if batch == 2:  # an edit made a new version current between the two batches
+            Document.objects.for_tenant(personas.tenant).filter(pk=doc.pk).update(is_current=False)
+
+    _watch(monkeypatch, before)
+    assert index_document_now(doc.pk) == "superseded"
+    doc.refresh_from_db()
+    assert doc.status == IndexStatus.INDEXING and doc.chunks_embedded == 1  # never marked ready
+    assert Chunk.objects.for_tenant(personas.tenant).filter(document=doc).count() == 1
+
+
+def test_a_document_of_one_batch_is_indexed_in_one_transaction(personas):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from knowledge.tasks import index_document_now
+
+    doc = _pending(personas.tenant)
+    with CaptureQueriesContext(connection) as ctx:
+        assert index_document_now(doc.pk) == "indexed"
+    verbs = [q["sql"].split()[0] for q in ctx.captured_queries]
+    # The claim and its read, then one transaction (a savepoint inside the test's own):
+    # progress and ready, the earlier attempt's chunks removed, the chunks inserted.
+    assert verbs == ["UPDATE", "SELECT", "SAVEPOINT", "UPDATE", "DELETE", "INSERT", "RELEASE"]
+    doc.refresh_from_db()
+    assert (doc.status, doc.chunks_embedded, doc.chunks_total) == (IndexStatus.READY, 2, 2)
+
+
+def test_a_keyed_source_is_read_once_under_its_lock(personas, ingest):
+    """The external key's source decides both the quota check and what gets a new version: it
+    is read once, locked, whether it exists yet or not."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def source_reads(content):
+        with CaptureQueriesContext(connection) as ctx:
+            services.ingest_text(
+                tenant=personas.tenant,
+                kind="runbook",
+                title="VPN runbook",
+                content=content,
+                external_key="vpn.md",
+            )
+        return [
+            q["sql"]
+            for q in ctx.captured_queries
+            if q["sql"].startswith("SELECT") and 'FROM "knowledge_source"' in q["sql"]
+        ]
+
+    new = source_reads(VPN)
+    assert len(new) == 1 and new[0].endswith("FOR UPDATE")
+    edited = source_reads(VPN + "\n## More\n\nText.\n")
+    assert len(edited) == 1 and edited[0].endswith("FOR UPDATE")
+    assert Source.objects.for_tenant(personas.tenant).filter(external_key="vpn.md").count() == 1
+    assert (
+        Document.objects.for_tenant(personas.tenant).filter(source__external_key="vpn.md").count()
+        == 2
+    )

@@ -292,3 +292,23 @@ def test_an_approved_golden_path_survives_a_3_but_not_a_1(personas, monkeypatch)
     ticket.csat_score = 1
     ticket_learning.learn_from_rating(ticket)
     assert not golden(personas.tenant).get().is_active  # the requester says it did not work
+
+
+def test_the_learning_task_reads_its_ticket_with_tenant_and_queue_in_one_statement(
+    personas, django_assert_num_queries
+):
+    from incidents import tasks as incident_tasks
+    from incidents.models import Queue
+
+    queue = Queue.objects.create(tenant=personas.tenant, name="Identity")
+    ticket = services.ticket_create(
+        tenant=personas.tenant, actor=personas.agent, title="Locked out"
+    )
+    type(ticket).objects.for_tenant(personas.tenant).filter(pk=ticket.pk).update(queue=queue)
+    with django_assert_num_queries(1):
+        loaded = incident_tasks._ticket(personas.tenant.pk, ticket.number)
+        assert loaded.pk == ticket.pk
+        assert (loaded.tenant.slug, loaded.queue.name) == (personas.tenant.slug, "Identity")
+    # Another tenant's id, or a number that is not there: nothing.
+    assert incident_tasks._ticket(personas.other_tenant.pk, ticket.number) is None
+    assert incident_tasks._ticket(personas.tenant.pk, "INC99999999") is None
