@@ -38,7 +38,12 @@ jobs on the machine make the numbers worse, and "machine busy" shows how much). 
 there is the bench's own server (the embedded one's postmaster and its children), not another
 checkout's. ``AGENTOPS_BENCH_PG_STATEMENTS=1`` adds PostgreSQL's own account: statements,
 functions, HOT updates, WAL, and its CPU split between the worker's connection and this
-process's (tests/bench/pgstats.py).
+process's (tests/bench/pgstats.py). The ceiling line divides the cores by the CPU a ticket
+cost (the worker with the learning its run queued, PostgreSQL, opening it): the rate this
+machine could sustain at that cost with every core busy and nothing else running, whatever
+the scheduling. (A burst's tickets/s may read above it: it stops at the last run's end, while
+the learning it queued still drains.) 40 tickets/s on 2 cores needs a ticket in 50 ms of CPU,
+all of it included.
 
     make bench PYTEST_ARGS="-k pipeline"
     BENCH_PIPELINE_TICKETS=100 BENCH_PIPELINE_SCENARIOS=solo-burst make bench PYTEST_ARGS="-k pipeline"
@@ -426,6 +431,10 @@ def _cpu_per_ticket(before: dict, after: dict, n: int) -> dict:
         "postgres_ms_per_ticket": round(delta["postgres"] / n * 1000, 1),
         "test_process_ms_per_ticket": round(delta["test_process"] / n * 1000, 1),
         "other_ms_per_ticket": round((delta["machine_busy"] - ours) / n * 1000, 1),
+        "ours_ms_per_ticket": round(ours / n * 1000, 1),
+        # What this machine could do at this cost, every core busy with nothing else:
+        # cores / CPU seconds per ticket (the worker, PostgreSQL and opening the tickets).
+        "ceiling_tickets_per_s": round((os.cpu_count() or 1) * n / max(ours, 1e-9), 1),
     }
 
 
@@ -721,6 +730,10 @@ def _write() -> None:
             headline[f"{label}_p95_s_at_20_per_s"] = paced["latency_s"]["p95"]
     goal_burst = _results.get("prefork2-burst")
     goal_paced = _results.get(f"prefork2-paced{GOAL_ARRIVAL}")
+    if goal_burst:
+        headline["prefork2_cpu_ms_per_ticket"] = goal_burst["cpu"]["ours_ms_per_ticket"]
+        headline["prefork2_cpu_ceiling_tickets_per_s"] = goal_burst["cpu"]["ceiling_tickets_per_s"]
+        headline["goal_cpu_ms_per_ticket"] = round((os.cpu_count() or 1) * 1000 / GOAL_RATE, 1)
     if goal_paced:
         headline[f"prefork2_p95_s_at_{GOAL_ARRIVAL}_per_s"] = goal_paced["latency_s"]["p95"]
     if goal_burst and goal_paced:
@@ -796,6 +809,13 @@ def _print(name: str, r: dict) -> None:
         f"{cpu['postgres_ms_per_ticket']} ms, ticket creation+polling "
         f"{cpu['test_process_ms_per_ticket']} ms, everything else on the machine "
         f"{cpu['other_ms_per_ticket']} ms; machine busy {cpu['machine_busy_fraction']:.0%}"
+    )
+    cores = os.cpu_count() or 1
+    print(
+        f"   CPU ceiling: at {cpu['ours_ms_per_ticket']} ms of CPU per ticket (worker with its "
+        f"learning, PostgreSQL, opening) {cores} cores sustain at most "
+        f"{cpu['ceiling_tickets_per_s']} tickets/s; the goal's {GOAL_RATE:g} tickets/s allows "
+        f"{cores * 1000 / GOAL_RATE:.0f} ms"
     )
     print(
         f"   outcomes {r['outcomes']}; the work they queued (learning, indexing) done "
