@@ -103,8 +103,10 @@ class Document(TenantOwned):
     )
     created_at = models.DateTimeField(default=timezone.now)
     indexed_at = models.DateTimeField(null=True, blank=True)
-    # When the index task claimed it: a claim older than the lease is taken over (a worker
-    # that died mid-document leaves it "indexing" otherwise).
+    # Indexing: when the index task claimed it (a claim older than the lease is taken over: a
+    # worker that died mid-document leaves it "indexing" otherwise). Pending again: when it was
+    # re-queued (a new version counts from created_at); the beat enqueues a version pending
+    # for longer than knowledge.tasks.PENDING_GRACE again (its task was lost).
     index_started_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

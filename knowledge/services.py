@@ -169,9 +169,9 @@ def _resolve_source(*, tenant, source, keyed, external_key, kind, title, origin,
 def _enqueue_index(document_id: int) -> None:
     from knowledge.tasks import index_document
 
-    transaction.on_commit(
-        lambda: index_document.delay(document_id), robust=True
-    )  # a broker outage: the stale-index beat re-enqueues it
+    # robust: a broker outage only logs here, the version stays pending and the beat
+    # (knowledge.tasks.reembed_stale) enqueues it again once PENDING_GRACE has passed.
+    transaction.on_commit(lambda: index_document.delay(document_id), robust=True)
 
 
 @transaction.atomic
@@ -314,7 +314,9 @@ def ingest_text(
 def _reset_for_indexing(document: Document) -> None:
     Document.objects.unscoped("the caller loaded this document through its tenant").filter(
         pk=document.pk
-    ).update(status=IndexStatus.PENDING, error="", chunks_embedded=0)
+    ).update(
+        status=IndexStatus.PENDING, error="", chunks_embedded=0, index_started_at=timezone.now()
+    )
     document.status, document.error, document.chunks_embedded = IndexStatus.PENDING, "", 0
 
 
@@ -325,7 +327,12 @@ def reindex_document(*, document: Document, actor=None) -> Document:
         Document.objects.for_tenant(document.tenant)
         .filter(pk=document.pk, is_current=True)
         .exclude(status=IndexStatus.INDEXING)
-        .update(status=IndexStatus.PENDING, chunks_embedded=0, error="")
+        .update(
+            status=IndexStatus.PENDING,
+            chunks_embedded=0,
+            error="",
+            index_started_at=timezone.now(),
+        )
     )
     if claimed:
         audit.record(
@@ -489,7 +496,12 @@ def reembed_stale(tenant=None) -> int:
             claimed = (
                 docs.filter(pk=document_id, is_current=True)
                 .exclude(status__in=[IndexStatus.INDEXING, IndexStatus.FAILED])
-                .update(status=IndexStatus.PENDING, chunks_embedded=0, error="")
+                .update(
+                    status=IndexStatus.PENDING,
+                    chunks_embedded=0,
+                    error="",
+                    index_started_at=timezone.now(),
+                )
             )
             if claimed:
                 _enqueue_index(document_id)

@@ -14,6 +14,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from knowledge import services
@@ -24,6 +25,10 @@ log = logging.getLogger(__name__)
 
 # A claim older than this is taken over by the next delivery (its worker died).
 INDEX_LEASE = timedelta(minutes=15)
+# A version pending longer than this lost its index task (see ``reembed_stale``). Longer than
+# a knowledge queue's backlog normally lasts: an early re-enqueue only costs a claim that finds
+# nothing to do.
+PENDING_GRACE = timedelta(minutes=15)
 
 
 def _claim(document_id: int) -> Document | None:
@@ -148,20 +153,31 @@ def index_document(document_id: int) -> str:
 
 @shared_task(name="knowledge.tasks.reembed_stale")
 def reembed_stale() -> int:
-    """Beat: re-embed what another model embedded, and re-enqueue documents whose claim
-    expired (their worker died mid-document)."""
-    expired = list(
-        Document.objects.unscoped("maintenance: find documents whose index task died")
+    """Beat: re-embed what another model embedded, and enqueue again the documents whose index
+    task died or was lost: a claim that expired (its worker died mid-document), and a version
+    pending for longer than PENDING_GRACE (the broker was down when it was committed, or the
+    message was lost). A duplicate delivery is harmless: the claim lets one task index it."""
+    now = timezone.now()
+    lost = (
+        Document.objects.unscoped("maintenance: find documents whose index task died or was lost")
+        .filter(is_current=True)
+        .alias(waiting_since=Coalesce("index_started_at", "created_at"))
         .filter(
-            is_current=True,
-            status=IndexStatus.INDEXING,
-            index_started_at__lt=timezone.now() - INDEX_LEASE,
+            Q(status=IndexStatus.INDEXING, index_started_at__lt=now - INDEX_LEASE)
+            | Q(status=IndexStatus.PENDING, waiting_since__lt=now - PENDING_GRACE)
         )
-        .values_list("pk", flat=True)[:1000]
     )
-    for document_id in expired:
+    found = list(lost.values_list("pk", "status")[:1000])
+    pending = [pk for pk, status in found if status == IndexStatus.PENDING]
+    if pending:  # re-queued now: the next beat gives them another PENDING_GRACE
+        Document.objects.unscoped("maintenance: the lost documents found above").filter(
+            pk__in=pending, status=IndexStatus.PENDING
+        ).update(index_started_at=now)
+    for document_id, _status in found:
         index_document.delay(document_id)
-    return services.reembed_stale() + len(expired)
+    if found:
+        log.info("re-enqueued %d documents whose index task died or was lost", len(found))
+    return services.reembed_stale() + len(found)
 
 
 @shared_task(

@@ -272,3 +272,84 @@ def test_a_keyed_source_is_read_once_under_its_lock(personas, ingest):
         Document.objects.for_tenant(personas.tenant).filter(source__external_key="vpn.md").count()
         == 2
     )
+
+
+def test_the_beat_queues_again_a_version_whose_index_task_was_lost(personas, monkeypatch):
+    """A broker outage when a version was committed: the enqueue after commit only logged, the
+    version stayed pending. The beat finds it once PENDING_GRACE has passed, queues it again
+    (and not again before another grace), and it gets indexed."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from knowledge import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.index_document, "delay", queued.append)
+    lost = _pending(personas.tenant)
+    fresh = _pending(personas.other_tenant)  # its task is probably still in the queue
+    Document.objects.unscoped("test").filter(pk=lost.pk).update(
+        created_at=timezone.now() - tasks.PENDING_GRACE - timedelta(minutes=1)
+    )
+
+    tasks.reembed_stale()
+    assert queued == [lost.pk]
+    lost.refresh_from_db()
+    assert lost.status == IndexStatus.PENDING
+    assert timezone.now() - lost.index_started_at < timedelta(minutes=1)  # re-queued now
+    tasks.reembed_stale()
+    assert queued == [lost.pk]  # not again before another grace
+
+    assert tasks.index_document_now(lost.pk) == "indexed"
+    lost.refresh_from_db()
+    assert lost.status == IndexStatus.READY and lost.chunks_total == 2
+    fresh.refresh_from_db()
+    assert fresh.status == IndexStatus.PENDING
+
+
+def test_the_beat_queues_again_a_document_whose_worker_died_mid_index(personas, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from knowledge import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.index_document, "delay", queued.append)
+    dead, alive = _pending(personas.tenant), _pending(personas.other_tenant)
+    long_ago = timezone.now() - tasks.INDEX_LEASE - timedelta(minutes=1)
+    Document.objects.unscoped("test").filter(pk=dead.pk).update(
+        status=IndexStatus.INDEXING, index_started_at=long_ago
+    )
+    Document.objects.unscoped("test").filter(pk=alive.pk).update(
+        status=IndexStatus.INDEXING, index_started_at=timezone.now()
+    )
+    tasks.reembed_stale()
+    assert queued == [dead.pk]
+    assert tasks.index_document_now(dead.pk) == "indexed"  # the expired claim is taken over
+    assert tasks.index_document_now(alive.pk) == "skipped"  # a live claim is not
+
+
+def test_a_version_queued_again_counts_its_grace_from_then(
+    personas, ingest, monkeypatch, django_capture_on_commit_callbacks
+):
+    """An admin's re-index of an old version queues it again: the beat does not take it for
+    lost because the version itself is old."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from knowledge import tasks
+
+    doc = ingest(personas.tenant, "VPN runbook", VPN)
+    Document.objects.unscoped("test").filter(pk=doc.pk).update(
+        created_at=timezone.now() - timedelta(days=30)
+    )
+    doc.refresh_from_db()
+    queued = []
+    monkeypatch.setattr(tasks.index_document, "delay", queued.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.reindex_document(document=doc)
+    assert queued == [doc.pk]
+    tasks.reembed_stale()
+    assert queued == [doc.pk]  # queued a moment ago: not lost
