@@ -259,6 +259,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "incidents.tasks.close_unanswered",
         "schedule": crontab(minute=23),
     },
+    # A requester's e-mail digest whose task was lost (broker down when it was scheduled) or
+    # gave up (mail server down) is sent later, not never.
+    "requester-digests-overdue": {
+        "task": "incidents.portal.tasks.send_overdue_digests",
+        "schedule": crontab(minute="*/5"),
+    },
     "sla-clock": {
         "task": "incidents.tasks.mark_sla_breaches",
         "schedule": crontab(minute="*"),
@@ -271,12 +277,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "approvals.tasks.check_approval_slas",
         "schedule": crontab(minute="*"),
     },
-    # Re-embeds chunks written by another embedding model (after KNOWLEDGE_EMBEDDING_BACKEND
-    # changed) and re-enqueues documents whose index task died; cheap when nothing is stale.
     "webhook-deliveries-retention": {
         "task": "incidents.tasks.purge_webhook_deliveries",
         "schedule": crontab(minute=17, hour=3),
     },
+    # Re-embeds chunks written by another embedding model (after KNOWLEDGE_EMBEDDING_BACKEND
+    # changed) and re-enqueues documents whose index task died or was lost; cheap when
+    # nothing is stale.
     "knowledge-reembed-stale": {
         "task": "knowledge.tasks.reembed_stale",
         "schedule": crontab(minute="*/15"),

@@ -175,7 +175,9 @@ def _send(*, ticket, kind: str, text: str, at_batch_end: bool = False) -> None:
         if queued and not burst_open:
             # The first change of a burst schedules the one e-mail; later ones ride along.
             delay = settings.REQUESTER_DIGEST_SECONDS
-            transaction.on_commit(lambda: _schedule(tenant_id, user_id, delay))
+            # robust: a broker outage must not fail the step whose change committed; the beat
+            # (incidents.portal.tasks.send_overdue_digests) sends the digest later.
+            transaction.on_commit(lambda: _schedule(tenant_id, user_id, delay), robust=True)
 
     sql, params = _update_statement(ticket=ticket, kind=kind, text=text)
     if at_batch_end:
@@ -286,7 +288,7 @@ def _tell_confirm(*, ticket, text: str, actor) -> None:
     if opens_burst:
         delay = settings.REQUESTER_DIGEST_SECONDS
         tenant_id, user_id = tenant.pk, user.pk
-        transaction.on_commit(lambda: _schedule(tenant_id, user_id, delay))
+        transaction.on_commit(lambda: _schedule(tenant_id, user_id, delay), robust=True)
 
 
 def _ask_on_the_reply(pending, ticket, text: str) -> bool:

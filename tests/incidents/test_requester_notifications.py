@@ -187,3 +187,68 @@ def test_a_grouped_change_rings_the_bell_once_with_the_status_first(
         services.ticket_comment(ticket=ticket, actor=None, body="Lost?", author_label="Agent")
         raise RuntimeError("the step failed")
     assert len(bell(personas)) == before + 1
+
+
+def _age_updates(personas, by):
+    from django.utils import timezone
+
+    RequesterUpdate.objects.for_tenant(personas.tenant).update(created_at=timezone.now() - by)
+
+
+def test_a_digest_whose_task_was_lost_is_sent_by_the_beat(
+    personas, ticket, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The broker is down when a burst's first update commits: the change stands (no error
+    for the step or request that made it), the later updates of the burst ride along as
+    usual, and the beat sends the one e-mail once the digest is overdue; then nothing more."""
+    from datetime import timedelta
+
+    from django.conf import settings
+
+    from incidents.portal import tasks
+
+    def broker_down(*args):
+        raise ConnectionError("Error 111 connecting to the broker")
+
+    monkeypatch.setattr(notify, "_schedule", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.ticket_transition(ticket=ticket, actor=None, status=Status.TRIAGED)
+        services.ticket_comment(ticket=ticket, actor=personas.agent, body="Try the new profile.")
+    ticket.refresh_from_db()
+    assert ticket.status == Status.TRIAGED and mail.outbox == []
+    unsent = RequesterUpdate.objects.for_tenant(personas.tenant).filter(emailed_at__isnull=True)
+    assert unsent.count() == 2
+
+    assert tasks.send_overdue_digests() == 0  # not overdue yet: its task may still come
+    _age_updates(
+        personas, timedelta(seconds=settings.REQUESTER_DIGEST_SECONDS) + tasks.DIGEST_GRACE
+    )
+    assert tasks.send_overdue_digests() == 1
+    [message] = mail.outbox
+    assert message.to == [personas.requester.email]
+    assert message.subject == f"[AgentOps] 2 updates on {ticket.number}: VPN drops every hour"
+    assert not unsent.exists()
+    assert tasks.send_overdue_digests() == 0 and len(mail.outbox) == 1
+    beat = settings.CELERY_BEAT_SCHEDULE["requester-digests-overdue"]
+    assert beat["task"] == tasks.send_overdue_digests.name
+
+
+def test_the_beat_leaves_requesters_who_can_no_longer_get_mail(
+    personas, ticket, monkeypatch, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from incidents.portal import tasks
+
+    monkeypatch.setattr(notify, "_schedule", lambda *args: None)  # the task never came
+    with django_capture_on_commit_callbacks(execute=True):
+        services.ticket_comment(ticket=ticket, actor=personas.agent, body="Try the new profile.")
+    _age_updates(personas, timedelta(days=1))
+    requester = personas.requester
+    requester.is_active = False
+    requester.save(update_fields=["is_active"])
+    assert tasks.send_overdue_digests() == 0
+    requester.is_active, requester.email = True, ""
+    requester.save(update_fields=["is_active", "email"])
+    assert tasks.send_overdue_digests() == 0
+    assert mail.outbox == []
