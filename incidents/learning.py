@@ -26,7 +26,7 @@ from agents.models import Run, RunStatus, ToolCall
 from agents.redaction import redact
 from incidents.models import Status, Ticket
 from knowledge import history, learning
-from knowledge.models import Source, SourceKind
+from knowledge.models import IndexStatus, Source, SourceKind
 from knowledge.summary import summarise
 
 GOLDEN_CSAT = 4  # a rating at or above this makes the resolution a golden path
@@ -211,7 +211,7 @@ def learn_from_resolution(ticket: Ticket) -> None:
         ],
         origin="ticket",
     )
-    ingest_text(
+    document = ingest_text(
         tenant=ticket.tenant,
         kind=SourceKind.HISTORICAL_TICKET,
         title=f"{ticket.number}: {ticket.title}"[:300],
@@ -219,7 +219,15 @@ def learn_from_resolution(ticket: Ticket) -> None:
         origin=f"ticket:{ticket.number}",
         external_key=historical_key(ticket),
         provenance={"ticket": ticket.number, "reason": reason},
+        index_after_commit=False,
     )
+    if document.status == IndexStatus.PENDING:
+        # Indexed here rather than by a task of its own (both run on the knowledge queue): a
+        # broker message, a task and a reload fewer per resolved ticket. If this task dies
+        # first, the version stays pending and the beat indexes it (knowledge.tasks).
+        from knowledge.tasks import index_document_now
+
+        index_document_now(document.pk)
     if resolution.approval is not None:
         promote(ticket, resolution, reason="a reviewer approved the resolution")
 

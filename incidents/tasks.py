@@ -59,6 +59,7 @@ def _ticket(tenant_id: int, number: str) -> Ticket | None:
 
 @shared_task(
     name="incidents.tasks.learn_from_resolution",
+    ignore_result=True,
     acks_late=True,
     autoretry_for=(ConnectionError, TimeoutError),
     retry_backoff=2,
@@ -78,6 +79,7 @@ def learn_from_resolution(tenant_id: int, number: str) -> bool:
 
 @shared_task(
     name="incidents.tasks.learn_from_rating",
+    ignore_result=True,
     acks_late=True,
     autoretry_for=(ConnectionError, TimeoutError),
     retry_backoff=2,

@@ -187,6 +187,7 @@ def ingest_text(
     provenance: dict[str, Any] | None = None,
     actor=None,
     source: Source | None = None,
+    index_after_commit: bool = True,
 ) -> Document:
     """Add or update a knowledge source; return its current document.
 
@@ -194,6 +195,10 @@ def ingest_text(
     re-indexes nothing. New or changed content adds a version (it becomes current), deletes the
     old version's chunks and enqueues indexing after commit. Invalid input raises
     ``ValidationError`` with a message per field, and stores nothing.
+
+    ``index_after_commit=False``: no index task is enqueued; a returned document that is
+    pending is the caller's to index once this has committed (``knowledge.tasks
+    .index_document_now``; if the caller dies first, the beat indexes it after PENDING_GRACE).
     """
     title = _validate(kind=kind, title=title, content=content, content_type=content_type)
     external_key = (external_key or "").strip()
@@ -264,7 +269,8 @@ def ingest_text(
         # deactivated, so it is indexed again.
         if current.status == IndexStatus.FAILED or "is_active" in changed_fields:
             _reset_for_indexing(current)
-            _enqueue_index(current.pk)
+            if index_after_commit:
+                _enqueue_index(current.pk)
         return current
 
     # 3. New content: a new version becomes current; the old chunks go.
@@ -306,7 +312,8 @@ def ingest_text(
             "origin": src.origin,
         },
     )
-    _enqueue_index(document.pk)
+    if index_after_commit:
+        _enqueue_index(document.pk)
     document.source = src
     return document
 

@@ -146,7 +146,12 @@ def index_document_now(document_id: int) -> str:
         return "failed"
 
 
-@shared_task(name="knowledge.tasks.index_document", acks_late=True, reject_on_worker_lost=True)
+@shared_task(
+    name="knowledge.tasks.index_document",
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+)
 def index_document(document_id: int) -> str:
     return index_document_now(int(document_id))
 

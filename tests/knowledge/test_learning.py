@@ -312,3 +312,24 @@ def test_the_learning_task_reads_its_ticket_with_tenant_and_queue_in_one_stateme
     # Another tenant's id, or a number that is not there: nothing.
     assert incident_tasks._ticket(personas.other_tenant.pk, ticket.number) is None
     assert incident_tasks._ticket(personas.tenant.pk, "INC99999999") is None
+
+
+def test_a_resolved_ticket_is_indexed_by_its_learning_task_itself(
+    personas, make_ticket, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The past ticket's text is chunked and embedded in the learning task, not in a task of
+    its own: no index task is queued, and the passage is searchable when the task ends."""
+    from knowledge import tasks as knowledge_tasks
+    from knowledge.models import Chunk, IndexStatus
+
+    queued = []
+    monkeypatch.setattr(knowledge_tasks.index_document, "delay", queued.append)
+    ticket = make_ticket(personas.tenant, personas.requester)
+    resolve(ticket, personas.agent, django_capture_on_commit_callbacks)
+    source = Source.objects.for_tenant(personas.tenant).get(
+        kind=SourceKind.HISTORICAL_TICKET, external_key=f"ticket:{ticket.number}"
+    )
+    document = source.documents.get(is_current=True)
+    assert document.status == IndexStatus.READY and document.chunks_total >= 1
+    assert Chunk.objects.for_tenant(personas.tenant).filter(document=document).exists()
+    assert queued == []
