@@ -34,28 +34,32 @@ _THINGS = (
     r"account|password|laptop|login|log-in|mailbox|inbox|access|device|computer|pc|phone|"
     r"e-?mail|mfa|vpn|profile|pin"
 )
-OTHER_PERSON_PATTERNS = (
-    rf"\b(?:my|our|a|one of (?:my|our))\s+(?:{_RELATION})s?\b",
-    rf"\b(?:his|her)\s+(?:{_THINGS})\b",
-    r"\bon (?:behalf|the behalf) of\b",
-    r"\b(?:he|she) (?:is|has been|got|cannot|can't|can not) (?:locked|unable)\b",
-    # German, French, Spanish, Dutch, Italian, Portuguese.
-    r"\b(?:mein(?:e|em|en)?|unser(?:e|em|en)?)\s+(?:kolleg(?:e|in|en)|mitarbeiter(?:in)?|chef(?:in)?)\b",
-    r"\bim namen von\b|\bfür (?:herrn|frau)\b",
-    r"\b(?:mon|ma|mes|notre|un|une)\s+(?:coll[eè]gue|collaborat(?:eur|rice)|manager|chef|stagiaire)s?\b",
-    r"\bde la part de\b|\bau nom de\b|\bson (?:compte|mot de passe|ordinateur)\b",
-    r"\b(?:mi|mis|nuestro|nuestra)\s+(?:compa[ñn]er[oa]|colega|jef[ea]|emplead[oa])s?\b",
-    r"\ben nombre de\b|\bsu (?:cuenta|contrase[ñn]a)\b",
-    r"\b(?:mijn|onze)\s+(?:collega|manager|medewerker)s?\b|\bnamens\b",
-    r"\b(?:il mio|la mia|un mio|una mia)\s+(?:collega|responsabile)\b|\bper conto di\b",
-    r"\b(?:meu|minha)\s+(?:colega|chefe)\b|\bem nome de\b",
+# (Compiled at import: the worker imports this module before it forks, agentops.celery.)
+OTHER_PERSON_PATTERNS = tuple(
+    re.compile(pattern)
+    for pattern in (
+        rf"\b(?:my|our|a|one of (?:my|our))\s+(?:{_RELATION})s?\b",
+        rf"\b(?:his|her)\s+(?:{_THINGS})\b",
+        r"\bon (?:behalf|the behalf) of\b",
+        r"\b(?:he|she) (?:is|has been|got|cannot|can't|can not) (?:locked|unable)\b",
+        # German, French, Spanish, Dutch, Italian, Portuguese.
+        r"\b(?:mein(?:e|em|en)?|unser(?:e|em|en)?)\s+(?:kolleg(?:e|in|en)|mitarbeiter(?:in)?|chef(?:in)?)\b",
+        r"\bim namen von\b|\bfür (?:herrn|frau)\b",
+        r"\b(?:mon|ma|mes|notre|un|une)\s+(?:coll[eè]gue|collaborat(?:eur|rice)|manager|chef|stagiaire)s?\b",
+        r"\bde la part de\b|\bau nom de\b|\bson (?:compte|mot de passe|ordinateur)\b",
+        r"\b(?:mi|mis|nuestro|nuestra)\s+(?:compa[ñn]er[oa]|colega|jef[ea]|emplead[oa])s?\b",
+        r"\ben nombre de\b|\bsu (?:cuenta|contrase[ñn]a)\b",
+        r"\b(?:mijn|onze)\s+(?:collega|manager|medewerker)s?\b|\bnamens\b",
+        r"\b(?:il mio|la mia|un mio|una mia)\s+(?:collega|responsabile)\b|\bper conto di\b",
+        r"\b(?:meu|minha)\s+(?:colega|chefe)\b|\bem nome de\b",
+    )
 )
 # Words that introduce the person a request is for, followed by a name.
-FOR_NAME = (
+FOR_NAME = re.compile(
     r"(?:for|on behalf of|f[üu]r|pour|para|voor|per|de la part de)\s+"
     r"(?P<name>[A-ZÀ-Ý][\w'-]+(?:\s+[A-ZÀ-Ý][\w'-]+)?)"
 )
-POSSESSIVE_NAME = (
+POSSESSIVE_NAME = re.compile(
     r"(?P<name>[A-ZÀ-Ý][\w-]+(?:\s+[A-ZÀ-Ý][\w-]+)?)(?:'s|’s|s')\s+(?:\w+\s+)?(?:"
     + _THINGS
     + r")\b"
@@ -132,7 +136,7 @@ def detect(tenant, text: str, *, requester_email: str) -> ThirdParty | None:
             member = _member_by_email(tenant, address)
             return ThirdParty(who=member[1] if member else address, email=address, phrase=address)
     for pattern in (POSSESSIVE_NAME, FOR_NAME):
-        for match in re.finditer(pattern, text):
+        for match in pattern.finditer(text):
             name = match.group("name").strip()
             if name.lower() in NOT_NAMES or name.split()[0].lower() in NOT_NAMES:
                 continue
@@ -143,7 +147,7 @@ def detect(tenant, text: str, *, requester_email: str) -> ThirdParty | None:
                 return ThirdParty(who=label or name, email=email, phrase=match.group(0).strip())
     lowered = text.lower()
     for pattern in OTHER_PERSON_PATTERNS:
-        match = re.search(pattern, lowered)
+        match = pattern.search(lowered)
         if match:
             return ThirdParty(who="someone else (" + match.group(0) + ")", phrase=match.group(0))
     return None

@@ -21,6 +21,49 @@ def test_warm_up_loads_the_triage_model_and_the_url_patterns():
     assert get_resolver()._populated
 
 
+WARM_PROBE = """
+import json, sys
+import django
+django.setup()
+from django.core.validators import EmailValidator
+from django.utils.functional import empty
+from agentops.celery import WARM_MODULES, warm_up
+from agents.connectors.base import CONNECTOR_BACKENDS
+modules = sorted({*WARM_MODULES, *(p.rsplit(".", 1)[0] for p in CONNECTOR_BACKENDS.values())})
+before = [m for m in modules if m in sys.modules], EmailValidator.domain_regex._wrapped is not empty
+warm_up()
+after = [m for m in modules if m in sys.modules], EmailValidator.domain_regex._wrapped is not empty
+print(json.dumps({"modules": modules, "before": before, "after": after}))
+"""
+
+
+def test_warm_up_loads_what_steps_import_and_compile_on_first_use():
+    """In a fresh process, as a worker starts: the modules a step imports inside functions,
+    the connector backends and Django's lazily compiled e-mail patterns are not loaded after
+    Django's setup, and are after the warm-up (before the worker forks its pool processes)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    done = subprocess.run(
+        [sys.executable, "-c", WARM_PROBE],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    probe = json.loads(done.stdout.strip().splitlines()[-1])
+    (loaded, compiled), modules = probe["before"], probe["modules"]
+    assert set(loaded) < set(modules) and not compiled, probe  # the first ticket paid these
+    assert probe["after"] == [modules, True], probe
+
+
 def test_a_failed_warm_up_is_logged_and_the_worker_starts(monkeypatch, caplog):
     def broken():
         raise OSError("var/models unreadable")
