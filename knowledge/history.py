@@ -255,7 +255,9 @@ def index_examples(
         from knowledge.triage_model import schedule_retrain
 
         tenant_id = tenant.pk
-        transaction.on_commit(lambda: schedule_retrain(tenant_id))
+        # robust: with Redis or the broker down the examples stay written (the learning
+        # that wrote them goes on); the tenant's next history change schedules the retrain.
+        transaction.on_commit(lambda: schedule_retrain(tenant_id), robust=True)
     return written
 
 

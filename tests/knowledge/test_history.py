@@ -141,3 +141,26 @@ def test_set_resolved_ok(personas):
 @pytest.mark.parametrize("k", [0, -1])
 def test_no_neighbours_for_k_below_one(personas, k):
     assert history.similar(personas.tenant, "anything", k=k) == []
+
+
+def test_a_retrain_that_cannot_be_queued_loses_no_example(
+    personas, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
+    """Redis (the debounce) or the broker down after the examples commit: they stay written
+    and the caller goes on; the failure is logged, and the next change queues the retrain."""
+    import logging
+
+    from knowledge import triage_model
+
+    def down(tenant_id):
+        raise OSError("Connection refused")
+
+    monkeypatch.setattr(triage_model, "schedule_retrain", down)
+    with caplog.at_level(logging.ERROR), django_capture_on_commit_callbacks(execute=True) as hooks:
+        written = history.index_examples(
+            personas.tenant,
+            [{"ref": "INC-1", "text": "VPN drops every hour", "category": "network"}],
+        )
+    assert written == 1 and len(hooks) == 1  # the retrain's hook ran, and failed
+    assert "Connection refused" in caplog.text
+    assert LabelledExample.objects.for_tenant(personas.tenant).filter(ref="INC-1").exists()
