@@ -7,6 +7,8 @@ import io
 import logging
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agentops.redaction import RedactingFilter, redact
 
@@ -152,3 +154,33 @@ def test_djangos_own_loggers_write_only_through_the_redacting_handler():
     assert streams
     for handler in streams:
         assert any(isinstance(f, RedactingFilter) for f in handler.filters)
+
+
+# Pieces of text: plain words, digits, and every kind of secret the patterns look for, so the
+# generated texts hit each pattern (and each gate) both ways.
+_PIECES = [
+    "my", "password", "is", "hunter2", "PIN:", "1234", "card", "4111 1111 1111 1111", "ssn",
+    "123-45-6789", "123456789", "export", "DB_PASSWORD=s3cr3t", "mysql", "-pS3cret", "-p", "22",
+    "https://bob:pa55@host/x", "--api-key", "'abc def'", "set it back to", "'Summer2024!'",
+    "eyJabcdefghij.abcdefghij.abcdefghij", "sk-ant-abcdefghijklmnopqrstu", "AKIAABCDEFGHIJKLMNOP",
+    "ghp_" + "a" * 36, "xoxb-1234567890-abc", "GB82 WEST 1234 5698 7654 32", "AB 12 34 56 C",
+    "-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----", "Token", "=", ":",
+    "“x y”", "national insurance number", "tax id", "VPN", "locked", "the", "\n", "laptop",
+]  # fmt: skip
+
+
+@given(st.lists(st.sampled_from(_PIECES) | st.text(max_size=12), max_size=14).map(" ".join))
+@settings(max_examples=300, deadline=None)
+def test_the_quick_checks_before_each_pattern_never_change_what_is_redacted(text):
+    """Each pattern is skipped when the text lacks what it needs to match (a digit, a
+    keyword): that is for speed only. With every check passing, the result is the same."""
+    from agentops import redaction
+
+    gated = redact(text)
+    real = redaction._may_match
+    redaction._may_match = lambda gate, text: True
+    try:
+        ungated = redact(text)
+    finally:
+        redaction._may_match = real
+    assert gated == ungated
