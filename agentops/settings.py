@@ -277,6 +277,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "approvals.tasks.check_approval_slas",
         "schedule": crontab(minute="*"),
     },
+    # An approval request whose Slack post was lost (broker or Slack down) is posted later.
+    "slack-approvals-missed": {
+        "task": "approvals.tasks.post_missed_slack_approvals",
+        "schedule": crontab(minute="*/5"),
+    },
     "webhook-deliveries-retention": {
         "task": "incidents.tasks.purge_webhook_deliveries",
         "schedule": crontab(minute=17, hour=3),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from celery import shared_task
+from django.utils import timezone
 
 from approvals import services
 
@@ -49,3 +52,37 @@ def update_slack_message(approval_id: int) -> None:
     )
     if request is not None:
         slack.refresh_message(request=request)
+
+
+# A pending request older than this with no Slack message lost its post (the broker was down
+# when it opened, or the post gave up its retries while Slack was down). Only the last day's
+# are posted again: older ones have reached reviewers through the queue and its escalations.
+SLACK_GRACE = timedelta(minutes=10)
+SLACK_LOOKBACK = timedelta(days=1)
+
+
+@shared_task(name="approvals.tasks.post_missed_slack_approvals", ignore_result=True)
+def post_missed_slack_approvals() -> int:
+    """Beat: post to Slack the pending requests whose post was lost, for the tenants whose
+    Slack connection posts approvals. A request already posted is not posted twice (the post
+    checks for its message first)."""
+    from approvals.models import ApprovalRequest, SlackApprovalMessage, SlackConnection
+
+    now = timezone.now()
+    posting = SlackConnection.objects.unscoped("maintenance: tenants that post approvals")
+    messages = SlackApprovalMessage.objects.unscoped("maintenance: requests already posted")
+    missed = list(
+        ApprovalRequest.objects.unscoped("maintenance: every tenant's unposted requests")
+        .filter(
+            status=ApprovalRequest.Status.PENDING,
+            created_at__lt=now - SLACK_GRACE,
+            created_at__gte=now - SLACK_LOOKBACK,
+            tenant_id__in=posting.filter(is_active=True, post_approvals=True).values("tenant_id"),
+        )
+        .exclude(pk__in=messages.values("request_id"))
+        .order_by("created_at", "id")
+        .values_list("pk", flat=True)[:500]
+    )
+    for approval_id in missed:
+        post_approval_to_slack.delay(approval_id)
+    return len(missed)

@@ -219,3 +219,67 @@ def test_a_console_decision_shows_on_the_slack_message(
     (update,) = connected.of("chat.update")
     assert "Approved by riley" in json.dumps(update.body["blocks"])
     assert "approval_approve" not in json.dumps(update.body["blocks"])  # no buttons left
+
+
+def test_a_request_whose_post_was_lost_is_posted_by_the_beat(
+    connected, park, personas, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The broker is down when the request opens: nothing reaches Slack then. Once the request
+    has waited SLACK_GRACE, the beat posts it, once; a decided request, another tenant without
+    a connection, or one already posted is left alone."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from approvals import tasks
+
+    def broker_down(approval_id):
+        raise ConnectionError("Error 111 connecting to the broker")
+
+    real_delay = tasks.post_approval_to_slack.delay
+    monkeypatch.setattr(tasks.post_approval_to_slack, "delay", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        _, _, approval = park()
+    monkeypatch.setattr(tasks.post_approval_to_slack, "delay", real_delay)  # the broker is back
+    assert connected.of("chat.postMessage") == []
+
+    assert tasks.post_missed_slack_approvals() == 0  # not yet: its own post may still come
+    ApprovalRequest.objects.for_tenant(approval.tenant).filter(pk=approval.pk).update(
+        created_at=timezone.now() - tasks.SLACK_GRACE - timedelta(minutes=1)
+    )
+    assert tasks.post_missed_slack_approvals() == 1
+    (call,) = connected.of("chat.postMessage")
+    assert call.body["channel"] == "C1"
+    assert (
+        SlackApprovalMessage.objects.for_tenant(approval.tenant).filter(request=approval).exists()
+    )
+    assert tasks.post_missed_slack_approvals() == 0  # posted now
+    assert len(connected.of("chat.postMessage")) == 1
+    beat = settings.CELERY_BEAT_SCHEDULE["slack-approvals-missed"]
+    assert beat["task"] == tasks.post_missed_slack_approvals.name
+
+
+def test_the_beat_leaves_decided_old_and_unconnected_requests(
+    connected, park, personas, monkeypatch, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from approvals import tasks
+
+    monkeypatch.setattr(tasks.post_approval_to_slack, "delay", lambda approval_id: None)
+    with django_capture_on_commit_callbacks(execute=True):
+        _, _, approval = park()
+    requests = ApprovalRequest.objects.for_tenant(approval.tenant).filter(pk=approval.pk)
+    requests.update(created_at=timezone.now() - tasks.SLACK_LOOKBACK - timedelta(minutes=1))
+    assert tasks.post_missed_slack_approvals() == 0  # too old: the queue has it
+    requests.update(created_at=timezone.now() - tasks.SLACK_GRACE - timedelta(minutes=1))
+    SlackConnection.objects.for_tenant(approval.tenant).update(post_approvals=False)
+    assert tasks.post_missed_slack_approvals() == 0  # the tenant posts no approvals
+    SlackConnection.objects.for_tenant(approval.tenant).update(post_approvals=True)
+    requests.update(status=ApprovalRequest.Status.REJECTED)
+    assert tasks.post_missed_slack_approvals() == 0  # decided
+    requests.update(status=ApprovalRequest.Status.PENDING)
+    assert tasks.post_missed_slack_approvals() == 1
